@@ -1,0 +1,219 @@
+"""Classify one HTTP answer with a platform spec. Pure functions: no I/O.
+
+The order matters and is the heart of measurement validity: anything that looks like
+an outage, a CAPTCHA or a rate limit is a failure *before* we look for censorship
+notices, and a page that shows none of the spec's expected markers is
+``unexpected_page``, never ``not_censored``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from .failures import FailureCode
+from .models import Verdict
+from .platforms.spec import Extractor, Matcher, PlatformSpec
+
+_CHARSET_RE = re.compile(r"charset=([\w.:-]+)", re.I)
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.I)
+_NUMBER_RE = re.compile(r"\d[\d,，]*")
+
+
+@dataclass
+class Classification:
+    verdict: Verdict
+    failure: str | None = None
+    signals: list[str] = field(default_factory=list)
+    result_count: int | None = None
+    result_items: int | None = None
+    result_domains: list[str] = field(default_factory=list)
+
+    @property
+    def has_results(self) -> bool:
+        return self.verdict is Verdict.not_censored
+
+
+def failure(code: FailureCode, *signals: str) -> Classification:
+    return Classification(Verdict.failure, code.value, list(signals))
+
+
+class Page:
+    """A decoded answer with lazily built views (HTML tree, JSON document)."""
+
+    def __init__(self, text: str, fmt: str):
+        self.text = text
+        self.fmt = fmt
+        self._soup: Any = None
+        self._json: Any = None
+        self._json_loaded = False
+
+    @property
+    def soup(self) -> Any:
+        if self._soup is None:
+            from bs4 import BeautifulSoup
+
+            self._soup = BeautifulSoup(self.text, "html.parser")
+        return self._soup
+
+    @property
+    def json(self) -> Any:
+        if not self._json_loaded:
+            self._json = json.loads(self.text)
+            self._json_loaded = True
+        return self._json
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.S)
+
+
+def _walk_json(doc: Any, path: str) -> list[Any]:
+    nodes = [doc]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for node in nodes:
+            if part == "*":
+                if isinstance(node, list):
+                    nxt.extend(node)
+                elif isinstance(node, dict):
+                    nxt.extend(node.values())
+            elif isinstance(node, dict) and part in node:
+                nxt.append(node[part])
+            elif isinstance(node, list) and part.lstrip("-").isdigit():
+                idx = int(part)
+                if -len(node) <= idx < len(node):
+                    nxt.append(node[idx])
+        nodes = nxt
+    return nodes
+
+
+def matches(page: Page, m: Matcher) -> bool:
+    if m.text is not None:
+        return m.text in page.text
+    if m.regex is not None:
+        return _compiled(m.regex).search(page.text) is not None
+    if m.css is not None:
+        for el in page.soup.select(m.css):
+            if m.contains is None or m.contains in el.get_text():
+                return True
+        return False
+    values = _walk_json(page.json, m.json_path or "")
+    if m.values is None:
+        return any(v not in (None, "", [], {}) for v in values)
+    return any(v in m.values for v in values)
+
+
+def extract(page: Page, ex: Extractor) -> list[str]:
+    if ex.regex is not None:
+        out = []
+        for mo in _compiled(ex.regex).finditer(page.text):
+            out.append(mo.group(ex.group))
+        return out
+    if ex.css is not None:
+        els = page.soup.select(ex.css)
+        if ex.attr:
+            return [str(el.get(ex.attr)) for el in els if el.get(ex.attr) is not None]
+        return [el.get_text(" ", strip=True) for el in els]
+    return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in _walk_json(page.json, ex.json_path or "")]
+
+
+def domain_of(value: str) -> str:
+    value = value.strip()
+    if "//" in value:
+        host = urlsplit(value if "://" in value else "http:" + value).hostname or ""
+    else:
+        host = value.split("/")[0].split(":")[0]
+    return host.lower().strip(".")
+
+
+def domain_in(domain: str, domains: list[str]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _parse_count(values: list[str]) -> int | None:
+    for v in values:
+        mo = _NUMBER_RE.search(v)
+        if mo:
+            return int(re.sub(r"[,，]", "", mo.group(0)))
+    return None
+
+
+def charset_of(headers: dict[str, str], body: bytes, spec: PlatformSpec) -> str:
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    mo = _CHARSET_RE.search(ctype)
+    if mo:
+        return mo.group(1)
+    mo2 = _META_CHARSET_RE.search(body[:2048])
+    if mo2:
+        return mo2.group(1).decode("ascii", "replace")
+    return spec.page_encoding or "utf-8"
+
+
+def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Page | Classification:
+    charset = charset_of(headers, body, spec)
+    try:
+        text = body.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return failure(FailureCode.decode_error, f"charset:{charset}")
+    page = Page(text, spec.response_format)
+    if spec.response_format == "json":
+        try:
+            page.json  # noqa: B018 - parse once to find broken JSON now
+        except ValueError:
+            return failure(FailureCode.decode_error, "invalid_json")
+    return page
+
+
+def classify_page(spec: PlatformSpec, page: Page) -> Classification:
+    """Classify a decoded page that came with HTTP 2xx."""
+    sig = spec.signals
+    try:
+        for m in sig.captcha:
+            if matches(page, m):
+                return failure(FailureCode.captcha, m.label)
+        for m in sig.rate_limited:
+            if matches(page, m):
+                return failure(FailureCode.rate_limited, m.label)
+        hard = [m.label for m in sig.hard if matches(page, m)]
+        items = extract(page, sig.result_item) if sig.result_item else []
+        domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d] if sig.result_domain else []
+        count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
+        no_results = [m.label for m in sig.no_results if matches(page, m)]
+        page_ok = [m.label for m in sig.page_ok if matches(page, m)]
+    except (ValueError, TypeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
+        return failure(FailureCode.unexpected_page, f"parse:{type(exc).__name__}")
+    n_items = len(items)
+    if hard:
+        return Classification(Verdict.hard, None, hard, count, n_items, domains)
+    if n_items > 0:
+        signals = ["results"]
+        if domains and spec.authorized_domains and all(domain_in(d, spec.authorized_domains) for d in domains):
+            signals.append("only_authorized_sources")
+        return Classification(Verdict.not_censored, None, signals, count, n_items, domains)
+    if no_results or page_ok:
+        return Classification(Verdict.no_results, None, no_results or page_ok, count, 0, domains)
+    return failure(FailureCode.unexpected_page)
+
+
+def classify_http(
+    spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes
+) -> Classification:
+    """Classify a complete HTTP answer (status, headers, body bytes already size-checked)."""
+    if status == 429:
+        return failure(FailureCode.http_429, "status:429")
+    if status >= 500:
+        return failure(FailureCode.http_5xx, f"status:{status}")
+    if 300 <= status < 400:
+        return failure(FailureCode.too_many_redirects, f"status:{status}")
+    if status >= 400:
+        return failure(FailureCode.http_4xx, f"status:{status}")
+    page = decode_page(spec, headers, body)
+    if isinstance(page, Classification):
+        return page
+    return classify_page(spec, page)

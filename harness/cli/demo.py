@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+from ..engine import RunOptions
+from ..errors import NotFoundError
+from ..diff import diff_runs
+from ..runs import RunRequest, prepare
+from ..sandbox import Sandbox
+from ..store import Store
+from . import app
+from ._common import JsonOption, console, print_json
+from .diff import print_diff
+from .run import run_with_progress, summary_dict, summary_table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_demo_probe_set() -> Path:
+    for candidate in (Path.cwd() / "probes" / "demo.yaml", REPO_ROOT / "probes" / "demo.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise NotFoundError("probes/demo.yaml not found: run the demo from the project folder")
+
+
+@app.command("demo")
+def demo_cmd(
+    store: Path | None = typer.Option(None, "--store", "-s", help="keep the runs in this store (default: a temporary one)"),
+    probe_set: Path | None = typer.Option(None, "--probe-set", help="probe set to use (default: probes/demo.yaml)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Offline, end to end: start the sandbox, run the demo probe set, change the rules, run again, diff."""
+    t0 = time.monotonic()
+    ps_path = probe_set or find_demo_probe_set()
+    with tempfile.TemporaryDirectory(prefix="harness-demo-") as tmp, Sandbox() as sb:
+        db = store or Path(tmp) / "demo.db"
+        req = RunRequest(ps_path, db, base_urls={"sandbox": sb.url}, new=True,
+                         options=RunOptions(retry_backoff_s=0.05, control_backoff_s=0.05))
+        plan = prepare(req)
+        quiet = as_json
+        if not quiet:
+            console.print(f"sandbox on {sb.url}, epoch [bold]{sb.engine.epoch.name}[/]; {len(plan.tasks)} probes per run")
+        first = run_with_progress(req, plan, quiet=quiet)
+        if not quiet:
+            console.print(summary_table(first, f"run 1 — epoch {sb.engine.epoch.name}"))
+        sb.set_epoch(1)
+        if not quiet:
+            console.print(f"sandbox rules switched to epoch [bold]{sb.engine.epoch.name}[/]")
+        second = run_with_progress(req, plan, quiet=quiet)
+        if not quiet:
+            console.print(summary_table(second, f"run 2 — epoch {sb.engine.epoch.name}"))
+        with Store(db, readonly=True) as st:
+            result = diff_runs(st, first.run_id, second.run_id)
+        elapsed = time.monotonic() - t0
+        if as_json:
+            print_json({"runs": [summary_dict(first), summary_dict(second)], "diff": result.model_dump(mode="json"),
+                        "elapsed_s": round(elapsed, 2), "store": str(db) if store else None})
+        else:
+            print_diff(result)
+            where = f"stored in {db}" if store else "temporary store removed (use --store to keep it)"
+            console.print(f"demo finished in {elapsed:.1f} s; {where}")

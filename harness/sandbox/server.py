@@ -1,0 +1,279 @@
+"""The sandbox search server.
+
+Pages are shaped like a Chinese web search engine's: UTF-8 HTML with a result count
+(``为您找到相关结果约N个``), result items carrying their source domain, the notice
+``根据相关法律法规和政策，部分搜索结果未予显示。`` for hard-censored queries, results
+only from authorized domains for soft-censored ones, and ``抱歉，没有找到`` for queries
+with genuinely nothing to find. ``site:DOMAIN`` in a query restricts results to that
+domain, which is what the soft-censorship test (restricted truism) relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field
+
+from ..errors import InputError, NotFoundError
+from ..models import StrictModel
+from ..yamlio import load_model
+
+DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "rules.yaml"
+
+HARD_NOTICE = "根据相关法律法规和政策，部分搜索结果未予显示。"
+NO_RESULTS_TEXT = "抱歉，没有找到与“{q}”相关的网页。"
+
+
+class Epoch(StrictModel):
+    name: str
+    hard: list[list[str]] = Field(default_factory=list)
+    soft: list[list[str]] = Field(default_factory=list)
+
+
+class SandboxRules(StrictModel):
+    truism: str = "的"
+    authorized_domains: list[str] = Field(min_length=1)
+    other_domains: list[str] = Field(min_length=1)
+    empty: list[str] = Field(default_factory=list)
+    epochs: list[Epoch] = Field(min_length=1)
+
+
+def load_rules(path: str | Path = DEFAULT_RULES_PATH) -> SandboxRules:
+    rules, _ = load_model(path, SandboxRules, InputError)
+    return rules
+
+
+def _rule_hits(rules: list[list[str]], text: str) -> list[list[str]]:
+    return [r for r in rules if r and all(c in text for c in r)]
+
+
+def _h(*parts: str) -> int:
+    return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest(), "big")
+
+
+class SearchOutcome(StrictModel):
+    kind: str  # results | hard | empty
+    domains: list[str] = Field(default_factory=list)
+    count: int = 0
+    rule: list[str] | None = None
+
+
+def split_site(query: str) -> tuple[str, str | None]:
+    site = None
+    words = []
+    for w in query.split():
+        if w.startswith("site:") and len(w) > 5:
+            site = w[5:].lower()
+        else:
+            words.append(w)
+    return " ".join(words), site
+
+
+class SandboxEngine:
+    """The search logic, independent of HTTP (so tests can state the truth it serves)."""
+
+    def __init__(self, rules: SandboxRules, epoch: int = 0):
+        self.rules = rules
+        self._epoch = epoch
+        self._lock = threading.Lock()
+
+    @property
+    def epoch_index(self) -> int:
+        return self._epoch
+
+    @property
+    def epoch(self) -> Epoch:
+        return self.rules.epochs[self._epoch]
+
+    def set_epoch(self, which: int | str) -> Epoch:
+        with self._lock:
+            if isinstance(which, str) and not which.lstrip("-").isdigit():
+                names = [e.name for e in self.rules.epochs]
+                if which not in names:
+                    raise NotFoundError(f"unknown sandbox epoch {which!r} (known: {', '.join(names)})")
+                self._epoch = names.index(which)
+            else:
+                idx = int(which)
+                if not 0 <= idx < len(self.rules.epochs):
+                    raise NotFoundError(f"sandbox epoch index {idx} out of range")
+                self._epoch = idx
+            return self.epoch
+
+    def search(self, query: str) -> SearchOutcome:
+        text, site = split_site(query)
+        epoch = self.epoch
+        hard = _rule_hits(epoch.hard, text)
+        if hard:
+            return SearchOutcome(kind="hard", rule=hard[0])
+        if not text.strip() or any(e in text for e in self.rules.empty):
+            return SearchOutcome(kind="empty")
+        soft = _rule_hits(epoch.soft, text)
+        pool = list(self.rules.authorized_domains)
+        if not soft:
+            pool += self.rules.other_domains
+        if site is not None:
+            pool = [d for d in pool if d == site or d.endswith("." + site) or site.endswith("." + d) or site == d]
+        if not pool:
+            return SearchOutcome(kind="empty", rule=soft[0] if soft else None)
+        seed = _h(text, site or "")
+        n = 3 + seed % 8
+        domains = [pool[(seed >> (i * 3)) % len(pool)] for i in range(n)]
+        count = 1000 + seed % 5_000_000
+        if soft:
+            count = max(3, count // 1000)
+        return SearchOutcome(kind="results", domains=domains, count=count, rule=soft[0] if soft else None)
+
+
+def render_page(query: str, outcome: SearchOutcome) -> str:
+    q = html.escape(query)
+    parts = [
+        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">",
+        f"<title>{q}_沙盒搜索</title></head><body>",
+        f'<form id="form" action="/s"><input name="wd" value="{q}"></form>',
+        '<div id="content_left">',
+    ]
+    if outcome.kind == "hard":
+        parts.append('<div class="nums">为您找到相关结果约0个</div>')
+        parts.append(f'<div class="hint_boldline" data-id="40400">{HARD_NOTICE}</div>')
+    elif outcome.kind == "empty":
+        parts.append(f'<div class="nors"><p>{html.escape(NO_RESULTS_TEXT.format(q=query))}</p></div>')
+    else:
+        parts.append(f'<div class="nums">为您找到相关结果约{outcome.count:,}个</div>')
+        for i, d in enumerate(outcome.domains):
+            slug = _h(query, str(i)) % 10**8
+            parts.append(
+                f'<div class="result c-container" id="{i + 1}" data-domain="{d}">'
+                f'<h3 class="t"><a href="https://www.{d}/a/{slug}.html">{q} - 第{i + 1}条</a></h3>'
+                f'<div class="c-abstract">关于{q}的报道与讨论。</div>'
+                f'<span class="c-showurl">www.{d}/a/{slug}.html</span></div>'
+            )
+    parts.append("</div></body></html>")
+    return "".join(parts)
+
+
+Responder = Callable[["SandboxHandler", str], bool]
+"""A hook that may answer a search request itself (fault injection); returns True when it did."""
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+        pass
+
+    def send_body(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self.send_body(status, json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        parts = urlsplit(self.path)
+        qs = parse_qs(parts.query, keep_blank_values=True)
+        sandbox = self.server.sandbox
+        if parts.path in ("/s", "/api/search"):
+            query = (qs.get("wd") or qs.get("q") or [""])[0]
+            sandbox._record(query)
+            if sandbox.responder is not None and sandbox.responder(self, query):
+                return
+            outcome = sandbox.engine.search(query)
+            if parts.path == "/api/search":
+                self._json(200, {"code": 0, "query": query, "data": {"kind": outcome.kind, "count": outcome.count,
+                           "result": [{"domain": d} for d in outcome.domains]}})
+            else:
+                self.send_body(200, render_page(query, outcome).encode("utf-8"), "text/html; charset=utf-8")
+        elif parts.path == "/_sandbox/state":
+            self._json(200, {"epoch": sandbox.engine.epoch.name, "index": sandbox.engine.epoch_index,
+                             "epochs": [e.name for e in sandbox.engine.rules.epochs]})
+        elif parts.path == "/healthz":
+            self.send_body(200, b"ok", "text/plain")
+        else:
+            self.send_body(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if parts.path == "/_sandbox/epoch":
+            qs = parse_qs(parts.query)
+            which = (qs.get("name") or qs.get("index") or ["0"])[0]
+            try:
+                epoch = self.server.sandbox.engine.set_epoch(which)
+            except NotFoundError as exc:
+                self._json(404, {"error": str(exc)})
+                return
+            self._json(200, {"epoch": epoch.name})
+        else:
+            self.send_body(404, b"not found", "text/plain")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    sandbox: "Sandbox"
+
+
+class Sandbox:
+    """Start with ``with Sandbox() as sb: ... sb.url ...`` or ``start()``/``stop()``."""
+
+    def __init__(self, rules: SandboxRules | None = None, host: str = "127.0.0.1", port: int = 0, epoch: int = 0):
+        self.engine = SandboxEngine(rules or load_rules(), epoch)
+        self.host = host
+        self.port = port
+        self.responder: Responder | None = None
+        self.queries: Counter[str] = Counter()
+        self._qlock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def _record(self, query: str) -> None:
+        with self._qlock:
+            self.queries[query] += 1
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> "Sandbox":
+        self._server = _Server((self.host, self.port), SandboxHandler)
+        self._server.sandbox = self
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def set_epoch(self, which: int | str) -> Epoch:
+        return self.engine.set_epoch(which)
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.engine import RunOptions
+from harness.runs import RunRequest, execute, prepare
+from harness.sandbox import Sandbox
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+def fast_options(**kw) -> RunOptions:
+    base = dict(retry_backoff_s=0.01, control_backoff_s=0.01, seed=1)
+    base.update(kw)
+    return RunOptions(**base)
+
+
+def run_probe_set(probe_set: Path, store: Path, sb: Sandbox, new: bool = False, **opts):
+    req = RunRequest(probe_set, store, base_urls={"sandbox": sb.url}, new=new, options=fast_options(**opts))
+    return execute(req, prepare(req))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("HARNESS_STORE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], cwd=cwd or REPO, capture_output=True, text=True,
+        timeout=timeout, env=env,
+    )

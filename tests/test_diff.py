@@ -1,0 +1,79 @@
+import pytest
+
+from harness.diff import Transition, classify_transition, default_pair, diff_runs, resolve_run
+from harness.errors import NotFoundError
+from harness.store import Store
+
+from .conftest import FIXTURES, run_probe_set
+
+MINI = FIXTURES / "probes" / "mini.yaml"
+
+
+@pytest.mark.parametrize(
+    "before,after,expected",
+    [
+        ("not_censored", "hard", Transition.newly_censored),
+        ("no_results", "soft", Transition.newly_censored),
+        ("unknown", "hard", Transition.newly_censored),
+        ("hard", "not_censored", Transition.newly_uncensored),
+        ("soft", "no_results", Transition.newly_uncensored),
+        ("hard", "soft", Transition.hard_to_soft),
+        ("soft", "hard", Transition.soft_to_hard),
+        ("hard", "unknown", Transition.became_unknown),
+        (None, "hard", Transition.new_term),
+        ("hard", None, Transition.dropped_term),
+        ("hard", "hard", None),
+        ("not_censored", "no_results", None),
+        ("unknown", "not_censored", None),
+    ],
+)
+def test_transition_kinds(before, after, expected):
+    assert classify_transition(before, after) is expected
+
+
+def test_diff_of_two_real_runs_across_a_rule_change(sandbox, store_path):
+    first = run_probe_set(MINI, store_path, sandbox)
+    sandbox.set_epoch("2026-11")
+    second = run_probe_set(MINI, store_path, sandbox)
+    with Store(store_path, readonly=True) as st:
+        a, b = default_pair(st, None, None)
+        assert (a.run_id, b.run_id) == (first.run_id, second.run_id)
+        result = diff_runs(st, a.run_id, b.run_id)
+    got = {c.term: c.transition for c in result.changes}
+    assert got == {
+        "李克强": Transition.newly_censored,
+        "白纸": Transition.newly_censored,
+        "彭帅": Transition.soft_to_hard,
+        "达赖喇嘛": Transition.hard_to_soft,
+    }
+    assert all(c.confirmed for c in result.changes)
+    assert result.counts == {"newly_censored": 2, "soft_to_hard": 1, "hard_to_soft": 1}
+
+
+def test_failures_never_erase_a_known_verdict(sandbox, store_path):
+    first = run_probe_set(MINI, store_path, sandbox)
+
+    def outage(handler, query):
+        if "六四" in query:
+            handler.send_body(503, b"down", "text/plain")
+            return True
+        return False
+
+    sandbox.responder = outage
+    second = run_probe_set(MINI, store_path, sandbox)
+    with Store(store_path, readonly=True) as st:
+        result = diff_runs(st, first.run_id, second.run_id)
+    assert [(c.term, c.transition, c.after) for c in result.changes] == [("六四", Transition.became_unknown, "unknown")]
+
+
+def test_run_references(sandbox, store_path):
+    first = run_probe_set(MINI, store_path, sandbox)
+    second = run_probe_set(MINI, store_path, sandbox, new=True)
+    with Store(store_path, readonly=True) as st:
+        assert resolve_run(st, "latest").run_id == second.run_id
+        assert resolve_run(st, "latest~1").run_id == first.run_id
+        assert resolve_run(st, first.run_id[:20]).run_id == first.run_id
+        with pytest.raises(NotFoundError):
+            resolve_run(st, "latest~5")
+        with pytest.raises(NotFoundError):
+            resolve_run(st, "no-such-run")
