@@ -130,6 +130,8 @@ class Params:
     # prior that a one-word guess is too short, by word length 1, 2, 3+
     p_short: tuple[float, ...] = (0.75, 0.48, 0.3)
     p_short_again: float = 0.5  # ... after it was already too short once
+    end_ratio: float = 0.35  # prior P(component spans > t+1 words | > t words)
+    max_end_words: int = 24
     # prior that the rule is complete after 1, 2, 3, ... components
     p_done: tuple[float, ...] = (0.55, 0.85, 0.6)
     inner_weight: float = 0.03  # prior share of an overlap start inside the guess
@@ -389,17 +391,18 @@ class _Isolator:
         guesses: list[tuple[int, int, int]] = []  # (window, start, end)
         lo: Pos = positions[0]
         pending = False
+        used = False
         p_short = 0.0
         while True:
             later = [q for q in positions if q > lo]
             inner: list[Pos] = []
-            if pending:
+            if guesses:
                 gsi, gs, ge = guesses[-1]
                 inner = [(gsi, x) for x in range(gs + 1, ge) if (gsi, x) not in pos_set]
                 later = sorted(set(later) | set(inner))
             inner_set = set(inner)
             regular = [q for q in later if q not in inner_set]
-            if not pending:
+            if not pending and not used:
                 regular = [lo] + regular
             n_found = len(guesses) + (1 if base else 0)
             plo = p_short if pending else 0.0
@@ -409,7 +412,7 @@ class _Isolator:
             rest = max(1e-9, 1.0 - pdone - plo - pin)
             wsum = sum(weight(q) for q in regular) or 1.0
             outcomes: list[Optional[Pos]] = [lo, *later, None]
-            mass: list[float] = [plo if pending else rest * weight(lo) / wsum]
+            mass: list[float] = [plo if pending else (0.0 if used else rest * weight(lo) / wsum)]
             for q in later:
                 if q in inner_set:
                     mass.append(pin / len(inner))
@@ -439,15 +442,54 @@ class _Isolator:
                 p_short = p.p_short_again
                 continue
             fsi, fx = found
-            if found in pos_set:
-                end = word_end(found)
-            else:  # inner position of the previous guess (overlap)
-                end = guesses[-1][2]
-            end = max(end, fx + 1)
+            end = yield from self._find_end(spans, fsi, fx, base, strs, suffix, char_level)
             guesses.append((fsi, fx, end))
             lo = found
-            pending = True
-            p_short = p.p_short[min(end - fx, len(p.p_short)) - 1]
+            pending = False
+            used = True
+
+    def _find_end(
+        self,
+        spans: list[Span],
+        si: int,
+        x: int,
+        base: list[str],
+        strs: list[str],
+        suffix: Callable[[Pos], list[str]],
+        char_level: bool,
+    ) -> Generator[str, bool, int]:
+        """Smallest end e (a word end) with base + C + [text[x:e]] + suffix(x+1) censored."""
+        text = self.text
+        p = self.params
+        b = spans[si][1]
+        if char_level:
+            ends = list(range(x + 1, b + 1))
+        else:
+            k = bisect.bisect_right(self.starts, x)
+            ends = [e for e in self.starts[k:] if e < b][: p.max_end_words]
+            ends.append(b)
+        rest = suffix((si, x + 1)) if x + 1 < b else [t[a:c] for t, (a, c) in ((text, sp) for sp in spans[si + 1 :])]
+        first_len = ends[0] - x
+        if char_level:
+            p1 = 0.5
+        else:
+            p1 = 1.0 - p.p_short[min(first_len, len(p.p_short)) - 1]
+        mass = [p1]
+        tail = 1.0 - p1
+        for i in range(1, len(ends)):
+            share = tail * (1.0 - p.end_ratio) if i < len(ends) - 1 else tail
+            mass.append(share)
+            tail -= share
+        # _weighted_search finds the largest index with a true probe, so
+        # search the ends from longest (known true) to shortest.
+        rev = list(reversed(ends))
+        rmass = list(reversed(mass))
+
+        def probe(i: int) -> Generator[str, bool, bool]:
+            return (yield from self.ask(base + strs + [text[x : rev[i]]] + rest))
+
+        idx = yield from _weighted_search(rmass, probe)
+        return rev[idx]
 
     # -- certification -------------------------------------------------------
 
