@@ -51,10 +51,11 @@ Three changes make it cheaper while keeping it exact:
    function words.  The outcome "``C`` alone is censored" (the rule is
    complete) is one more point of the same search, with a prior probability,
    so no separate "are we done?" query is needed.
-2. **Guess the component, verify later.**  The component starting at ``b`` is
-   guessed to be the word at ``b``; it is not extended character by character.
-   If the guess is too short the next search says so (its outcome is ``b``
-   itself) and the guess grows by one word.
+2. **Word-level ends, verified later.**  The end of the component starting
+   at ``b`` is searched over word ends only (weighted by a prior on how many
+   words a component spans, depending on the first word's length), with the
+   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; it is not refined
+   character by character here.  Sub-word starts/ends are caught by step 3.
 3. **Certificates that double as completeness checks.**  When the guessed set
    ``C`` is censored, each component ``c`` is checked with ONE query: all the
    maximal windows of the text that do not contain ``c`` (``M_c``).  ``M_c``
