@@ -1,0 +1,110 @@
+"""Benchmark isolate() against the CompAwareBinSplit baseline.
+
+Usage (from the repository root):
+
+    python -m bench.isolation.run [--seed 2019] [--freq-exponent X] [--priors]
+
+Needs the Citizen Lab data in ../shared/data/citizenlab (relative to the
+repository root); exits with a message when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.isolation.baseline import baseline_isolate  # noqa: E402
+from harness.isolation import Params, isolate  # noqa: E402
+
+SEP = " "
+
+
+def oracle_for(rules: list[tuple[str, ...]]) -> Callable[[str], bool]:
+    def is_censored(q: str) -> bool:
+        return any(all(c in q for c in r) for r in rules)
+
+    return is_censored
+
+
+def as_set(rules: list[tuple[str, ...]]) -> set[frozenset[str]]:
+    return {frozenset(r) for r in rules}
+
+
+def p95(xs: list[int]) -> float:
+    s = sorted(xs)
+    return float(s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))])
+
+
+def summary(name: str, qs: list[int], exact: list[bool]) -> str:
+    return (f"| {name} | {len(qs)} | {statistics.mean(qs):.2f} | {statistics.median(qs):.1f} "
+            f"| {p95(qs):.0f} | {100 * sum(exact) / len(exact):.1f} % |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=2019)
+    ap.add_argument("--freq-exponent", type=float, default=Params().freq_exponent)
+    ap.add_argument("--no-jieba", action="store_true")
+    ap.add_argument("--priors", action="store_true", help="also pass all loaded rules as known_rules")
+    args = ap.parse_args(argv)
+
+    from bench.isolation import corpus
+
+    if corpus.data_dir() is None:
+        print(f"SKIP: Citizen Lab data not found at {corpus.DATA_DIR} "
+              "(set CITIZENLAB_DATA to its chat-censorship folder)")
+        return 0
+    t0 = time.time()
+    samples = corpus.build_corpus(seed=args.seed)
+    known = corpus.load_rules(corpus.data_dir()) if args.priors else None  # type: ignore[arg-type]
+    params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent)
+
+    groups = {"single-all": ["single", "overlap"], "multi": ["multi2", "multi3"]}
+    res: dict[str, dict[str, tuple[list[int], list[bool]]]] = {}
+    rules_total = {"base": 0, "new": 0, "exp": 0}
+    rules_found = {"base": 0, "new": 0, "exp": 0}
+    for s in samples:
+        f = oracle_for(s.rules)
+        truth = as_set(s.rules)
+        b_rules, b_q = baseline_isolate(s.text, f, SEP, "linear")
+        e_rules, e_q = baseline_isolate(s.text, f, SEP, "exp")
+        r = isolate(s.text, f, SEP, known_rules=known, params=params)
+        assert len({q for q, _ in r.trace}) == len(r.trace), "duplicate query"
+        for key, rules, q in (("base", b_rules, b_q), ("exp", e_rules, e_q), ("new", r.rules, r.queries)):
+            got = as_set(rules)
+            for kind in [s.kind] + [g for g, ks in groups.items() if s.kind in ks]:
+                qs, ex = res.setdefault(key, {}).setdefault(kind, ([], []))
+                qs.append(q)
+                ex.append(got == truth)
+            if s.kind in groups["multi"]:
+                rules_total[key] += len(truth)
+                rules_found[key] += len(truth & got)
+
+    names = {"base": "CompAwareBinSplit (linear end)", "exp": "CompAwareBinSplit (exp. end)",
+             "new": "isolate" + (" + known_rules" if known else "")}
+    print(f"seed={args.seed} texts={len(samples)} freq_exponent={args.freq_exponent} "
+          f"jieba={not args.no_jieba} known_rules={'yes' if known else 'no'}")
+    print("| algorithm / texts | n | mean | median | p95 | exact |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind in ("single-all", "single", "overlap", "multi", "multi2", "multi3"):
+        for key in ("base", "exp", "new"):
+            qs, ex = res[key][kind]
+            print(summary(f"{names[key]} / {kind}", qs, ex))
+    for key in ("base", "exp", "new"):
+        print(f"{names[key]}: multi-rule texts, rules found {rules_found[key]}/{rules_total[key]}")
+    sb = statistics.mean(res["base"]["single-all"][0])
+    se = statistics.mean(res["exp"]["single-all"][0])
+    sn = statistics.mean(res["new"]["single-all"][0])
+    print(f"single-rule mean ratio isolate / best baseline = {sn / min(sb, se):.3f}")
+    print(f"elapsed {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,622 @@
+"""Isolate which keyword combination(s) make a text censored.
+
+Model
+=====
+A *rule* is a set of 1-6 *components* (non-empty strings).  A query string is
+censored when, for some rule, every component occurs in it as a substring
+(order and distance do not matter).  ``is_censored(query)`` is the platform
+oracle.  A query is built from *pieces* (substrings of the text) joined by
+``separator``; the separator must be a string that cannot occur inside a
+component (one space is the default, ``"\\n"`` or ``"\\x00"`` are safer for
+Latin text), so that joining never creates a component across two pieces.
+
+What is the truth?  (exactness definition)
+-------------------------------------------
+Only what the oracle can tell apart is identifiable, so the truth is the
+*reduced* set of rules present in the text:
+
+* A rule is present when all its components occur in the text (anywhere, any
+  number of times, possibly overlapping each other: in ``調整體`` both
+  ``調整`` and ``整體`` occur).  A component that occurs several times is still
+  ONE component (a string), reported once.
+* Inside a rule, a component that is a substring of another component of the
+  same rule is redundant (whenever the longer one is present so is the shorter
+  one) and is dropped: ``{六四, 六四事件}`` is the rule ``{六四事件}``.
+* A rule R2 is *dominated* by a rule R1 when every component of R1 is a
+  substring of some component of R2 (then R2 present implies R1 present, so R2
+  can never be observed on its own).  Dominated rules are dropped.
+* Each returned component is the exact minimal string: dropping its first or
+  last character, or replacing it by any set of its proper substrings, lifts
+  censorship (with the other components of the rule present).
+
+``isolate`` returns exactly this reduced set (``result.rules``), each rule's
+components ordered by first occurrence in the text; it is exact for any rule
+set under the model above, whatever the segmenter guesses.
+
+Algorithm
+=========
+It is built around the CompAwareBinSplit idea of Xiong & Knockel (FOCI 2019):
+binary-search the largest ``b`` such that ``C + [text[b:]]`` is still
+censored (``C`` = components found so far); the next component starts at
+``b``; continue on ``text[b+1:]`` so that overlapping components are found.
+Three changes make it cheaper while keeping it exact:
+
+1. **Word-level search with a prior.**  The text is segmented with jieba.
+   The start search runs over word boundaries only (plus, for overlaps, the
+   inner characters of the word just guessed) and is a *weighted* binary
+   search: each probe splits the prior probability mass of the remaining
+   outcomes in half instead of splitting positions in half.  A word's weight
+   grows as its dictionary frequency falls (``(freq + 1) ** -freq_exponent``,
+   out-of-vocabulary words having freq 0): censored keywords are rarely
+   function words.  The outcome "``C`` alone is censored" (the rule is
+   complete) is one more point of the same search, with a prior probability,
+   so no separate "are we done?" query is needed.
+2. **Word-level ends, verified later.**  The end of the component starting
+   at ``b`` is searched over word ends only (weighted by a prior on how many
+   words a component spans, depending on the first word's length), with the
+   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; it is not refined
+   character by character here.  Sub-word starts/ends are caught by step 3.
+3. **Certificates that double as completeness checks.**  When the guessed set
+   ``C`` is censored, each component ``c`` is checked with ONE query: all the
+   maximal windows of the text that do not contain ``c`` (``M_c``).  ``M_c``
+   contains ``(C - {c}) + [c[:-1], c[1:]]``, so ``M_c`` uncensored proves that
+   ``c`` is exact (no shorter string, no split into overlapping parts) *and*
+   that no other rule avoids ``c``.  Only if ``M_c`` is censored do we ask
+   ``(C - {c}) + [c[:-1], c[1:]]``: uncensored means ``c`` is exact and another
+   rule lives in ``M_c``; censored means the guess was not minimal, and a
+   character-level search inside ``c`` replaces it.  A single rule of ``k``
+   components therefore ends with ``k`` queries that prove it exact and prove
+   that the text holds nothing else.
+
+**Several rules.**  Every query that avoids all found rules must avoid, for
+each found rule, at least one of its components.  The maximal such queries
+are the windows of the text free of a *hitting set* ``h`` (one component per
+found rule).  We explore hitting sets depth-first: a censored ``M_h`` holds a
+new rule, which is isolated inside ``M_h`` and then each ``h + {c}`` is
+explored.  When all reachable ``M_h`` are uncensored, every rule has been
+found (a present rule not dominated by a found one always survives one of the
+branches).  For one rule the branch queries are the certificates above, so
+they cost nothing extra.
+
+**Bookkeeping.**  Queries are canonical sets of pieces (pieces contained in
+other pieces are dropped).  The oracle is never called twice for the same
+query, and answers implied by monotonicity are not asked either: a query whose
+pieces all lie inside pieces of a known uncensored query is uncensored, and a
+query containing every piece of a known censored query is censored.  An
+uncensored text costs exactly one query.
+
+**Known rules (optional priors).**  Known rules whose components all occur in
+the current window set are tested first (all together, then one by one); a
+censored one only needs its certificates.
+
+The algorithm is written once as a generator that yields query strings and
+receives verdicts; :func:`isolate` drives it with a plain function and
+:func:`aisolate` with a coroutine function.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Optional
+
+__all__ = ["IsolationResult", "isolate", "aisolate", "Params"]
+
+Span = tuple[int, int]
+Pos = tuple[int, int]  # (window index, text offset)
+Rule = tuple[str, ...]
+Pieces = tuple[str, ...]
+# The algorithm yields a query string and receives the verdict.
+Algo = Generator[str, bool, None]
+
+
+@dataclass
+class IsolationResult:
+    """Outcome of an isolation run."""
+
+    rules: list[tuple[str, ...]]
+    queries: int
+    complete: bool
+    trace: list[tuple[str, bool]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Tuning knobs of the search priors (defaults are used by isolate)."""
+
+    use_jieba: bool = True
+    freq_exponent: float = 0.3  # weight of a word = (freq + 1) ** -freq_exponent
+    # prior that a one-word guess is too short, by word length 1, 2, 3+
+    p_short: tuple[float, ...] = (0.75, 0.48, 0.3)
+    p_short_again: float = 0.5  # ... after it was already too short once
+    end_ratio: float = 0.35  # prior P(component spans > t+1 words | > t words)
+    max_end_words: int = 24
+    # prior that the rule is complete after 1, 2, 3, ... components
+    p_done: tuple[float, ...] = (0.55, 0.85, 0.6)
+    inner_weight: float = 0.03  # prior share of an overlap start inside the guess
+
+
+class _BudgetExhausted(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# Segmentation
+
+
+def _segment(text: str, params: Params) -> tuple[list[int], dict[int, float]]:
+    """Word start offsets of ``text`` and the prior weight of each start."""
+    weights: dict[int, float] = {}
+    if params.use_jieba:
+        try:
+            import jieba  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - jieba is a dependency
+            jieba = None
+    else:
+        jieba = None
+    if jieba is not None:
+        import logging
+
+        jieba.setLogLevel(logging.WARNING)
+        for word, start, _end in jieba.tokenize(text, HMM=True):
+            freq = jieba.get_FREQ(word) or 0
+            weights[start] = float(freq + 1) ** (-params.freq_exponent)
+    else:
+        # Fallback: every CJK character is a word, runs of other word
+        # characters are words.
+        prev_kind = None
+        for i, ch in enumerate(text):
+            kind = "w" if (ch.isalnum() and ord(ch) < 0x2E80) else f"c{i}"
+            if kind != prev_kind:
+                weights[i] = 1.0
+            prev_kind = kind
+    starts = sorted(weights)
+    return starts, weights
+
+
+def _occurrences(text: str, sub: str) -> list[int]:
+    out = []
+    i = text.find(sub)
+    while i != -1:
+        out.append(i)
+        i = text.find(sub, i + 1)
+    return out
+
+
+def _windows(text: str, masks: Iterable[str]) -> list[Span]:
+    """Maximal spans of ``text`` containing no occurrence of any mask."""
+    forbidden: set[Span] = set()
+    for m in masks:
+        for o in _occurrences(text, m):
+            forbidden.add((o, o + len(m)))
+    # keep minimal forbidden intervals (one containing another is redundant)
+    ivs = sorted(forbidden, key=lambda x: (x[1], -x[0]))
+    minimal: list[Span] = []
+    for s, e in ivs:
+        if minimal and minimal[-1][0] >= s:
+            continue  # contains the previous (it ends no earlier, starts no later)
+        minimal.append((s, e))
+    spans: list[Span] = []
+    start = 0
+    for s, e in minimal:
+        if e - 1 > start:
+            spans.append((start, e - 1))
+        start = s + 1
+    if len(text) > start:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _reduce_rule(comps: Iterable[str]) -> list[str]:
+    """Drop duplicates and components contained in another component."""
+    uniq = list(dict.fromkeys(comps))
+    return [c for c in uniq if not any(c != d and c in d for d in uniq)]
+
+
+def _fires(rule: Iterable[str], pieces: Sequence[str]) -> bool:
+    return all(any(c in p for p in pieces) for c in rule)
+
+
+# --------------------------------------------------------------------------
+# The algorithm
+
+
+class _Isolator:
+    def __init__(
+        self,
+        text: str,
+        separator: str,
+        known_rules: Optional[Iterable[Iterable[str]]],
+        params: Params,
+    ) -> None:
+        self.text = text
+        self.sep = separator
+        self.params = params
+        self.known: list[list[str]] = []
+        for r in known_rules or ():
+            comps = _reduce_rule(c for c in r if c)
+            if comps and all(c in text for c in comps):
+                self.known.append(comps)
+        self.found: list[list[str]] = []
+        self.cache: dict[frozenset[str], bool] = {}
+        self.censored_sets: list[Pieces] = []
+        self.clear_sets: list[Pieces] = []
+        self.starts, self.weights = _segment(text, params)
+        self._start_set = set(self.starts)
+
+    # -- queries -----------------------------------------------------------
+
+    @staticmethod
+    def _canon(pieces: Iterable[str]) -> Pieces:
+        uniq = [p for p in dict.fromkeys(pieces) if p]
+        kept = [p for p in uniq if not any(p != q and p in q for q in uniq)]
+        return tuple(kept)
+
+    def _implied(self, pieces: Pieces) -> Optional[bool]:
+        key = frozenset(pieces)
+        if key in self.cache:
+            return self.cache[key]
+        if not pieces:
+            return False
+        for k in self.censored_sets:
+            if all(any(a in b for b in pieces) for a in k):
+                return True
+        for u in self.clear_sets:
+            if all(any(a in b for b in u) for a in pieces):
+                return False
+        return None
+
+    def ask(self, pieces: Iterable[str]) -> Generator[str, bool, bool]:
+        canon = self._canon(pieces)
+        known = self._implied(canon)
+        if known is not None:
+            return known
+        verdict = yield self.sep.join(canon)
+        verdict = bool(verdict)
+        self.cache[frozenset(canon)] = verdict
+        (self.censored_sets if verdict else self.clear_sets).append(canon)
+        return verdict
+
+    # -- top level ---------------------------------------------------------
+
+    def run(self) -> Algo:
+        text = self.text
+        if not text:
+            return
+        if not (yield from self.ask([text])):
+            return
+        stack: list[frozenset[str]] = [frozenset()]
+        seen: set[frozenset[str]] = set()
+        while stack:
+            h = stack.pop()
+            if h in seen:
+                continue
+            seen.add(h)
+            firing = next(
+                (r for r in self.found if not any(m in c for c in r for m in h)),
+                None,
+            )
+            if firing is not None:
+                for c in reversed(firing):
+                    stack.append(h | {c})
+                continue
+            spans = _windows(text, h)
+            pieces = [text[a:b] for a, b in spans]
+            if not pieces or not (yield from self.ask(pieces)):
+                continue
+            rule = yield from self.find_rule(h, spans)
+            if rule is None:  # pragma: no cover - defensive
+                continue
+            self.found.append(rule)
+            for c in reversed(rule):
+                stack.append(h | {c})
+
+    # -- one rule inside the windows free of h ------------------------------
+
+    def find_rule(self, h: frozenset[str], spans: list[Span]) -> Generator[str, bool, Optional[list[str]]]:
+        text = self.text
+        pieces = [text[a:b] for a, b in spans]
+        comps: Optional[list[Span]] = None
+        cands = [r for r in self.known if _fires(r, pieces)]
+        if cands:
+            comps = yield from self._try_known(cands, spans)
+        if comps is None:
+            comps = yield from self.locate(spans, [], char_level=False)
+        return (yield from self.certify(h, comps))
+
+    def _span_of(self, comp: str, spans: list[Span]) -> Span:
+        for a, b in spans:
+            i = self.text.find(comp, a, b)
+            if i != -1:
+                return (i, i + len(comp))
+        raise ValueError(comp)  # pragma: no cover - callers check presence
+
+    def _try_known(self, cands: list[list[str]], spans: list[Span]) -> Generator[str, bool, Optional[list[Span]]]:
+        if len(cands) > 1:
+            union = [c for r in cands for c in r]
+            if not (yield from self.ask(union)):
+                return None
+        for r in cands:
+            if (yield from self.ask(r)):
+                return [self._span_of(c, spans) for c in r]
+        return None
+
+    # -- weighted CompAwareBinSplit over word boundaries ----------------------
+
+    def locate(
+        self, spans: list[Span], base: list[str], char_level: bool
+    ) -> Generator[str, bool, list[Span]]:
+        """Find spans C with base + C censored (known: base + spans censored).
+
+        A position is ``(window index, text offset)``; ``suffix(pos)`` is the
+        rest of that window plus all later windows.
+        """
+        text = self.text
+        p = self.params
+        positions: list[Pos] = []
+        for si, (a, b) in enumerate(spans):
+            for x in range(a, b):
+                if char_level or x == a or x in self._start_set:
+                    positions.append((si, x))
+        if not positions:
+            return []
+        pos_set = set(positions)
+
+        def weight(pos: Pos) -> float:
+            if char_level:
+                return 1.0
+            x = pos[1]
+            w = self.weights.get(x)
+            if w is None:  # window starts inside a word: weight of that word
+                k = bisect.bisect_right(self.starts, x) - 1
+                w = self.weights[self.starts[k]] if k >= 0 else 1.0
+            return w
+
+        def word_end(pos: Pos) -> int:
+            si, x = pos
+            b = spans[si][1]
+            if char_level:
+                return x + 1
+            k = bisect.bisect_right(self.starts, x)
+            nxt = self.starts[k] if k < len(self.starts) else b
+            return min(nxt, b)
+
+        def suffix(pos: Pos) -> list[str]:
+            si, x = pos
+            out = [text[x : spans[si][1]]]
+            out.extend(text[a:b] for a, b in spans[si + 1 :])
+            return out
+
+        guesses: list[tuple[int, int, int]] = []  # (window, start, end)
+        lo: Pos = positions[0]
+        pending = False
+        used = False
+        p_short = 0.0
+        while True:
+            later = [q for q in positions if q > lo]
+            inner: list[Pos] = []
+            if guesses:
+                gsi, gs, ge = guesses[-1]
+                inner = [(gsi, x) for x in range(gs + 1, ge) if (gsi, x) not in pos_set]
+                later = sorted(set(later) | set(inner))
+            inner_set = set(inner)
+            regular = [q for q in later if q not in inner_set]
+            if not pending and not used:
+                regular = [lo] + regular
+            n_found = len(guesses) + (1 if base else 0)
+            plo = p_short if pending else 0.0
+            hz = p.p_done[min(n_found, len(p.p_done)) - 1] if n_found else 0.0
+            pdone = hz * (1.0 - plo)
+            pin = p.inner_weight if inner else 0.0
+            rest = max(1e-9, 1.0 - pdone - plo - pin)
+            wsum = sum(weight(q) for q in regular) or 1.0
+            outcomes: list[Optional[Pos]] = [lo, *later, None]
+            mass: list[float] = [plo if pending else (0.0 if used else rest * weight(lo) / wsum)]
+            for q in later:
+                if q in inner_set:
+                    mass.append(pin / len(inner))
+                else:
+                    mass.append(rest * weight(q) / wsum)
+            mass.append(pdone)
+            strs = [text[a:b] for _si, a, b in guesses]
+
+            def probe(i: int) -> Generator[str, bool, bool]:
+                q = outcomes[i]
+                pieces = base + strs + (suffix(q) if q is not None else [])
+                return (yield from self.ask(pieces))
+
+            idx = yield from _weighted_search(mass, probe)
+            found = outcomes[idx]
+            if found is None:
+                return [(a, b) for _si, a, b in guesses]
+            if found == lo and pending:
+                # the guess is too short: grow it by one word
+                gsi, gs, ge = guesses[-1]
+                b = spans[gsi][1]
+                ne = word_end((gsi, ge)) if ge < b else b
+                ne = min(max(ne, ge + 1), b)
+                if ne == ge:  # pragma: no cover - impossible under the model
+                    raise RuntimeError("inconsistent oracle answers")
+                guesses[-1] = (gsi, gs, ne)
+                p_short = p.p_short_again
+                continue
+            fsi, fx = found
+            end = yield from self._find_end(spans, fsi, fx, base, strs, suffix, char_level)
+            guesses.append((fsi, fx, end))
+            lo = found
+            pending = False
+            used = True
+
+    def _find_end(
+        self,
+        spans: list[Span],
+        si: int,
+        x: int,
+        base: list[str],
+        strs: list[str],
+        suffix: Callable[[Pos], list[str]],
+        char_level: bool,
+    ) -> Generator[str, bool, int]:
+        """Smallest end e (a word end) with base + C + [text[x:e]] + suffix(x+1) censored."""
+        text = self.text
+        p = self.params
+        b = spans[si][1]
+        if char_level:
+            ends = list(range(x + 1, b + 1))
+        else:
+            k = bisect.bisect_right(self.starts, x)
+            ends = [e for e in self.starts[k:] if e < b][: p.max_end_words]
+            ends.append(b)
+        rest = suffix((si, x + 1)) if x + 1 < b else [t[a:c] for t, (a, c) in ((text, sp) for sp in spans[si + 1 :])]
+        first_len = ends[0] - x
+        if char_level:
+            p1 = 0.5
+        else:
+            p1 = 1.0 - p.p_short[min(first_len, len(p.p_short)) - 1]
+        mass = [p1]
+        tail = 1.0 - p1
+        for i in range(1, len(ends)):
+            share = tail * (1.0 - p.end_ratio) if i < len(ends) - 1 else tail
+            mass.append(share)
+            tail -= share
+        # _weighted_search finds the largest index with a true probe, so
+        # search the ends from longest (known true) to shortest.
+        rev = list(reversed(ends))
+        rmass = list(reversed(mass))
+
+        def probe(i: int) -> Generator[str, bool, bool]:
+            return (yield from self.ask(base + strs + [text[x : rev[i]]] + rest))
+
+        idx = yield from _weighted_search(rmass, probe)
+        return rev[idx]
+
+    # -- certification -------------------------------------------------------
+
+    def certify(self, h: frozenset[str], comps: list[Span]) -> Generator[str, bool, list[str]]:
+        text = self.text
+        spans_of: dict[str, Span] = {}
+        for a, b in comps:
+            spans_of.setdefault(text[a:b], (a, b))
+        current = _reduce_rule(spans_of)
+        certified: set[str] = set()
+        while True:
+            todo = [c for c in current if c not in certified]
+            if not todo:
+                break
+            c = todo[0]
+            others = [d for d in current if d != c]
+            mc = [text[a:b] for a, b in _windows(text, h | {c})]
+            if not (yield from self.ask(mc)):
+                certified.add(c)
+                continue
+            qc = others + [c[:-1], c[1:]]
+            if not (yield from self.ask(qc)):
+                certified.add(c)
+                continue
+            a, b = spans_of[c]
+            sub = yield from self.locate([(a, b)], others, char_level=True)
+            new = [text[x:y] for x, y in sub]
+            for (x, y), s in zip(sub, new):
+                spans_of.setdefault(s, (x, y))
+            current = _reduce_rule(others + new)
+        return current
+
+
+def _weighted_search(
+    mass: list[float], probe: Callable[[int], Generator[str, bool, bool]]
+) -> Generator[str, bool, int]:
+    """Largest i with probe(i) true; probe(0) is known true, probe is monotone.
+
+    ``mass[i]`` is the prior probability that the answer is ``i``; each probe
+    splits the remaining mass as evenly as possible.
+    """
+    lo, hi = 0, len(mass)
+    total = [0.0]
+    for m in mass:
+        total.append(total[-1] + max(m, 1e-12))
+    while hi - lo > 1:
+        target = (total[lo] + total[hi]) / 2
+        k = bisect.bisect_left(total, target, lo + 1, hi)
+        best = None
+        for i in (k - 1, k, k + 1):
+            if lo < i < hi and (best is None or abs(total[i] - target) < abs(total[best] - target)):
+                best = i
+        assert best is not None
+        if (yield from probe(best)):
+            lo = best
+        else:
+            hi = best
+    return lo
+
+
+# --------------------------------------------------------------------------
+# Drivers
+
+
+def _order_rules(text: str, rules: list[list[str]]) -> list[tuple[str, ...]]:
+    def first(c: str) -> tuple[int, int]:
+        return (text.find(c), len(c))
+
+    out = [tuple(sorted(r, key=first)) for r in rules]
+    out.sort(key=lambda r: [first(c) for c in r])
+    return out
+
+
+def isolate(
+    text: str,
+    is_censored: Callable[[str], bool],
+    separator: str = " ",
+    budget: Optional[int] = None,
+    known_rules: Optional[Iterable[Iterable[str]]] = None,
+    params: Params = Params(),
+) -> IsolationResult:
+    """Find every keyword combination that makes ``text`` censored."""
+    iso = _Isolator(text, separator, known_rules, params)
+    gen = iso.run()
+    trace: list[tuple[str, bool]] = []
+    complete = True
+    try:
+        query = next(gen)
+        while True:
+            if budget is not None and len(trace) >= budget:
+                raise _BudgetExhausted
+            verdict = bool(is_censored(query))
+            trace.append((query, verdict))
+            query = gen.send(verdict)
+    except StopIteration:
+        pass
+    except _BudgetExhausted:
+        complete = False
+        gen.close()
+    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace)
+
+
+async def aisolate(
+    text: str,
+    is_censored: Callable[[str], Awaitable[bool]],
+    separator: str = " ",
+    budget: Optional[int] = None,
+    known_rules: Optional[Iterable[Iterable[str]]] = None,
+    params: Params = Params(),
+) -> IsolationResult:
+    """Same as :func:`isolate` with an ``async`` oracle."""
+    iso = _Isolator(text, separator, known_rules, params)
+    gen = iso.run()
+    trace: list[tuple[str, bool]] = []
+    complete = True
+    try:
+        query = next(gen)
+        while True:
+            if budget is not None and len(trace) >= budget:
+                raise _BudgetExhausted
+            verdict = bool(await is_censored(query))
+            trace.append((query, verdict))
+            query = gen.send(verdict)
+    except StopIteration:
+        pass
+    except _BudgetExhausted:
+        complete = False
+        gen.close()
+    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace)
