@@ -167,10 +167,41 @@ class Controls(StrictModel):
     max_backoff_s: float = Field(default=600.0, ge=0)
 
 
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+
+
 class Schedule(StrictModel):
+    """When a probe set runs: a five-field cron expression in a timezone, plus up to ``jitter_s`` of delay."""
+
     cron: str
     timezone: str = "UTC"
-    jitter_s: float = Field(default=0, ge=0)
+    jitter_s: float = Field(default=0, ge=0, le=86400)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        expr = CRON_MACROS.get(v.strip().lower(), " ".join(v.split()))
+        if len(expr.split()) != 5:
+            raise ValueError(f"cron expression {v!r} must have 5 fields (minute hour day month weekday)")
+        if not croniter.is_valid(expr):
+            raise ValueError(f"invalid cron expression {v!r}")
+        return expr
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai or UTC)") from None
+        return v
 
 
 class ProbeSet(StrictModel):
