@@ -55,7 +55,7 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
                     [(r["sha256"], r["size"], stamp) for r in doomed[i:i + 500]],
                 )
                 c.execute(f"DELETE FROM bodies WHERE sha256 IN ({marks})", chunk)
-        kept = c.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] - (0 if dry_run else 0)
+        kept = c.execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
         c.execute("ROLLBACK" if dry_run else "COMMIT")
     except BaseException:
         if c.in_transaction:
@@ -92,10 +92,16 @@ def check_store(path: Path) -> CheckReport:
     problems: list[str] = []
     with Store(path, readonly=True) as store:
         c = store.conn
-        rows = [r[0] for r in c.execute("PRAGMA integrity_check")]
+        try:
+            rows = [r[0] for r in c.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:
+            rows = [str(exc)]
         integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
         if integrity != "ok":
             problems.append(f"integrity check failed: {integrity}")
+            version = store.schema_version
+            return CheckReport(path=str(path), ok=False, integrity=integrity, schema_version=version,
+                               size_bytes=_size(path), problems=problems)
         fk = c.execute("PRAGMA foreign_key_check").fetchall()
         if fk:
             problems.append(f"{len(fk)} rows break a foreign key (e.g. a measurement of an unknown run)")
