@@ -5,8 +5,10 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,7 +131,7 @@ def simulate(schedule: Schedule, start: dt.datetime, end: dt.datetime, step: dt.
 
 def test_a_machine_that_was_off_catches_up_once_not_once_per_missed_slot():
     start = t("2026-03-01T00:00")
-    runs = simulate(SIX_HOURLY, start, start + dt.timedelta(days=7), dt.timedelta(minutes=1),
+    runs = simulate(SIX_HOURLY, start, start + dt.timedelta(days=7), dt.timedelta(minutes=5),
                     off=(t("2026-03-02T01:00"), t("2026-03-04T15:30")))  # 10 slots missed
     at = [r[0] for r in runs]
     assert t("2026-03-04T15:30") in at
@@ -289,6 +291,33 @@ def test_schedule_status_and_once_through_the_cli(sandbox, tmp_path, store_path)
     assert dt.datetime.fromisoformat(row["next_due"]) > dt.datetime.fromisoformat(row["last_started"])
 
 
+def test_the_foreground_scheduler_runs_logs_and_stops_cleanly_on_sigterm(sandbox, tmp_path, store_path):
+    folder = make_folder(tmp_path)
+    os.utime(folder / "sched.yaml", (t("2020-01-01T00:00").timestamp(),) * 2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "schedule", "run", str(folder), "--tick", "1",
+                             "--store", str(store_path), "--base-url", f"sandbox={sandbox.url}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = store_path.parent / "logs" / "harness.jsonl"
+    deadline = time.monotonic() + 90
+    try:
+        while '"scheduled_run_done"' not in (log.read_text() if log.exists() else ""):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no scheduled run finished"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    names = [e["event"] for e in events]
+    assert names.count("scheduled_run_start") == 1  # ticks every second, but the slot is hours away
+    assert names.index("scheduler_started") < names.index("scheduled_run_start") < names.index("run_finished")
+    assert names[-1] == "scheduler_stopped"
+    done = next(e for e in events if e["event"] == "scheduled_run_done")
+    assert done["exit_code"] == 0 and done["status"] == "complete"
+
+
 # --------------------------------------------------------------------------- crontab
 
 
@@ -316,7 +345,7 @@ def test_install_crontab_write_merges_into_the_users_crontab(tmp_path):
     fake.write_text(f'#!/bin/sh\nif [ "$1" = "-l" ]; then cat {saved}; else cat > {saved}; fi\n')
     fake.chmod(0o755)
     env = {"HARNESS_CRONTAB": str(fake)}
-    for _ in range(2):
+    for _ in range(2):  # twice: the block is replaced, not added again
         res = subprocess.run([sys.executable, "-m", "harness", "schedule", "install", str(folder), "--crontab", "--write"],
                              cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
         assert res.returncode == 0, res.stderr
