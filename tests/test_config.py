@@ -2,15 +2,14 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.config import ConfigError, load_cookie_header, load_config, mask_url, masked
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIXTURES
+from .test_schedule_support import cli_inprocess
 
 MINI = FIXTURES / "probes" / "mini.yaml"
 
@@ -76,7 +75,7 @@ def test_a_missing_explicit_file_is_an_error(tmp_path, clean_env):
         load_config(tmp_path / "nope.toml")
 
 
-def test_secrets_are_masked_and_cookie_files_never_shown(tmp_path, clean_env):
+def test_secrets_are_masked_and_cookie_files_never_shown(tmp_path, clean_env, capsys):
     cookies = write(tmp_path / "cookies.txt", "BDUSS=supersecretcookie\n")
     f = write(tmp_path / "harness.toml", f'proxy = "socks5://alice:hunter2@proxy.example:1080"\n'
                                         f'[cookie_files]\nbaidu = "{cookies}"\nweibo = "{tmp_path / "none.txt"}"\n')
@@ -85,9 +84,7 @@ def test_secrets_are_masked_and_cookie_files_never_shown(tmp_path, clean_env):
     assert "hunter2" not in text and "supersecretcookie" not in text
     assert shown["proxy"] == "socks5://alice:***@proxy.example:1080"
     assert "present" in shown["cookie_files"]["baidu"] and "MISSING" in shown["cookie_files"]["weibo"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    res = subprocess.run([sys.executable, "-m", "harness", "config", "show", "--config", str(f)], cwd=REPO,
-                         capture_output=True, text=True, env=env, timeout=60)
+    res = cli_inprocess(capsys, "config", "show", "--config", str(f))
     assert res.returncode == 0, res.stderr
     assert "hunter2" not in res.stdout and "supersecretcookie" not in res.stdout and "alice:***@" in res.stdout
 
@@ -111,7 +108,7 @@ def test_cookie_files_netscape_and_header(tmp_path):
         load_cookie_header(bad, "https://a.com/")
 
 
-def test_run_uses_the_configuration_and_keeps_secrets_out_of_store_and_logs(sandbox, tmp_path):
+def test_run_uses_the_configuration_and_keeps_secrets_out_of_store_and_logs(sandbox, tmp_path, clean_env, capsys):
     seen_cookies = []
 
     def capture(handler, query):
@@ -124,9 +121,8 @@ def test_run_uses_the_configuration_and_keeps_secrets_out_of_store_and_logs(sand
     f = write(tmp_path / "harness.toml",
               f'store = "{db}"\n[vantage]\nprobe_cc = "CN"\nprobe_asn = "AS4134"\nlabel = "bj-1"\n'
               f'[cookie_files]\nsandbox = "{cookies}"\n[base_urls]\nsandbox = "{sandbox.url}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    res = subprocess.run([sys.executable, "-m", "harness", "run", str(MINI), "--config", str(f), "--json",
-                          "--vantage", "flag-label"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    clean_env.chdir(tmp_path)
+    res = cli_inprocess(capsys, "run", str(MINI), "--config", str(f), "--json", "--vantage", "flag-label")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "complete"
     assert seen_cookies and set(seen_cookies) == {"SESSIONID=topsecretvalue42"}
@@ -141,7 +137,7 @@ def test_run_uses_the_configuration_and_keeps_secrets_out_of_store_and_logs(sand
         assert b"topsecretvalue42" not in blob
 
 
-def test_too_many_failures_exit_3_with_one_line(sandbox, tmp_path):
+def test_too_many_failures_exit_3_with_one_line(sandbox, tmp_path, capsys):
     def down(handler, query):  # the control works, every probe is refused (not retryable: the test stays fast)
         if query == "的":
             return False
@@ -149,13 +145,49 @@ def test_too_many_failures_exit_3_with_one_line(sandbox, tmp_path):
         return True
 
     sandbox.responder = down
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
-    args = [sys.executable, "-m", "harness", "run", str(MINI), "--store", str(tmp_path / "s.db"),
-            "--base-url", f"sandbox={sandbox.url}", "--quiet"]
-    res = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    args = ["run", str(MINI), "--store", str(tmp_path / "s.db"), "--base-url", f"sandbox={sandbox.url}", "--quiet"]
+    res = cli_inprocess(capsys, *args)
     assert res.returncode == 3, res.stderr
     assert res.stdout.count("\n") == 1 and "failure=12" in res.stdout
-    assert "100% of probes failed (threshold 50%)" in res.stderr and "Traceback" not in res.stderr
-    res = subprocess.run(args + ["--new", "--failure-threshold", "1"], cwd=tmp_path, capture_output=True, text=True,
-                         env=env, timeout=120)
+    assert "100% of probes failed (threshold 50%)" in " ".join(res.stderr.split()) and "Traceback" not in res.stderr
+    res = cli_inprocess(capsys, *args, "--new", "--failure-threshold", "1")
     assert res.returncode == 0, res.stderr
+
+
+def test_config_rate_limits_apply_only_where_the_probe_set_sets_none(tmp_path, clean_env):
+    from harness.cli.run import request_from_config
+    from harness.models import RateLimit
+    from harness.runs import prepare
+
+    f = write(tmp_path / "harness.toml", '[rate_limit]\ninterval_s = 42\n\n[rate_limits.toutiao]\ninterval_s = 77\n')
+    cfg = load_config(f, proxy="http://u:pw@127.0.0.1:3128")
+    ps = write(tmp_path / "ps.yaml", f"name: x\nkeywords:\n  - list: {FIXTURES / 'keywords' / 'mini.yaml'}\n"
+                                     "platforms:\n  - name: baidu\n  - name: toutiao\n  - name: sandbox\n"
+                                     "    rate_limit: {interval_s: 1}\n"
+                                     f"controls: {{lists: [{FIXTURES / 'keywords' / 'controls.yaml'}]}}\n")
+    req = request_from_config(ps, cfg)
+    assert req.options.proxy == "http://u:pw@127.0.0.1:3128"
+    plan = prepare(req)
+    assert plan.rate_limits["baidu"].interval_s == 42
+    assert plan.rate_limits["toutiao"].interval_s == 77
+    assert plan.rate_limits["sandbox"] == RateLimit(interval_s=1)  # the probe set's own pace wins
+    top = write(tmp_path / "top.yaml", ps.read_text().replace("platforms:", "rate_limit: {interval_s: 5}\nplatforms:"))
+    plan = prepare(request_from_config(top, cfg))
+    assert plan.rate_limits["baidu"].interval_s == 5
+
+
+def test_logs_mask_secrets_whatever_the_caller_passes(tmp_path):
+    from harness.logs import event, get_logger, setup_logging
+
+    log = tmp_path / "h.jsonl"
+    setup_logging(log)
+    try:
+        event(get_logger("t"), "oops", "proxy socks5://bob:s3cret@h:1 failed; Cookie: SID=abc123",
+              url="http://u:pw2@x/y", headers={"Cookie": "k=v9"}, note="token=tok456")
+    finally:
+        setup_logging(None)
+    text = log.read_text()
+    for secret in ("s3cret", "abc123", "pw2", "v9", "tok456"):
+        assert secret not in text
+    line = json.loads(text)
+    assert line["event"] == "oops" and "bob:***@" in line["msg"]

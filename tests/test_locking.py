@@ -17,7 +17,7 @@ from harness.maintenance import check_store
 from harness.models import Measurement, Run, Verdict
 from harness.store import Store
 
-from .conftest import run_cli
+from .test_schedule_support import cli_inprocess
 from .test_resume import paced_probe_set, start_run, wait_for
 
 
@@ -56,8 +56,9 @@ def test_a_lock_held_by_another_process_is_refused(store_path):
 
 
 def test_a_stale_lock_left_by_a_dead_process_is_taken_over(store_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead_pid = gone.pid
     path = lock_dir_for(store_path) / "ps.lock"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname(), "probe_set": "ps", "run_id": "old"}))
@@ -67,7 +68,7 @@ def test_a_stale_lock_left_by_a_dead_process_is_taken_over(store_path):
     assert path.read_text() == ""  # released cleanly: nothing stale left behind
 
 
-def test_a_concurrent_second_run_of_a_probe_set_is_refused(sandbox, tmp_path):
+def test_a_concurrent_second_run_of_a_probe_set_is_refused(sandbox, tmp_path, capsys):
     ps = paced_probe_set(tmp_path, interval=0, timeout=60)
     db = tmp_path / "s.db"
     gate = threading.Event()
@@ -83,7 +84,7 @@ def test_a_concurrent_second_run_of_a_probe_set_is_refused(sandbox, tmp_path):
     first = start_run(ps, db, sandbox)
     try:
         wait_for(db, 2, first)
-        res = run_cli("run", str(ps), "--store", str(db), "--base-url", f"sandbox={sandbox.url}")
+        res = cli_inprocess(capsys, "run", str(ps), "--store", str(db), "--base-url", f"sandbox={sandbox.url}")
         assert res.returncode == 2 and "Traceback" not in res.stderr
         err = " ".join(res.stderr.split())
         assert "'paced' is already running" in err and f"pid {first.pid}" in err
@@ -109,7 +110,7 @@ def _writer(path: str, run_id: str, n: int) -> None:
 
 def test_two_processes_writing_one_store_lose_nothing(store_path):
     Store(store_path).close()
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # no connection is open in this process when it forks
     procs = [ctx.Process(target=_writer, args=(str(store_path), f"w{i}", 300)) for i in range(2)]
     for p in procs:
         p.start()

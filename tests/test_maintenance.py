@@ -14,7 +14,7 @@ from harness.maintenance import check_store, prune_evidence, vacuum_store
 from harness.models import Measurement, Run, Verdict
 from harness.store import Store
 
-from .conftest import run_cli
+from .test_schedule_support import cli_inprocess
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -57,7 +57,7 @@ def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_path):
     assert report.ok and report.pruned_bodies == 1 and report.missing_bodies == 0
 
 
-def test_check_finds_missing_bodies_and_orphans(store_path):
+def test_check_finds_missing_bodies_and_orphans(store_path, capsys):
     seed(store_path, {"a": (1, b"page a", Verdict.hard), "b": (1, b"page b", Verdict.hard)})
     with Store(store_path) as st:
         sha_a = next(m for m in st.measurements() if m.input == "a").evidence.body_sha256
@@ -66,11 +66,11 @@ def test_check_finds_missing_bodies_and_orphans(store_path):
     report = check_store(store_path)
     assert not report.ok and report.missing_bodies == 1 and report.orphan_bodies == 1
     assert any("missing" in p for p in report.problems)
-    res = run_cli("store", "check", "--store", str(store_path), "--json")
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_path), "--json")
     assert res.returncode == 1 and json.loads(res.stdout)["missing_bodies"] == 1
 
 
-def test_check_reports_a_corrupt_store(store_path):
+def test_check_reports_a_corrupt_store(store_path, capsys):
     seed(store_path, {f"k{i}": (1, f"page {i}".encode() * 500, Verdict.hard) for i in range(200)})
     with Store(store_path) as st:
         st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -81,7 +81,7 @@ def test_check_reports_a_corrupt_store(store_path):
         fh.write(b"\xff" * page_size)
     report = check_store(store_path)
     assert not report.ok and report.integrity != "ok" and "integrity check failed" in report.problems[0]
-    res = run_cli("store", "check", "--store", str(store_path))
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_path))
     assert res.returncode == 1 and "Traceback" not in res.stderr and "NOT OK" in res.stdout
 
 
@@ -103,13 +103,13 @@ def test_vacuum_is_refused_during_a_run_and_shrinks_the_file_after_pruning(store
     assert check_store(store_path).ok
 
 
-def test_prune_through_the_cli_needs_a_duration_and_says_what_it_did(store_path):
+def test_prune_through_the_cli_needs_a_duration_and_says_what_it_did(store_path, capsys):
     seed(store_path, {"old": (400, b"old", Verdict.hard)})
-    res = run_cli("store", "prune", "--store", str(store_path))
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path))
     assert res.returncode == 2 and "--keep-evidence" in res.stderr
-    res = run_cli("store", "prune", "--store", str(store_path), "--keep-evidence", "ninety days")
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path), "--keep-evidence", "ninety days")
     assert res.returncode == 2 and "invalid duration" in res.stderr and "Traceback" not in res.stderr
-    res = run_cli("store", "prune", "--store", str(store_path), "--keep-evidence", "90d", "--json")
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path), "--keep-evidence", "90d", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["bodies_deleted"] == 1
     log = (store_path.parent / "logs" / "harness.jsonl").read_text()

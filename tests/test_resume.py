@@ -19,7 +19,8 @@ from harness.logs import setup_logging
 from harness.runs import RunRequest, effective_status, execute, prepare
 from harness.store import Store
 
-from .conftest import FIXTURES, REPO, fast_options, run_cli, run_probe_set
+from .conftest import FIXTURES, REPO, fast_options, run_probe_set
+from .test_schedule_support import cli_inprocess
 
 KEYWORDS = FIXTURES / "keywords"
 
@@ -67,7 +68,7 @@ def verdicts(db: Path, run_id: str) -> dict[tuple[str, str], str]:
         return {(m.platform, m.input): m.verdict.value for m in st.measurements(run_id) if m.role == "probe"}
 
 
-def test_a_run_killed_with_sigkill_resumes_with_one_measurement_per_term(sandbox, tmp_path):
+def test_a_run_killed_with_sigkill_resumes_with_one_measurement_per_term(sandbox, tmp_path, capsys):
     ps = paced_probe_set(tmp_path, interval=0.06)
     db = tmp_path / "killed.db"
     proc = start_run(ps, db, sandbox)
@@ -82,10 +83,10 @@ def test_a_run_killed_with_sigkill_resumes_with_one_measurement_per_term(sandbox
         assert effective_status(run, db) == "interrupted"
         planned = run.planned
     assert 5 <= done_at_kill < planned
-    listed = json.loads(run_cli("runs", "list", "--store", str(db), "--json").stdout)
+    listed = json.loads(cli_inprocess(capsys, "runs", "list", "--store", str(db), "--json").stdout)
     assert [r["status"] for r in listed] == ["interrupted"]
 
-    res = run_cli("run", str(ps), "--store", str(db), "--base-url", f"sandbox={sandbox.url}", "--json")
+    res = cli_inprocess(capsys, "run", str(ps), "--store", str(db), "--base-url", f"sandbox={sandbox.url}", "--json")
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["run_id"] == run.run_id and summary["status"] == "complete"
@@ -183,11 +184,11 @@ def test_new_starts_afresh_and_leaves_the_interrupted_run(sandbox, tmp_path, sto
         assert [r.status for r in st.list_runs()] == ["complete", "interrupted"]
 
 
-def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_path):
+def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_path, capsys):
     ps = paced_probe_set(tmp_path, interval=0)
     req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options())
     first = crash(req)
-    res = run_cli("runs", "show", first[:12], "--store", str(store_path), "--json")
+    res = cli_inprocess(capsys, "runs", "show", first[:12], "--store", str(store_path), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["status"] == "interrupted" and data["done"] == 5 and data["sessions"] == 1
@@ -195,5 +196,5 @@ def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_path):
     with Store(store_path, readonly=True) as st:
         data = run_dict(st, st.get_run(first), store_path)
     assert data["status"] == "complete" and data["done"] == data["planned"] and data["sessions"] == 2
-    res = run_cli("runs", "show", "nope", "--store", str(store_path))
+    res = cli_inprocess(capsys, "runs", "show", "nope", "--store", str(store_path))
     assert res.returncode == 2 and "no run" in res.stderr

@@ -24,7 +24,6 @@ from harness.schedule import (
     RunResult,
     ScheduledProbeSet,
     Scheduler,
-    SubprocessRunner,
     crontab_block,
     cron_to_oncalendar,
     decide,
@@ -37,7 +36,8 @@ from harness.schedule import (
 )
 from harness.store import Store
 
-from .conftest import FIXTURES, run_cli
+from .conftest import FIXTURES
+from .test_schedule_support import cli_inprocess
 
 UTC = dt.timezone.utc
 MINI_LIST = FIXTURES / "keywords" / "mini.yaml"
@@ -74,10 +74,10 @@ def test_a_bad_schedule_is_refused_with_file_and_line(tmp_path, schedule, needle
     assert str(exc.value).startswith(f"{p}:6:")
 
 
-def test_bad_schedule_through_the_cli_is_one_line_and_exit_2(tmp_path):
+def test_bad_schedule_through_the_cli_is_one_line_and_exit_2(tmp_path, capsys):
     p = tmp_path / "ps.yaml"
     p.write_text(probe_set_text(cron="0 25 * * *"))
-    res = run_cli("run", str(p), "--store", str(tmp_path / "s.db"))
+    res = cli_inprocess(capsys, "run", str(p), "--store", str(tmp_path / "s.db"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{p}:" in res.stderr and "invalid cron expression" in res.stderr
 
@@ -256,35 +256,22 @@ def test_invalid_files_in_the_folder_are_reported_and_skipped(tmp_path):
     assert len(problems) == 1 and "broken.yaml:" in problems[0] and "invalid cron" in problems[0]
 
 
-def test_one_real_tick_runs_the_due_probe_set_end_to_end(sandbox, tmp_path, store_path):
-    folder = make_folder(tmp_path)
-    os.utime(folder / "sched.yaml", (t("2020-01-01T00:00").timestamp(),) * 2)  # long ago: due
-    runner = SubprocessRunner(store_path, base_urls={"sandbox": sandbox.url})
-    sched = Scheduler(folder, store_path, runner)
-    try:
-        [d] = sched.tick(wait=True)
-        assert d.reason == "first_run"
-        [result] = sched.results
-        assert result.exit_code == 0, result.error
-        assert result.summary["status"] == "complete" and result.summary["counts"]["sandbox"]["hard"] == 5
-        assert sched.tick(wait=True) == []  # next slot is hours away
-    finally:
-        sched.close()
-    with Store(store_path, readonly=True) as st:
-        [run] = st.list_runs()
-        assert run.probe_set == "sched" and run.status == "complete"
-    events = [json.loads(line)["event"] for line in (store_path.parent / "logs" / "harness.jsonl").read_text().splitlines()]
-    assert "run_started" in events and "run_finished" in events
-
-
-def test_schedule_status_and_once_through_the_cli(sandbox, tmp_path, store_path):
+def test_schedule_status_and_once_through_the_cli(sandbox, tmp_path, store_path, capsys):
     folder = make_folder(tmp_path)
     os.utime(folder / "sched.yaml", (t("2020-01-01T00:00").timestamp(),) * 2)
-    res = run_cli("schedule", "run", str(folder), "--once", "--quiet", "--store", str(store_path),
+    res = cli_inprocess(capsys, "schedule", "run", str(folder), "--once", "--quiet", "--store", str(store_path),
                   "--base-url", f"sandbox={sandbox.url}")
     assert res.returncode == 0, res.stderr
     assert res.stdout == ""  # quiet: nothing to say when all is well (cron mails output)
-    res = run_cli("schedule", "status", str(folder), "--store", str(store_path), "--json")
+    with Store(store_path, readonly=True) as st:
+        [run] = st.list_runs()
+        assert run.probe_set == "sched" and run.status == "complete"
+        assert st.platform_counts(run.run_id)["sandbox"]["hard"] == 5
+    events = [json.loads(line) for line in (store_path.parent / "logs" / "harness.jsonl").read_text().splitlines()]
+    names = [e["event"] for e in events]
+    assert names.index("scheduled_run_start") < names.index("run_started") < names.index("run_finished")
+    assert next(e for e in events if e["event"] == "scheduled_run_start")["reason"] == "first_run"
+    res = cli_inprocess(capsys, "schedule", "status", str(folder), "--store", str(store_path), "--json")
     assert res.returncode == 0, res.stderr
     [row] = json.loads(res.stdout)["probe_sets"]
     assert row["last_status"] == "complete" and row["due_now"] is False
@@ -337,17 +324,17 @@ def test_crontab_block_is_a_valid_five_field_line_and_merges_idempotently(tmp_pa
         crontab_block(tmp_path, tmp_path, every_minutes=0)
 
 
-def test_install_crontab_write_merges_into_the_users_crontab(tmp_path):
+def test_install_crontab_write_merges_into_the_users_crontab(tmp_path, capsys, monkeypatch):
     folder = make_folder(tmp_path)
     saved = tmp_path / "crontab.txt"
     saved.write_text("0 3 * * * backup\n")
     fake = tmp_path / "fake-crontab"
     fake.write_text(f'#!/bin/sh\nif [ "$1" = "-l" ]; then cat {saved}; else cat > {saved}; fi\n')
     fake.chmod(0o755)
-    env = {"HARNESS_CRONTAB": str(fake)}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("harness.cli.schedule._crontab_cmd", lambda: [str(fake)])
     for _ in range(2):  # twice: the block is replaced, not added again
-        res = subprocess.run([sys.executable, "-m", "harness", "schedule", "install", str(folder), "--crontab", "--write"],
-                             cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+        res = cli_inprocess(capsys, "schedule", "install", str(folder), "--crontab", "--write")
         assert res.returncode == 0, res.stderr
     text = saved.read_text()
     assert text.startswith("0 3 * * * backup\n") and text.count("# BEGIN censorship-harness") == 1
@@ -430,3 +417,15 @@ def test_the_timer_fires_exactly_when_the_cron_expression_does(cron, tz):
     it = croniter(s.cron, base.astimezone(__import__("zoneinfo").ZoneInfo(tz)))
     cron_times = [it.get_next(dt.datetime).astimezone(UTC) for _ in range(n)]
     assert systemd == cron_times
+
+
+def test_install_systemd_write_puts_units_in_the_unit_folder(tmp_path, capsys, monkeypatch):
+    folder = make_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = cli_inprocess(capsys, "schedule", "install", str(folder), "--systemd", "--write", "--unit-dir",
+                        str(tmp_path / "units"))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["harness-sched.service", "harness-sched.timer"]
+    assert "systemctl --user enable --now harness-sched.timer" in " ".join(res.stdout.split())
+    res = cli_inprocess(capsys, "schedule", "install", str(folder))
+    assert res.returncode == 2 and "choose one of --crontab or --systemd" in res.stderr
