@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .errors import InputError
 from .models import RateLimit
 from .store import DEFAULT_STORE_PATH
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    try:
+        import tomli as tomllib  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        tomllib = None  # type: ignore[assignment]
 
 CONFIG_FILE_NAME = "harness.toml"
 ENV_PREFIX = "HARNESS_"
@@ -149,17 +156,17 @@ class HarnessConfig(BaseSettings):
         return load_cookie_header(path, url) if path is not None else None
 
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("harness_config_file_data", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("harness_config_file_data", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):
     """The TOML file's data, parsed by :func:`load_config` before the settings are built."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _FILE_DATA.get().get(field_name), field_name, False
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_FILE_DATA.get())
+        return dict(_FILE_DATA.get() or {})
 
 
 def find_config_file(explicit: Path | None) -> Path | None:
@@ -216,6 +223,8 @@ def load_config(path: Path | None = None, **overrides: Any) -> HarnessConfig:
     text = ""
     data: dict[str, Any] = {}
     if file is not None:
+        if tomllib is None:
+            raise ConfigError("reading harness.toml needs Python 3.11+ or the tomli package", file)
         try:
             text = file.read_text(encoding="utf-8")
             data = tomllib.loads(text)
