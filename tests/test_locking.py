@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,13 +89,17 @@ def test_a_concurrent_second_run_of_a_probe_set_is_refused(sandbox, tmp_path, ca
         assert res.returncode == 2 and "Traceback" not in res.stderr
         err = " ".join(res.stderr.split())
         assert "'paced' is already running" in err and f"pid {first.pid}" in err
+        with Store(db, readonly=True) as st:
+            assert len(st.list_runs()) == 1  # the refused run left nothing behind
+        first.send_signal(signal.SIGTERM)  # systemd stop, docker stop: the run records itself as interrupted
+        first.wait(timeout=60)
     finally:
         gate.set()
-        out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
-    assert json.loads(out)["status"] == "complete"
+        first.communicate(timeout=60)
+    assert first.returncode == 130
     with Store(db, readonly=True) as st:
-        assert len(st.list_runs()) == 1  # the refused run left nothing behind
+        [run] = st.list_runs()
+        assert run.status == "interrupted"
 
 
 def _writer(path: str, run_id: str, n: int) -> None:

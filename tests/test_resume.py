@@ -107,19 +107,6 @@ def test_a_run_killed_with_sigkill_resumes_with_one_measurement_per_term(sandbox
     assert verdicts(db, run.run_id) == verdicts(tmp_path / "reference.db", reference.run_id)
 
 
-def test_sigterm_records_the_run_as_interrupted(sandbox, tmp_path):
-    ps = paced_probe_set(tmp_path)
-    db = tmp_path / "termed.db"
-    proc = start_run(ps, db, sandbox)
-    wait_for(db, 3, proc)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    assert proc.returncode != 0
-    with Store(db, readonly=True) as st:
-        [run] = st.list_runs()
-    assert run.status == "interrupted"  # written by the process itself on its way out
-
-
 def interrupt_after(n: int):
     seen = []
 
