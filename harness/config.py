@@ -249,7 +249,8 @@ def load_config(path: Path | None = None, **overrides: Any) -> HarnessConfig:
             raise ConfigError(_describe(first)) from None
         if file is not None and top in data and env_name not in os.environ and (ENV_PREFIX + top.upper()) not in os.environ:
             raise ConfigError(_describe(first), file, _toml_line(text, loc)) from None
-        raise ConfigError(f"environment: {_describe(first)} (check ${ENV_PREFIX}{top.upper()}…)") from None
+        var = env_name if env_name in os.environ else ENV_PREFIX + top.upper()
+        raise ConfigError(f"environment: {_describe(first)} (check ${var})") from None
     finally:
         _FILE_DATA.reset(token)
     cfg._source_file = file
