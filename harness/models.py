@@ -7,6 +7,7 @@ written to the store and exported as JSON lines in an OONI-style envelope.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from enum import Enum
 from typing import Any, Literal
@@ -173,6 +174,9 @@ CRON_MACROS = {
 }
 
 
+_CRON_ITEM = re.compile(r"(?:\*|(?P<lo>\d+|[A-Za-z]{3})(?:-(?P<hi>\d+|[A-Za-z]{3}))?)(?:/\d+)?")
+
+
 class Schedule(StrictModel):
     """When a probe set runs: a five-field cron expression in a timezone, plus up to ``jitter_s`` of delay."""
 
@@ -190,6 +194,13 @@ class Schedule(StrictModel):
             raise ValueError(f"cron expression {v!r} must have 5 fields (minute hour day month weekday)")
         if not croniter.is_valid(expr):
             raise ValueError(f"invalid cron expression {v!r}")
+        for part in ",".join(expr.split()).split(","):
+            m = _CRON_ITEM.fullmatch(part)
+            if not m:  # croniter's extensions (L, #, H, ?) have no crontab or systemd equivalent
+                raise ValueError(f"cron expression {v!r}: {part!r} is not standard cron syntax")
+            lo, hi = m.group("lo"), m.group("hi")
+            if lo and hi and lo.isdigit() and hi.isdigit() and int(lo) > int(hi):
+                raise ValueError(f"cron expression {v!r}: range {lo}-{hi} runs backwards")
         return expr
 
     @field_validator("timezone")

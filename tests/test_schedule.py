@@ -64,6 +64,9 @@ def probe_set_text(name: str = "sched", cron: str = "0 */6 * * *", tz: str = "UT
     ('{cron: "0 0 * * * *"}', "must have 5 fields"),
     ('{cron: "0 6 * * *", timezone: Mars/Olympus}', "unknown timezone 'Mars/Olympus'"),
     ('{cron: "0 6 * * *", jitter_s: -5}', "jitter_s"),
+    ('{cron: "0 6 L * *"}', "not standard cron syntax"),
+    ('{cron: "0 6 * * 5#2"}', "not standard cron syntax"),
+    ('{cron: "0 9-5 * * *"}', "runs backwards"),
 ])
 def test_a_bad_schedule_is_refused_with_file_and_line(tmp_path, schedule, needle):
     p = tmp_path / "ps.yaml"
