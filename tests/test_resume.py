@@ -185,3 +185,29 @@ def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_path, 
     assert data["status"] == "complete" and data["done"] == data["planned"] and data["sessions"] == 2
     res = cli_inprocess(capsys, "runs", "show", "nope", "--store", str(store_path))
     assert res.returncode == 2 and "no run" in res.stderr
+
+
+def test_a_dead_running_run_is_recorded_as_interrupted_by_the_next_run(sandbox, tmp_path, store_path):
+    import datetime as dt
+    import socket
+
+    from harness.models import Run
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with Store(store_path) as st:
+        st.create_run(Run(run_id="dead-run", probe_set="paced", started_at=dt.datetime.now(dt.timezone.utc),
+                          pid=gone.pid, hostname=socket.gethostname()))
+        assert effective_status(st.get_run("dead-run"), store_path) == "interrupted"  # the pid is gone
+    ps = paced_probe_set(tmp_path, interval=0)
+    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options(), new=True)
+    log = tmp_path / "log.jsonl"
+    setup_logging(log)
+    try:
+        summary = execute(req, prepare(req))
+    finally:
+        setup_logging(None)
+    with Store(store_path, readonly=True) as st:
+        assert st.get_run("dead-run").status == "interrupted"
+        assert st.get_run(summary.run_id).status == "complete"
+    assert '"run_died"' in log.read_text()
