@@ -102,7 +102,7 @@ def setup_logging(file: Path | None, fmt: str = "json", level: str = "INFO", *, 
             root.removeHandler(h)
             h.close()
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    root.propagate = False
+    root.propagate = file is None and not console  # our own handlers: do not also print through the root logger
     redactor = RedactingFilter()
     if file is not None:
         file = Path(file)
