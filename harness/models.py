@@ -7,6 +7,7 @@ written to the store and exported as JSON lines in an OONI-style envelope.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from enum import Enum
 from typing import Any, Literal
@@ -167,10 +168,51 @@ class Controls(StrictModel):
     max_backoff_s: float = Field(default=600.0, ge=0)
 
 
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+
+
+_CRON_ITEM = re.compile(r"(?:\*|(?P<lo>\d+|[A-Za-z]{3})(?:-(?P<hi>\d+|[A-Za-z]{3}))?)(?:/\d+)?")
+
+
 class Schedule(StrictModel):
+    """When a probe set runs: a five-field cron expression in a timezone, plus up to ``jitter_s`` of delay."""
+
     cron: str
     timezone: str = "UTC"
-    jitter_s: float = Field(default=0, ge=0)
+    jitter_s: float = Field(default=0, ge=0, le=86400)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, v: str) -> str:
+        from croniter import croniter
+
+        expr = CRON_MACROS.get(v.strip().lower(), " ".join(v.split()))
+        if len(expr.split()) != 5:
+            raise ValueError(f"cron expression {v!r} must have 5 fields (minute hour day month weekday)")
+        if not croniter.is_valid(expr):
+            raise ValueError(f"invalid cron expression {v!r}")
+        for part in ",".join(expr.split()).split(","):
+            m = _CRON_ITEM.fullmatch(part)
+            if not m:  # croniter's extensions (L, #, H, ?) have no crontab or systemd equivalent
+                raise ValueError(f"cron expression {v!r}: {part!r} is not standard cron syntax")
+            lo, hi = m.group("lo"), m.group("hi")
+            if lo and hi and lo.isdigit() and hi.isdigit() and int(lo) > int(hi):
+                raise ValueError(f"cron expression {v!r}: range {lo}-{hi} runs backwards")
+        return expr
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name such as Asia/Shanghai or UTC)") from None
+        return v
 
 
 class ProbeSet(StrictModel):

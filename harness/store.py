@@ -75,6 +75,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX measurements_by_term ON measurements (platform, input, measurement_start_time);
     CREATE INDEX measurements_by_run ON measurements (run_id, platform, input);
     """,
+    # 2: evidence retention: bodies pruned by `harness store prune` (the hash stays on the measurement)
+    """
+    CREATE TABLE pruned_bodies (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        pruned_at TEXT NOT NULL
+    );
+    CREATE INDEX measurements_by_body ON measurements (body_sha256);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -256,6 +265,9 @@ class Store:
     def get_body(self, sha256: str) -> bytes:
         row = self.conn.execute("SELECT compression, data FROM bodies WHERE sha256=?", (sha256,)).fetchone()
         if row is None:
+            pruned = self.conn.execute("SELECT pruned_at FROM pruned_bodies WHERE sha256=?", (sha256,)).fetchone()
+            if pruned is not None:
+                raise NotFoundError(f"body {sha256} was pruned on {pruned[0]} (evidence retention); its verdict and hash are kept")
             raise NotFoundError(f"no stored body {sha256}")
         return zlib.decompress(row["data"]) if row["compression"] == "zlib" else bytes(row["data"])
 
@@ -327,3 +339,28 @@ class Store:
             f" WHERE run_id IN ({marks}) AND role='probe' ORDER BY measurement_start_time, rowid",
             ids,
         )
+
+    # ------------------------------------------------------------------ run totals (whole run, every session)
+
+    def platform_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Probe verdicts per platform over the whole run, resumed sessions included."""
+        out: dict[str, dict[str, int]] = {}
+        for platform, verdict, n in self.conn.execute(
+            "SELECT platform, verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe'"
+            " GROUP BY platform, verdict", (run_id,)
+        ):
+            out.setdefault(platform, {})[verdict] = n
+        return out
+
+    def failure_counts(self, run_id: str) -> dict[str, int]:
+        return {
+            r[0]: r[1]
+            for r in self.conn.execute(
+                "SELECT failure, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' AND failure IS NOT NULL"
+                " GROUP BY failure", (run_id,)
+            )
+        }
+
+    def run_sessions(self, run_id: str) -> int:
+        row = self.conn.execute("SELECT sessions FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return int(row[0]) if row else 0

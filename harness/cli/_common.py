@@ -21,10 +21,15 @@ JsonOption = typer.Option(False, "--json", help="print JSON for scripts")
 
 
 def store_path(store: Path | None) -> Path:
+    """--store, else $HARNESS_STORE, else ``store`` in harness.toml, else results/harness.db."""
     if store is not None:
         return store
     env = os.environ.get("HARNESS_STORE")
-    return Path(env) if env else DEFAULT_STORE_PATH
+    if env:
+        return Path(env)
+    from ..config import find_config_file, load_config
+
+    return Path(load_config().store) if find_config_file(None) is not None else DEFAULT_STORE_PATH
 
 
 def print_json(data: Any) -> None:

@@ -9,9 +9,13 @@ from rich.table import Table
 from ..engine import RunOptions, RunPlan, RunSummary, Vantage
 from ..errors import HarnessError
 from ..models import Measurement
+from ..config import HarnessConfig, load_config
+from ..logs import setup_logging
 from ..runs import RunRequest, execute, prepare
 from . import app
-from ._common import JsonOption, StoreOption, console, err_console, print_json, store_path
+from ._common import JsonOption, StoreOption, console, err_console, print_json
+
+ConfigOption = typer.Option(None, "--config", help="harness.toml to use (default: ./harness.toml if present, or $HARNESS_CONFIG)")
 
 VERDICT_ORDER = ["not_censored", "hard", "soft", "no_results", "failure"]
 
@@ -65,31 +69,77 @@ def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> Ru
         return execute(req, plan, on_measurement, on_start)
 
 
+EXIT_TOO_MANY_FAILURES = 3
+
+
+def quiet_line(summary: RunSummary) -> str:
+    total = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in VERDICT_ORDER}
+    return (f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in total.items())
+            + f" (failure share {summary.failure_share:.0%})")
+
+
+def too_many_failures(summary: RunSummary, threshold: float) -> bool:
+    """The share of probe failures passes the threshold (0.5: more than half failed)."""
+    return summary.failure_share > threshold
+
+
+def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple[Path, ...] = (),
+                        base_urls: dict[str, str] | None = None, new: bool = False,
+                        options: RunOptions | None = None) -> RunRequest:
+    """A run request with the configuration applied (flags, already merged into ``cfg``, win)."""
+    v = cfg.vantage
+    opts = options or RunOptions()
+    opts.vantage = Vantage(v.probe_cc, v.probe_asn, v.label)
+    if cfg.proxy and opts.proxy is None:
+        opts.proxy = cfg.proxy
+    return RunRequest(
+        probe_set, Path(cfg.store), platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
+        options=opts, cookie_files=dict(cfg.cookie_files), default_rate_limits=dict(cfg.rate_limits),
+        default_rate_limit=cfg.rate_limit,
+    )
+
+
 @app.command("run")
 def run_cmd(
     probe_set: Path = typer.Argument(..., help="probe set YAML (probes/NAME.yaml)"),
     store: Path | None = StoreOption,
     platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a sandbox)"),
-    probe_cc: str = typer.Option("ZZ", "--probe-cc", help="country code of this vantage point"),
-    probe_asn: str = typer.Option("AS0", "--probe-asn", help="ASN of this vantage point"),
-    vantage: str = typer.Option("", "--vantage", help="label of this vantage point"),
+    probe_cc: str | None = typer.Option(None, "--probe-cc", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
+    probe_asn: str | None = typer.Option(None, "--probe-asn", help="ASN of this vantage point [config: vantage.probe_asn, AS0]"),
+    vantage: str | None = typer.Option(None, "--vantage", help="label of this vantage point [config: vantage.label]"),
     new: bool = typer.Option(False, "--new", help="start a new run even if an interrupted one can be resumed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="one summary line"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one summary line (for cron)"),
+    failure_threshold: float | None = typer.Option(
+        None, "--failure-threshold", min=0, max=1,
+        help=f"exit {EXIT_TOO_MANY_FAILURES} when the share of failed probes is above this [config: failure_threshold, 0.5]"),
+    config: Path | None = ConfigOption,
+    log_file: Path | None = typer.Option(None, "--log-file", help="structured log file [config: log.file, logs/harness.jsonl next to the store]"),
+    log_format: str | None = typer.Option(None, "--log-format", help="json (one object per line) or text [config: log.format]"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Send a probe set's keywords to its platforms, classify and store every answer."""
-    req = RunRequest(
-        probe_set, store_path(store), tuple(platforms), base_urls=parse_base_urls(base_url), new=new,
-        options=RunOptions(vantage=Vantage(probe_cc, probe_asn, vantage)),
-    )
+    """Send a probe set's keywords to its platforms, classify and store every answer.
+
+    A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot) is resumed: same run
+    id, only what is missing is sent. Exit codes: 0 done, 2 bad input or already running,
+    3 too many failures (see --failure-threshold), 130 interrupted.
+    """
+    cfg = load_config(config, **{"store": store, "vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
+                                 "vantage.label": vantage, "failure_threshold": failure_threshold,
+                                 "log.file": log_file, "log.format": log_format})
+    setup_logging(cfg.log_file, cfg.log.format, cfg.log.level)
+    req = request_from_config(probe_set, cfg, platforms=tuple(platforms), base_urls=parse_base_urls(base_url), new=new)
     plan = prepare(req)
     summary = run_with_progress(req, plan, quiet=quiet or as_json)
     if as_json:
         print_json(summary_dict(summary))
     elif quiet:
-        total = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in VERDICT_ORDER}
-        typer.echo(f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in total.items()))
+        typer.echo(quiet_line(summary))
     else:
         console.print(summary_table(summary))
         console.print(f"stored in {req.store_path}")
+    if too_many_failures(summary, cfg.failure_threshold):
+        top = ", ".join(f"{k}={v}" for k, v in summary.failures.most_common(3))
+        err_console.print(f"error: {summary.failure_share:.0%} of probes failed (threshold {cfg.failure_threshold:.0%})"
+                          + (f": {top}" if top else ""), markup=False, highlight=False)
+        raise typer.Exit(EXIT_TOO_MANY_FAILURES)

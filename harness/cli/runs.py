@@ -1,0 +1,100 @@
+"""``harness runs list | show``: what ran, when, how far it got."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from ..models import Run
+from ..runs import effective_status
+from ..store import Store
+from . import app
+from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+
+runs_app = typer.Typer(help="Runs in the store: list them, show one.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow"}
+
+
+def run_dict(store: Store, run: Run, path: Path) -> dict[str, Any]:
+    done = store.count_measurements(run.run_id)
+    probes = store.platform_counts(run.run_id)
+    planned_done = store.conn.execute(
+        "SELECT COUNT(*) FROM measurements WHERE run_id=? AND role!='truism'", (run.run_id,)
+    ).fetchone()[0]
+    return {
+        "run_id": run.run_id, "probe_set": run.probe_set, "status": effective_status(run, path),
+        "recorded_status": run.status, "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "planned": run.planned, "done": planned_done, "measurements": done,
+        "sessions": store.run_sessions(run.run_id), "probe_cc": run.probe_cc, "probe_asn": run.probe_asn,
+        "vantage": run.vantage, "pid": run.pid, "hostname": run.hostname, "software_version": run.software_version,
+        "counts": probes, "failures": store.failure_counts(run.run_id),
+    }
+
+
+@runs_app.command("list")
+def list_cmd(
+    probe_set: str | None = typer.Option(None, "--probe-set", "-p", help="only runs of this probe set"),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="newest N runs"),
+    store: Path | None = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Runs, newest first, with their status (a run whose process died shows as interrupted)."""
+    path = store_path(store)
+    with Store(path, readonly=True) as st:
+        rows = [run_dict(st, r, path) for r in st.list_runs(probe_set, limit=limit)]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no runs yet")
+        return
+    table = Table(title=f"runs in {path}")
+    table.add_column("run", no_wrap=True)
+    for col in ("probe set", "status", "started", "done", "sessions", "vantage"):
+        table.add_column(col)
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "")
+        table.add_row(r["run_id"], esc(r["probe_set"]), f"[{style}]{r['status']}[/]", r["started_at"][:19].replace("T", " "),
+                      f"{r['done']}/{r['planned']}", str(r["sessions"]),
+                      esc(f"{r['probe_cc']} {r['probe_asn']} {r['vantage']}".strip()))
+    console.print(table)
+
+
+@runs_app.command("show")
+def show_cmd(
+    run_id: str = typer.Argument(..., help="run id or a unique prefix of it"),
+    store: Path | None = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """One run: status, progress, sessions, verdict counts per platform, failures."""
+    path = store_path(store)
+    with Store(path, readonly=True) as st:
+        data = run_dict(st, st.get_run(run_id), path)
+    if as_json:
+        print_json(data)
+        return
+    style = STATUS_STYLE.get(data["status"], "")
+    console.print(f"run [bold]{data['run_id']}[/] of probe set [bold]{esc(data['probe_set'])}[/]: [{style}]{data['status']}[/]")
+    console.print(f"started {data['started_at']}" + (f", finished {data['finished_at']}" if data["finished_at"] else ""))
+    console.print(f"{data['done']}/{data['planned']} tasks done in {data['sessions']} session(s);"
+                  f" vantage {esc(data['probe_cc'])} {esc(data['probe_asn'])} {esc(data['vantage'])};"
+                  f" last process pid {data['pid']} on {esc(data['hostname'])}")
+    if data["status"] == "interrupted":
+        console.print("resume it with [bold]harness run[/] on the same probe set (or start afresh with --new)")
+    if data["counts"]:
+        verdicts = ["not_censored", "hard", "soft", "no_results", "failure"]
+        table = Table(title="probe verdicts")
+        table.add_column("platform")
+        for v in verdicts:
+            table.add_column(v, justify="right")
+        for platform, counts in sorted(data["counts"].items()):
+            table.add_row(esc(platform), *[str(counts.get(v, 0)) for v in verdicts])
+        console.print(table)
+    if data["failures"]:
+        console.print("failures: " + ", ".join(f"{esc(k)}={v}" for k, v in sorted(data["failures"].items())))

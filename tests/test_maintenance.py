@@ -1,0 +1,137 @@
+"""Evidence retention keeps verdicts, store check finds problems, vacuum gives space back."""
+
+import datetime as dt
+import json
+import os
+import sqlite3
+
+import pytest
+
+from harness.config import parse_duration
+from harness.errors import NotFoundError, RunLockedError
+from harness.locking import ProbeSetLock
+from harness.maintenance import check_store, prune_evidence, vacuum_store
+from harness.models import Measurement, Run, Verdict
+from harness.store import Store
+
+from .test_schedule_support import cli_inprocess
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def seed(path, ages_days: dict[str, tuple[int, bytes, Verdict]]) -> None:
+    """One measurement per key: (age in days, body, verdict)."""
+    with Store(path) as st:
+        st.create_run(Run(run_id="r", probe_set="p", started_at=NOW - dt.timedelta(days=200), status="complete"))
+        for key, (age, body, verdict) in ages_days.items():
+            m = Measurement(measurement_id=key, run_id="r", probe_set="p", task_key=key,
+                            measurement_start_time=NOW - dt.timedelta(days=age), platform="sandbox", input=key,
+                            query=key, verdict=verdict)
+            st.add_measurement(m, body)
+
+
+def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_path):
+    seed(store_path, {
+        "old-only": (120, b"old page" * 100, Verdict.hard),
+        "old-shared": (120, b"shared page" * 100, Verdict.soft),
+        "new-shared": (10, b"shared page" * 100, Verdict.soft),
+        "new": (1, b"new page" * 100, Verdict.not_censored),
+    })
+    with Store(store_path) as st:
+        before = {m.input: m for m in st.measurements()}
+        dry = prune_evidence(st, parse_duration("90d"), now=NOW, dry_run=True)
+        assert dry.bodies_deleted == 1 and st.conn.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 3
+        report = prune_evidence(st, parse_duration("90d"), now=NOW)
+        assert report.bodies_deleted == 1 and report.measurements_affected == 1 and report.bodies_kept == 2
+        assert report.compressed_bytes_freed > 0
+        after = {m.input: m for m in st.measurements()}
+        assert {k: m.verdict for k, m in after.items()} == {k: m.verdict for k, m in before.items()}
+        assert after["old-only"].evidence.body_sha256 == before["old-only"].evidence.body_sha256
+        with pytest.raises(NotFoundError, match="pruned on .*evidence retention"):
+            st.get_body(after["old-only"].evidence.body_sha256)
+        assert st.get_body(after["old-shared"].evidence.body_sha256) == b"shared page" * 100  # a newer one needs it
+        assert st.get_body(after["new"].evidence.body_sha256) == b"new page" * 100
+        again = prune_evidence(st, parse_duration("90d"), now=NOW)
+        assert again.bodies_deleted == 0
+    report = check_store(store_path)
+    assert report.ok and report.pruned_bodies == 1 and report.missing_bodies == 0
+
+
+def test_check_finds_missing_bodies_and_orphans(store_path, capsys):
+    seed(store_path, {"a": (1, b"page a", Verdict.hard), "b": (1, b"page b", Verdict.hard)})
+    with Store(store_path) as st:
+        sha_a = next(m for m in st.measurements() if m.input == "a").evidence.body_sha256
+        st.conn.execute("DELETE FROM bodies WHERE sha256=?", (sha_a,))  # lost, not pruned
+        st.put_body(b"nobody refers to me")
+    report = check_store(store_path)
+    assert not report.ok and report.missing_bodies == 1 and report.orphan_bodies == 1
+    assert any("missing" in p for p in report.problems)
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_path), "--json")
+    assert res.returncode == 1 and json.loads(res.stdout)["missing_bodies"] == 1
+
+
+def test_check_reports_a_corrupt_store(store_path, capsys):
+    seed(store_path, {f"k{i}": (1, f"page {i}".encode() * 500, Verdict.hard) for i in range(200)})
+    with Store(store_path) as st:
+        st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = st.conn.execute("PRAGMA page_size").fetchone()[0]
+        root = st.conn.execute("SELECT rootpage FROM sqlite_master WHERE name='measurements_by_term'").fetchone()[0]
+    with open(store_path, "r+b") as fh:  # scribble over a whole index page
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\xff" * page_size)
+    report = check_store(store_path)
+    assert not report.ok and report.integrity != "ok" and "integrity check failed" in report.problems[0]
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_path))
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "NOT OK" in res.stdout
+
+
+def test_schema_version_is_reported(store_path):
+    seed(store_path, {"a": (1, b"x", Verdict.hard)})
+    report = check_store(store_path)
+    assert report.schema_version == report.expected_schema_version >= 2
+
+
+def test_vacuum_is_refused_during_a_run_and_shrinks_the_file_after_pruning(store_path):
+    seed(store_path, {f"k{i}": (200, os.urandom(4000), Verdict.hard) for i in range(300)})
+    with ProbeSetLock(store_path, "p"):
+        with pytest.raises(RunLockedError, match="run is in progress"):
+            vacuum_store(store_path)
+    with Store(store_path) as st:
+        prune_evidence(st, parse_duration("90d"), now=NOW)
+    report = vacuum_store(store_path)
+    assert report.size_after < report.size_before / 2
+    assert check_store(store_path).ok
+
+
+def test_prune_through_the_cli_needs_a_duration_and_says_what_it_did(store_path, capsys):
+    seed(store_path, {"old": (400, b"old", Verdict.hard)})
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path))
+    assert res.returncode == 2 and "--keep-evidence" in res.stderr
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path), "--keep-evidence", "ninety days")
+    assert res.returncode == 2 and "invalid duration" in res.stderr and "Traceback" not in res.stderr
+    res = cli_inprocess(capsys, "store", "prune", "--store", str(store_path), "--keep-evidence", "90d", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["bodies_deleted"] == 1
+    log = (store_path.parent / "logs" / "harness.jsonl").read_text()
+    assert '"evidence_pruned"' in log
+
+
+@pytest.mark.parametrize("text,seconds", [("90d", 90 * 86400), ("12h", 43200), ("2w", 14 * 86400), ("30m", 1800)])
+def test_durations(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+def test_an_old_store_is_migrated_to_the_retention_schema(store_path):
+    con = sqlite3.connect(store_path)
+    from harness.store import MIGRATIONS, APPLICATION_ID
+
+    for stmt in MIGRATIONS[0].split(";"):
+        if stmt.strip():
+            con.execute(stmt)
+    con.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+    with Store(store_path) as st:
+        assert st.schema_version == len(MIGRATIONS)
+        assert st.conn.execute("SELECT COUNT(*) FROM pruned_bodies").fetchone()[0] == 0
