@@ -97,21 +97,27 @@ def bulk_keys(entries: list[Keyword]) -> tuple[list[tuple[str, ...]], list[tuple
     flat = [c for e in entries for c in e.components]
     if any("\n" in c for c in flat):  # cannot happen for validated entries (control characters)
         return [entry_key(e) for e in entries], [variant_key(e.components) for e in entries]
-    norm = unicodedata.normalize("NFKC", "\n".join(flat)).casefold().split("\n")
-    folded = _fold_joined("\n".join(norm)).split("\n")
+    joined = unicodedata.normalize("NFKC", "\n".join(flat)).casefold()
+    joined = _SPACE_AROUND_NEWLINE.sub("\n", joined).strip()  # = .strip() of every component
+    norm = joined.split("\n")
+    folded = _fold_joined(joined).split("\n")
+    if len(flat) == len(entries):  # no combinations: the common case
+        return [(x,) for x in norm], [(x,) for x in folded]
     keys: list[tuple[str, ...]] = []
     vkeys: list[tuple[str, ...]] = []
     i = 0
-    for e in entries:
-        n = len(e.components)
+    for n in map(len, (e.components for e in entries)):
         if n == 1:
-            keys.append((norm[i].strip(),))
-            vkeys.append((folded[i].strip(),))
+            keys.append((norm[i],))
+            vkeys.append((folded[i],))
         else:
-            keys.append(tuple(sorted(x.strip() for x in norm[i:i + n])))
-            vkeys.append(tuple(sorted(x.strip() for x in folded[i:i + n])))
+            keys.append(tuple(sorted(norm[i:i + n])))
+            vkeys.append(tuple(sorted(folded[i:i + n])))
         i += n
     return keys, vkeys
+
+
+_SPACE_AROUND_NEWLINE = re.compile(r"[^\S\n]+\n|\n[^\S\n]+")
 
 
 def form_components(form: str) -> list[str]:
@@ -172,8 +178,18 @@ def _yaml_error(exc: yaml.YAMLError, path: Path) -> KeywordListError:
     return KeywordListError(f"invalid YAML: {exc}", path)
 
 
-_ENTRY_KEY_ALTERNATION = "|".join(Keyword.model_fields)
-_JSON_DUPLICATE_KEY = re.compile(r'"(%s)": [^\n]*"\1": ' % _ENTRY_KEY_ALTERNATION)
+_FIRST_ITEM = re.compile(r"\r?\n( *)- ")
+
+
+@lru_cache(maxsize=4)
+def _pure_json_block(indent: str) -> re.Pattern[str]:
+    return re.compile(r'(?:\r?\n%s- \{"[^\r\n]*\}[ \t]*)+\r?\n?' % re.escape(indent))
+
+
+def _key_count(block: str) -> int:
+    """How many object keys a JSON array of flat objects (values: strings, lists of strings)
+    holds: every `": ` outside a string is a key; inside a string the quote is escaped."""
+    return block.count('": ') - block.count('\\": ')
 _JSON_YAML_DIFFER_CHARS = re.compile("[\t\u2028\u2029\x85]")
 _JSON_YAML_DIFFER_ESCAPES = re.compile(r"\\(?:/|u[dD][89a-fA-F])")
 """Where reading a line as JSON could differ from YAML: tabs, raw YAML line breaks, and the
@@ -195,13 +211,29 @@ def _fast_parse(text: str) -> tuple[dict[str, Any], list[int], str | None] | Non
     if m is None:
         return None
     head, body = text[: m.start()], text[m.end():]
+    try:
+        header = yaml.load(head, Loader=_FastUniqueKeyLoader)
+    except yaml.YAMLError:
+        return None
+    if header is None:
+        header = {}
+    if not isinstance(header, dict) or "entries" in header:
+        return None
+    first_line = head.count("\n") + 2
+    first = _FIRST_ITEM.match(body)
+    if first is not None and _pure_json_block(first.group(1)).fullmatch(body):
+        # Only one-line JSON items, nothing else: split without a per-line loop.
+        parts = body.split(f"\n{first.group(1)}- ")
+        block = "[" + ",".join(parts[1:]) + "]"
+        if not (_JSON_YAML_DIFFER_CHARS.search(block) or _JSON_YAML_DIFFER_ESCAPES.search(block)):
+            header["entries"] = None
+            return header, list(range(first_line, first_line + len(parts) - 1)), block
     if _NOT_AN_ITEM_LINE.search(body):
         return None  # block-style entries, a later top-level key, tabs ...: the full parser decides
     items = _ITEM_LINE.findall(body)
     if len({indent for indent, _ in items}) > 1:
         return None
     contents = [c for _, c in items]
-    first_line = head.count("\n") + 2
     body_lines = body.split("\n")[1:]
     if body_lines and body_lines[-1] == "":
         body_lines.pop()
@@ -211,18 +243,9 @@ def _fast_parse(text: str) -> tuple[dict[str, Any], list[int], str | None] | Non
         item_lines = [first_line + i for i, ln in enumerate(body_lines) if not _BLANK_OR_COMMENT.fullmatch(ln)]
         if len(item_lines) != len(contents):
             return None
-    try:
-        header = yaml.load(head, Loader=_FastUniqueKeyLoader)
-    except yaml.YAMLError:
-        return None
-    if header is None:
-        header = {}
-    if not isinstance(header, dict) or "entries" in header:
-        return None
     if not _ITEM_NOT_JSON_OBJECT.search(body):
         block = "[\n" + ",\n".join(contents) + "\n]"
-        if not (_JSON_YAML_DIFFER_CHARS.search(block) or _JSON_YAML_DIFFER_ESCAPES.search(block)
-                or _JSON_DUPLICATE_KEY.search(block)):
+        if not (_JSON_YAML_DIFFER_CHARS.search(block) or _JSON_YAML_DIFFER_ESCAPES.search(block)):
             header["entries"] = None
             return header, item_lines, block
     items_data = _parse_items(contents)
@@ -319,9 +342,20 @@ def _schema_errors(doc: ListDocument) -> tuple[KeywordList | None, list[InputErr
             for e in exc.errors()[:MAX_PROBLEMS_PER_FILE]:
                 loc = ("entries", *e.get("loc", ()))
                 errors.append(KeywordListError(_describe({**e, "loc": loc}), doc.path, doc.line_of(loc)))
-        data = {**data, "entries": entries}
+        else:
+            if _key_count(doc.entries_json) != sum(len(e.model_fields_set) for e in entries):
+                # a key given twice in one entry (JSON keeps the last): let YAML report it
+                try:
+                    slower = _full_parse(doc.path, doc.text)
+                except KeywordListError as err:
+                    return None, [err]
+                return _schema_errors(slower)
+        data = {**data, "entries": []}
     try:
         kl = KeywordList.model_validate(data)
+        if doc.entries_json is not None:
+            # already validated; passing them through model_validate would run every validator again
+            kl = kl.model_copy(update={"entries": entries})
     except ValidationError as exc:
         errs = exc.errors()
         errors.extend(KeywordListError(_describe(e), doc.path, doc.line_of(e.get("loc", ())))
@@ -450,32 +484,49 @@ def validate_lists(files: list[Path], codebook_path: Path | None = None) -> Vali
         keys, vkeys = bulk_keys(kl.entries)
         report.problems.extend(_duplicates_within(loaded, keys))
         path = str(f)
-        local: set[tuple[str, ...]] = set()
-        lines = loaded.entry_lines
-        for i, entry in enumerate(kl.entries):
-            line = lines[i] if i < len(lines) else loaded.line_of_entry(i)
-            if codes is not None and entry.category and entry.category not in codes:
-                report.problems.append(Problem(path, line, "error", "unknown_category",
-                                               f"unknown category {entry.category!r} (not in {cb_path})"))
-            key = keys[i]
-            if key in local:
+        entries = kl.entries
+        lines = list(loaded.entry_lines) if len(loaded.entry_lines) == len(entries) else [
+            loaded.line_of_entry(i) for i in range(len(entries))]
+        # Set operations and dict(zip(...)) do the per-entry work in C; Python loops run only
+        # over the entries that have a problem.
+        if codes is not None:
+            unknown = {e.category for e in entries} - codes - {""}
+            if unknown:
+                for i, e in enumerate(entries):
+                    if e.category in unknown:
+                        report.problems.append(Problem(path, lines[i], "error", "unknown_category",
+                                                       f"unknown category {e.category!r} (not in {cb_path})"))
+        first_of_key = dict(zip(reversed(keys), reversed(range(len(keys)))))
+        clash = across.keys() & first_of_key.keys()
+        for key in sorted(clash, key=first_of_key.__getitem__):
+            i = first_of_key[key]
+            other = across[key]
+            report.problems.append(Problem(path, lines[i], "error", "duplicate_across",
+                                           f"duplicate term {entries[i].term!r}: also in {other[0]}:{other[1]} "
+                                           f"(list {other[2]})"))
+        for key, i in first_of_key.items():
+            if key not in across:
+                across[key] = (path, lines[i], kl.name)
+        # written variants: same variant key, different identity
+        first_of_vkey = dict(zip(reversed(vkeys), reversed(range(len(vkeys)))))
+        candidates = [i for i, v in enumerate(vkeys) if first_of_vkey[v] != i]
+        candidates += [i for v, i in first_of_vkey.items() if v in written]
+        for i in sorted(set(candidates)):
+            if first_of_key[keys[i]] != i:
+                continue  # a duplicate of an earlier entry, already reported
+            seen = written.get(vkeys[i])
+            j = first_of_vkey[vkeys[i]]
+            if j != i:
+                seen = (path, lines[j], entries[j].term, keys[j])
+            if seen is None or seen[3] == keys[i]:
                 continue
-            local.add(key)
-            other = across.get(key)
-            if other is not None and other[0] != path:
-                report.problems.append(Problem(path, line, "error", "duplicate_across",
-                                               f"duplicate term {entry.term!r}: also in {other[0]}:{other[1]} (list {other[2]})"))
-            else:
-                across.setdefault(key, (path, line, kl.name))
-            vkey = vkeys[i]
-            seen = written.get(vkey)
-            if seen is None:
-                written[vkey] = (path, line, entry.term, key)
-            elif seen[3] != key:
-                where = f"line {seen[1]}" if seen[0] == path else f"{seen[0]}:{seen[1]}"
-                report.problems.append(Problem(path, line, "info", "written_variant",
-                                               f"{entry.term!r} is another written form of {seen[2]!r} ({where}): "
-                                               "one entry in two forms, probed separately"))
+            where = f"line {seen[1]}" if seen[0] == path else f"{seen[0]}:{seen[1]}"
+            report.problems.append(Problem(path, lines[i], "info", "written_variant",
+                                           f"{entries[i].term!r} is another written form of {seen[2]!r} ({where}): "
+                                           "one entry in two forms, probed separately"))
+        for v, j in first_of_vkey.items():
+            if v not in written:
+                written[v] = (path, lines[j], entries[j].term, keys[j])
     return report
 
 

@@ -49,6 +49,10 @@ _CONTROL_CHAR = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _check_text(value: str, what: str) -> str:
+    # Fast path first (isprintable() is False for every Cc character): this runs for every text
+    # of every entry, so it must stay cheap on 100,000-entry lists.
+    if value and len(value) <= MAX_TERM_LENGTH and value.isprintable() and not value.isspace():
+        return value
     if value and len(value) <= MAX_TERM_LENGTH and not value.isspace() and not _CONTROL_CHAR.search(value):
         return value
     if not value or not value.strip():
@@ -97,22 +101,24 @@ class Keyword(StrictModel):
     def _derive_term_and_components(self) -> "Keyword":
         # Writes go to __dict__ directly: pydantic's __setattr__ costs seconds on 100,000-entry lists.
         fields = self.__dict__
-        if self.components:
-            comps = [_check_text(c.strip(), "a component") for c in self.components]
-            if not self.term:
-                fields["term"] = COMBINATION_JOINER.join(comps)
+        term: str = fields["term"]
+        if fields["components"]:
+            comps = [_check_text(c.strip(), "a component") for c in fields["components"]]
+            if not term:
+                term = fields["term"] = COMBINATION_JOINER.join(comps)
             fields["components"] = comps
-            _check_text(self.term, "the term")
+            _check_text(term, "the term")
         else:
-            term = _check_text(self.term, "the term")
+            if not (term and len(term) <= MAX_TERM_LENGTH and term.isprintable() and not term.isspace()):
+                _check_text(term, "the term")
             if COMBINATION_JOINER in term:
                 fields["components"] = [_check_text(p.strip(), "a component") for p in term.split(COMBINATION_JOINER)]
             else:
                 fields["components"] = [term]
-        if len(self.components) > 6:
+        if len(fields["components"]) > 6:
             raise ValueError("a combination has at most 6 components")
-        if self.variants:
-            fields["variants"] = [_check_text(v.strip(), "a variant") for v in self.variants]
+        if fields["variants"]:
+            fields["variants"] = [_check_text(v.strip(), "a variant") for v in fields["variants"]]
         return self
 
     @property

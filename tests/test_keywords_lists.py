@@ -26,6 +26,7 @@ from harness.keywords import (
 from harness.models import Keyword, KeywordList
 
 from .conftest import FIXTURES, REPO, run_cli
+from .test_import import cli
 
 COMMENTED = FIXTURES / "import" / "commented_list.yaml"
 
@@ -90,7 +91,7 @@ def test_declared_variants_must_not_repeat_entries(tmp_path):
 
 def test_cli_validate_exit_codes_and_json(tmp_path):
     good = write(tmp_path / "good.yaml", "name: good\nentries:\n  - {term: 习近平}\n  - {term: 習近平}\n")
-    res = run_cli("keywords", "validate", str(good), "--json")
+    res = cli("keywords", "validate", str(good), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["errors"] == 0 and data["problems"][0]["level"] == "info"
@@ -102,7 +103,7 @@ def test_cli_validate_exit_codes_and_json(tmp_path):
 
 
 def test_project_lists_validate_cleanly():
-    res = run_cli("keywords", "validate", str(REPO / "keywords"), "--json")
+    res = cli("keywords", "validate", str(REPO / "keywords"), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["errors"] == 0 and len(data["lists"]) >= 8
@@ -230,18 +231,18 @@ def test_add_refuses_duplicates_and_leaves_the_file_alone(tmp_path):
 def test_cli_add(tmp_path):
     p = tmp_path / "commented.yaml"
     shutil.copy(COMMENTED, p)
-    res = run_cli("keywords", "add", str(p), "白纸运动", "--category", "collective_action", "--tags", "a,b",
+    res = cli("keywords", "add", str(p), "白纸运动", "--category", "collective_action", "--tags", "a,b",
                   "--source", "curated", "--notes", "2022", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["line"] == 23
     e = load_keyword_list(p).keyword_list.entries[-1]
     assert (e.term, e.category, e.tags, e.source, e.notes) == ("白纸运动", "collective_action", ["a", "b"], "curated", "2022")
-    res = run_cli("keywords", "add", str(p), "--components", "新疆,再教育", "--category", "xinjiang")
+    res = cli("keywords", "add", str(p), "--components", "新疆,再教育", "--category", "xinjiang")
     assert res.returncode == 0, res.stderr
     assert load_keyword_list(p).keyword_list.entries[-1].components == ["新疆", "再教育"]
     before = p.read_bytes()
     for args in (["白纸运动"], ["x", "--category", "nope"], ["   "], ["a\tb"]):
-        res = run_cli("keywords", "add", str(p), *args)
+        res = cli("keywords", "add", str(p), *args)
         assert res.returncode == 2, args
         assert "Traceback" not in res.stderr and res.stderr.startswith("error:")
     assert p.read_bytes() == before
@@ -260,17 +261,17 @@ def test_search_finds_terms_components_and_variants(tmp_path):
     assert [(h.line, h.match) for h in search_lists("陆肆", lists)] == [(5, "variant")]
     assert [(h.line, h.match) for h in search_lists("集中营 + 新疆", lists)] == [(6, "term")]
     assert search_lists("法轮功", lists) == []
-    res = run_cli("keywords", "search", "新疆", str(p), "--json")
+    res = cli("keywords", "search", "新疆", str(p), "--json")
     assert res.returncode == 0 and json.loads(res.stdout)[0]["match"] == "component"
 
 
 def test_stats_and_export_csv(tmp_path):
-    res = run_cli("keywords", "stats", str(REPO / "keywords"), "--json")
+    res = cli("keywords", "stats", str(REPO / "keywords"), "--json")
     assert res.returncode == 0, res.stderr
     stats = {s["name"]: s for s in json.loads(res.stdout)}
     assert stats["leaders"]["entries"] == 50 and stats["leaders"]["combinations"] >= 5
     out = tmp_path / "all.csv"
-    res = run_cli("keywords", "export", "--csv", str(REPO / "keywords" / "leaders.yaml"), "--out", str(out))
+    res = cli("keywords", "export", "--csv", str(REPO / "keywords" / "leaders.yaml"), "--out", str(out))
     assert res.returncode == 0, res.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("keyword,category_code,category_description,date_added,source,notes,script,language")
