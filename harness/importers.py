@@ -27,10 +27,8 @@ import csv
 import datetime as dt
 import io
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import ValidationError
 
@@ -40,7 +38,6 @@ from .models import COMBINATION_JOINER, MAX_TERM_LENGTH, Keyword, KeywordList
 from .variants import detect_script, fold, has_han
 from .yamlio import atomic_write_text, read_text
 
-FormatName = Literal["auto", "rules", "plus", "lines", "csv"]
 FORMATS: tuple[str, ...] = ("auto", "rules", "plus", "lines", "csv")
 
 MAX_COMPONENTS = 6
@@ -83,6 +80,7 @@ FLAG_MERGED = "merged_variant"
 FLAG_PREFIX = "numbered_prefix_removed"
 FLAG_LITERAL_PLUS = "literal_plus_kept"
 FLAG_COMPONENT_COUNT = "component_count_mismatch"
+FLAG_SPACED = "spaced_characters_kept"
 
 FLAG_EXPLANATIONS = {
     FLAG_INFERRED: "space-joined words read as a combination (an inference: the source format is ambiguous)",
@@ -91,6 +89,7 @@ FLAG_EXPLANATIONS = {
     FLAG_PREFIX: "Sina Show ' N: ' level prefix removed",
     FLAG_LITERAL_PLUS: "'+' kept as part of the term (too rare in this file to be a combination syntax)",
     FLAG_COMPONENT_COUNT: "the file's component count column disagrees with the parsed components",
+    FLAG_SPACED: "single characters separated by spaces (共 产 党, an evasion spelling) kept as one term",
 }
 
 _REGEX = re.compile(r"\.\*|\.\+|\.\?|\\[dDwWsSbB.()\[\]]|\(\?|\[[^\]]+\]|^\^|\(.*\|.*\)|\{\d+(,\d*)?\}")
@@ -332,9 +331,14 @@ def _split(row: _Row, fmt: str, report: ImportReport) -> tuple[list[str], bool] 
         # WeChat "combo" rows: one space between components (one row uses "x" instead).
         parts = text.split() if " " in text else re.split(r"(?<=[^\x00-\x7f])x(?=[^\x00-\x7f])", text)
     elif row.combo_by_space is None and fmt in ("lines", "csv-lines") and " " in text and has_han(text):
-        parts = text.split()
-        inferred = True
-        report.flag(FLAG_INFERRED, row.line, text)
+        words = text.split()
+        if all(len(w) == 1 for w in words):
+            parts = [text]
+            report.flag(FLAG_SPACED, row.line, text)
+        else:
+            parts = words
+            inferred = True
+            report.flag(FLAG_INFERRED, row.line, text)
     else:
         parts = [text]
         if fmt in ("lines", "csv-lines") and _BARE_PLUS.search(text):

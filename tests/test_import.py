@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import io
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -101,6 +100,8 @@ def test_space_joined_words_are_inferred_combinations_and_flagged():
     assert terms["FlexiSpy PRO"].components == ["FlexiSpy PRO"]  # Latin phrase stays a phrase
     assert flagged(res)["inferred_combination"] == 3
     assert "胡 + 锦涛" in terms  # a different entry from 胡锦涛: reported, not merged silently
+    assert terms["共 产 党"].components == ["共 产 党"]  # spaced-out characters: an evasion spelling
+    assert flagged(res)["spaced_characters_kept"] == 1
 
 
 def test_sina_show_level_prefix_is_removed():
