@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import io
 import json
+import operator
 import re
 import unicodedata
 from collections import Counter
@@ -188,6 +189,9 @@ def _pure_json_block(indent: str) -> re.Pattern[str]:
     return re.compile(r'(?:\r?\n%s- \{"[^\r\n]*\}[ \t]*)+\r?\n?' % re.escape(indent))
 
 
+_FIELDS_SET = operator.attrgetter("__pydantic_fields_set__")
+
+
 def _key_count(block: str) -> int:
     """How many object keys a JSON array of flat objects (values: strings, lists of strings)
     holds: every `": ` outside a string is a key; inside a string the quote is escaped."""
@@ -349,7 +353,7 @@ def _schema_errors(doc: ListDocument) -> tuple[KeywordList | None, list[InputErr
                 loc = ("entries", *e.get("loc", ()))
                 errors.append(KeywordListError(_describe({**e, "loc": loc}), doc.path, doc.line_of(loc)))
         else:
-            if _key_count(doc.entries_json) != sum(len(e.model_fields_set) for e in entries):
+            if _key_count(doc.entries_json) != sum(map(len, map(_FIELDS_SET, entries))):
                 # a key given twice in one entry (JSON keeps the last): let YAML report it
                 try:
                     slower = _full_parse(doc.path, doc.text)
