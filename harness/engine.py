@@ -54,6 +54,7 @@ from .models import (
     Verdict,
 )
 from .platforms import PlatformRegistry, PlatformSpec
+from .variants import expand as expand_variants
 from .store import Store, utcnow
 from .yamlio import LocatedYaml, load_model
 
@@ -152,6 +153,15 @@ def plan_run(
                 entries.append((e, loaded.name))
     if not entries:
         raise ProbeSetError("the keyword selection is empty: no entry matches the filters", src, None)
+    # Each entry, then its declared forms and requested variants (harness.variants) as their own
+    # probes: (keyword sent, list, variant name, entry term for the stable task key).
+    probes: list[tuple[Keyword, str, str | None, str]] = []
+    for e, lname in entries:
+        probes.append((e, lname, None, e.term))
+        for vname, vkw in expand_variants(e, probe_set.variants):
+            if vkw.term not in seen:
+                seen.add(vkw.term)
+                probes.append((vkw, lname, vname, e.term))
 
     controls: list[tuple[Keyword, str]] = []
     for j, name in enumerate(probe_set.controls.lists):
@@ -164,12 +174,14 @@ def plan_run(
         n_probe = 0
         c_index = 0
         for rep in range(probe_set.repeats):
-            for kw, lname in entries:
+            for kw, lname, variant, entry_term in probes:
                 if controls and n_probe % every == 0:
                     ckw, cl = controls[c_index % len(controls)]
                     tasks.append(ProbeTask(_task_key(pname, "control", ckw.term, c_index, None), pname, "control", ckw, cl, c_index))
                     c_index += 1
-                tasks.append(ProbeTask(_task_key(pname, "probe", kw.term, rep, None), pname, "probe", kw, lname, rep))
+                key_variant = None if variant is None else f"{variant}:{kw.term}"
+                tasks.append(ProbeTask(_task_key(pname, "probe", entry_term, rep, key_variant), pname, "probe", kw, lname,
+                                       rep, variant))
                 n_probe += 1
 
     rate_limits = {}
