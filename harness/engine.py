@@ -270,8 +270,19 @@ def redact_url(url: str, secrets: Secrets | None = None) -> str:
     return secrets.scrub(out) if secrets else out
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
 def _failure_for_exception(exc: Exception) -> FailureCode:
-    text = str(exc).lower()
+    text = " | ".join(str(e) for e in _causes(exc)).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) and not isinstance(exc, httpx.ProxyError):
+        return FailureCode.connection_refused
     if isinstance(exc, httpx.TimeoutException):
         return FailureCode.timeout
     if isinstance(exc, httpx.ProxyError):
@@ -382,7 +393,10 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
                 )
         return Fetched(failure(FailureCode.too_many_redirects))
     except httpx.HTTPError as exc:
-        return Fetched(failure(_failure_for_exception(exc), type(exc).__name__))
+        code = _failure_for_exception(exc)
+        if session is not None and session.via_proxy and isinstance(exc, httpx.ConnectError):
+            code = FailureCode.proxy_error  # with a proxy, the connection that failed is the one to the proxy
+        return Fetched(failure(code, type(exc).__name__))
     except (OSError, ValueError) as exc:
         return Fetched(failure(FailureCode.network_error, type(exc).__name__))
 

@@ -161,6 +161,7 @@ class PlatformSession:
     cookies: list[Cookie] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
+    via_proxy: bool = False
 
     @classmethod
     def build(cls, *, cookies_file: str | Path | None = None, env_names: Iterable[str] = (),
@@ -178,6 +179,7 @@ class PlatformSession:
             session.env[name] = value
             session.secrets.add(value)
         if proxy:
+            session.via_proxy = True
             parts = urlsplit(proxy)
             session.secrets.add(parts.username and unquote(parts.username), parts.password and unquote(parts.password))
         return session

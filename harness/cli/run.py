@@ -10,17 +10,18 @@ from ..engine import RunOptions, RunPlan, RunSummary, Vantage
 from ..errors import HarnessError
 from ..models import Measurement
 from ..runs import RunRequest, execute, prepare
+from ..sessions import check_proxy
 from . import app
 from ._common import JsonOption, StoreOption, console, err_console, print_json, store_path
 
 VERDICT_ORDER = ["not_censored", "hard", "soft", "no_results", "failure"]
 
 
-def parse_base_urls(values: list[str]) -> dict[str, str]:
+def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, str]:
     out = {}
     for v in values:
         if "=" not in v:
-            raise HarnessError(f"--base-url takes PLATFORM=URL, got {v!r}")
+            raise HarnessError(f"{option} takes PLATFORM={'URL' if option == '--base-url' else 'FILE'}, got {v!r}")
         k, url = v.split("=", 1)
         out[k.strip()] = url.strip()
     return out
@@ -75,13 +76,20 @@ def run_cmd(
     probe_asn: str = typer.Option("AS0", "--probe-asn", help="ASN of this vantage point"),
     vantage: str = typer.Option("", "--vantage", help="label of this vantage point"),
     new: bool = typer.Option(False, "--new", help="start a new run even if an interrupted one can be resumed"),
+    proxy: str | None = typer.Option(None, "--proxy", envvar="HARNESS_PROXY",
+                                     help="send through this proxy: http://, socks5://[user:password@]host:port"),
+    cookies: list[str] = typer.Option([], "--cookies", help="PLATFORM=FILE: cookies (Netscape cookies.txt or JSON)"),
+    domain_profile: bool = typer.Option(False, "--domain-profile",
+                                        help="profile authorized domains of soft-censored terms (term x domain)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one summary line"),
     as_json: bool = JsonOption,
 ) -> None:
     """Send a probe set's keywords to its platforms, classify and store every answer."""
     req = RunRequest(
         probe_set, store_path(store), tuple(platforms), base_urls=parse_base_urls(base_url), new=new,
-        options=RunOptions(vantage=Vantage(probe_cc, probe_asn, vantage)),
+        options=RunOptions(vantage=Vantage(probe_cc, probe_asn, vantage), proxy=check_proxy(proxy) if proxy else None,
+                           cookies={k: Path(v) for k, v in parse_base_urls(cookies, "--cookies").items()},
+                           domain_profile=domain_profile),
     )
     plan = prepare(req)
     summary = run_with_progress(req, plan, quiet=quiet or as_json)
