@@ -253,6 +253,8 @@ def classify_http(
                 return decided
     if status == 429:
         return failure(FailureCode.http_429, "status:429")
+    if status == 407:
+        return failure(FailureCode.proxy_error, "status:407")
     if status >= 500:
         return failure(FailureCode.http_5xx, f"status:{status}")
     if 300 <= status < 400:

@@ -237,17 +237,15 @@ def test_reclassify_reapplies_current_specs_without_probing_or_rewriting(sandbox
     with Store(store_path) as st:
         same = reclassify_run(st, summary.run_id, PlatformRegistry.default(include_cwd=False))
     assert same.changed == 0 and same.examined == len(before)
-    # a researcher repairs the spec: the notice moved into another box and now reads differently
+    # a researcher repairs the spec: the notice is now matched by its box (same verdicts, another signal)
     d = spec_variant(tmp_path, "sandbox", lambda t: t.replace('{text: "根据相关法律法规和政策", name: legal_notice}',
-                                                              '{css: "div.nums", contains: "约0个", name: zero_banner}'))
+                                                              '{css: "div.hint_boldline", name: notice_box}'))
+    with Store(store_path) as st:
+        renamed = reclassify_run(st, summary.run_id, PlatformRegistry.default([d], include_cwd=False))
+    assert renamed.changed == 0 and renamed.spec_sha256["sandbox"] != same.spec_sha256["sandbox"]
+    hard_terms = {m.input for m in measurements(store_path, summary.run_id) if m.verdict is Verdict.hard}
     d2 = tmp_path / "p2"
     d2.mkdir()
-    (d2 / "sandbox.yaml").write_text((d / "sandbox.yaml").read_text().replace("page_ok", "page_ok"))
-    res = run_cli("reclassify", summary.run_id, "--store", str(store_path), "--platforms", str(d2), "--json")
-    assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout)
-    hard_terms = {m.input for m in measurements(store_path, summary.run_id) if m.verdict is Verdict.hard}
-    assert out["changed"] == 0  # same verdicts, another signal name
     # now drop the hard notice entirely: hard pages become unexpected (a changed layout, not a verdict)
     (d2 / "sandbox.yaml").write_text((BUILTIN_DIR / "sandbox.yaml").read_text().replace(
         '  hard:\n    - {text: "根据相关法律法规和政策", name: legal_notice}\n', ""))
