@@ -250,6 +250,8 @@ def classify_http(
             except Exception as exc:  # an adapter is third-party code: its bug is a failure, not a verdict
                 return failure(FailureCode.adapter_error, type(exc).__name__)
             if decided is not None:
+                if decided.failure is not None and decided.failure not in FailureCode.__members__:
+                    return failure(FailureCode.adapter_error, f"unknown_failure_code:{decided.failure}")
                 return decided
     if status == 429:
         return failure(FailureCode.http_429, "status:429")

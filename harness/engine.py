@@ -46,7 +46,7 @@ from .classify import (
     classify_http,
     failure,
 )
-from .errors import PlatformSpecError, ProbeSetError
+from .errors import InputError, PlatformSpecError, ProbeSetError
 from .failures import RETRYABLE, FailureCode
 from .keywords import LoadedList, default_search_dirs, find_list, load_keyword_list, select_entries
 from .models import (
@@ -540,6 +540,10 @@ class Engine:
         return run_id
 
     def _build_sessions(self, plan: RunPlan) -> dict[str, PlatformSession]:
+        unknown = sorted(set(self.opt.cookies) - set(plan.specs))
+        if unknown:
+            raise InputError(f"cookies given for {', '.join(unknown)}, which the probe set does not probe "
+                             f"(it probes {', '.join(plan.specs)})")
         sessions = {}
         for name, spec in plan.specs.items():
             opts = _selection_options(plan, name)
@@ -795,6 +799,8 @@ class Engine:
         m.test_keys.sent_with_truism = st.spec.hard_needs_truism
         if retested and confirmed is False:
             m.test_keys.signals.append(f"flip_unconfirmed:{verdict.value}")
+        if task.role == "control" and m.verdict in (Verdict.hard, Verdict.soft, Verdict.no_results):
+            m.test_keys.signals.append("control_term_unexpected")  # a benign term should never look censored
         if m.verdict is Verdict.soft and st.profile_domains and task.role == "probe":
             await self._profile(st, task)
         return m, fetched.body

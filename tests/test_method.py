@@ -262,10 +262,10 @@ def test_reclassify_reapplies_current_specs_without_probing_or_rewriting(sandbox
         assert len(batches(st, summary.run_id)) == 3
     some = next(iter(changed.values()))
     assert latest[some["measurement_id"]] == ("failure", "unexpected_page")
-    dry = run_cli("reclassify", summary.run_id, "--store", str(store_path), "--platforms", str(d2), "--dry-run")
-    assert dry.returncode == 0 and "would record" in dry.stdout
-    with Store(store_path, readonly=True) as st:
-        assert len(batches(st, summary.run_id)) == 3
+    with Store(store_path) as st:
+        dry = reclassify_run(st, summary.run_id, PlatformRegistry.default([d2], include_cwd=False), dry_run=True)
+        assert dry.changed == len(changed) + sum(1 for c in out["changes"] if c["role"] != "probe")
+        assert len(batches(st, summary.run_id)) == 3  # a dry run records nothing
 
 
 def test_reclassify_says_what_it_cannot_reclassify(sandbox, store_path, tmp_path):
@@ -288,17 +288,19 @@ def test_reclassify_unknown_run_is_one_clear_error(store_path, sandbox, tmp_path
 def test_authorized_domain_profile_is_a_term_by_domain_matrix(sandbox, store_path, tmp_path):
     ps = probe_set(tmp_path, options="options: {domain_profile: [people.com.cn, sohu.com, xinhuanet.com, zhihu.com]}")
     summary = run(ps, store_path, sandbox)
-    res = run_cli("platforms", "profile", summary.run_id, "--store", str(store_path), "--json")
-    assert res.returncode == 0, res.stderr
-    [prof] = json.loads(res.stdout)
+    from harness.platforms.profile import load_profiles
+
+    with Store(store_path, readonly=True) as st:
+        [prof] = [p.as_dict() for p in load_profiles(st, summary.run_id)]
     soft_terms = {m.input for m in measurements(store_path, summary.run_id) if m.verdict is Verdict.soft}
     assert set(prof["terms"]) == soft_terms and "习近平" in soft_terms
     assert prof["domains"] == ["people.com.cn", "sohu.com", "xinhuanet.com", "zhihu.com"]
     for term in soft_terms:
         assert prof["cells"][term] == {"people.com.cn": "allowed", "sohu.com": "withheld",
                                        "xinhuanet.com": "allowed", "zhihu.com": "withheld"}
-    table = run_cli("platforms", "profile", summary.run_id, "--store", str(store_path))
-    assert "习近平" in table.stdout and "withheld" in table.stdout
+    table = run_cli("platforms", "profile", summary.run_id[:10], "--store", str(store_path))
+    assert table.returncode == 0, table.stderr
+    assert "习近平" in table.stdout and "withheld" in table.stdout and "people.com.cn" in table.stdout
 
 
 # --------------------------------------------------------------------------- adapters

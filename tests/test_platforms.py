@@ -180,3 +180,45 @@ def test_registry_loads_cwd_platforms_folder_and_later_overrides(tmp_path, monke
     assert reg.get("baidu").truism == "是"
     assert reg.origin("baidu").resolve() == (d / "baidu.yaml").resolve()
     assert reg.get("bing").truism == "的"  # the others stay built in
+
+
+def test_failure_codes_are_documented_in_one_place():
+    import re
+
+    from harness.failures import DESCRIPTIONS, FailureCode
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "failures.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, re.M))
+    assert documented == {c.value for c in FailureCode}
+    assert set(DESCRIPTIONS) == set(FailureCode)
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", c.value) for c in FailureCode)
+
+
+def test_an_adapter_cannot_invent_a_failure_code(registry):
+    from harness.classify import Classification
+    from harness.platforms.adapters import register_adapter, unregister_adapter
+
+    class Inventive:
+        def classify(self, spec, status, headers, body):
+            return Classification(Verdict.failure, "looks_bad")
+
+    register_adapter("inventive", Inventive())
+    try:
+        spec = registry.get("sandbox").model_copy(update={"adapter": "inventive"})
+        c = classify_http(spec, 200, {}, b"<html></html>")
+        assert c.failure == "adapter_error" and "unknown_failure_code:looks_bad" in c.signals
+    finally:
+        unregister_adapter("inventive")
+
+
+def test_platforms_check_against_the_sandbox(sandbox):
+    from harness.platforms.check import check_platform_sync
+
+    spec = PlatformRegistry.default(include_cwd=False).get("sandbox").model_copy(update={"base_url": sandbox.url})
+    report = check_platform_sync(spec)
+    assert report.healthy
+    assert report.truism.matched == {} and set(report.truism.missing) == {"captcha", "rate_limited", "hard", "no_results"}
+    assert report.truism.result_items >= 3 and report.truism.result_count > 0
+    assert report.soft_control.query == "的 site:sohu.com" and report.soft_control.verdict == "not_censored"
+    hard = check_platform_sync(spec, query="六四")
+    assert not hard.healthy and hard.truism.matched == {"hard": ["legal_notice"]}
