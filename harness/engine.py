@@ -146,6 +146,13 @@ def plan_run(
             path, line = where(("platforms", i, "name"))
             raise ProbeSetError(f"unknown platform {sel.name!r} (known: {', '.join(registry.names())})", path, line)
         spec = registry.get(sel.name)
+        if spec.adapter:
+            from .platforms.adapters import get_adapter
+
+            try:
+                get_adapter(spec.adapter)
+            except PlatformSpecError as exc:
+                raise PlatformSpecError(exc.message, registry.origin(sel.name)) from None
         url = (base_urls or {}).get(sel.name) or sel.base_url
         if url:
             spec = spec.model_copy(update={"base_url": url.rstrip("/")})

@@ -276,10 +276,12 @@ def test_reclassify_says_what_it_cannot_reclassify(sandbox, store_path, tmp_path
     assert res.changed == 0 and res.kept.get("control_failed") == 12
 
 
-def test_reclassify_unknown_run_is_one_clear_error(store_path, sandbox, tmp_path):
+def test_reclassify_unknown_run_is_a_not_found_error(store_path, sandbox, tmp_path):
+    from harness.errors import NotFoundError
+
     run(probe_set(tmp_path), store_path, sandbox)
-    res = run_cli("reclassify", "nope", "--store", str(store_path))
-    assert res.returncode == 2 and "no run 'nope'" in res.stderr and "Traceback" not in res.stderr
+    with Store(store_path) as st, pytest.raises(NotFoundError, match="no run 'nope'"):
+        reclassify_run(st, "nope", PlatformRegistry.default(include_cwd=False))
 
 
 # --------------------------------------------------------------------------- authorized-domain profile
@@ -365,9 +367,13 @@ def _no_controls(tmp_path: Path, platform: str) -> Path:
     return path
 
 
-def test_an_unknown_adapter_is_one_clear_error(sandbox, tmp_path):
+def test_an_unknown_adapter_is_refused_before_anything_is_written(sandbox, tmp_path):
+    from harness.errors import PlatformSpecError
+
     d = spec_variant(tmp_path, "ghost", lambda t: t + "adapter: no_such_adapter\n")
-    res = run_cli("run", str(probe_set(tmp_path, "ghost")), "--store", str(tmp_path / "g.db"), "--platforms", str(d),
-                  "--base-url", f"ghost={sandbox.url}")
-    assert res.returncode == 2 and "no_such_adapter" in res.stderr and "harness.platforms" in res.stderr
-    assert "Traceback" not in res.stderr
+    req = RunRequest(probe_set(tmp_path, "ghost"), tmp_path / "g.db", (d,), base_urls={"ghost": sandbox.url})
+    with pytest.raises(PlatformSpecError) as exc:
+        prepare(req)
+    assert "no_such_adapter" in str(exc.value) and "harness.platforms" in str(exc.value)
+    assert str(d / "ghost.yaml") in str(exc.value)
+    assert not (tmp_path / "g.db").exists()

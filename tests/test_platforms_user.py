@@ -90,10 +90,14 @@ def test_platforms_check_reports_the_signals_of_the_live_truism(zhaosou):
 
 
 def test_platforms_check_on_a_captcha_is_unhealthy_and_says_why(zhaosou, monkeypatch):
+    from harness.platforms import PlatformRegistry
+    from harness.platforms.check import check_platform_sync
+
     monkeypatch.setattr(ZhaosouHandler, "captcha_for", {"的"})
-    res = run_cli("platforms", "check", "zhaosou", "--platforms", str(USER), "--base-url", url(zhaosou))
-    assert res.returncode == 1
-    assert "captcha" in res.stdout and "verify_box" in res.stdout and "unhealthy" in res.stdout
+    spec = PlatformRegistry.default([USER], include_cwd=False).get("zhaosou").model_copy(update={"base_url": url(zhaosou)})
+    report = check_platform_sync(spec)
+    assert not report.healthy
+    assert report.truism.failure == "captcha" and report.truism.matched == {"captcha": ["verify_box"]}
 
 
 def test_harness_run_with_the_user_spec(zhaosou, tmp_path):

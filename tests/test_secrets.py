@@ -130,7 +130,6 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     assert any(TOKEN_SECRET in q for q in sandbox.queries) is False  # tokens travel in params, not in the query
     run_id = json.loads(res.stdout)["run_id"]
     for args in (["reclassify", run_id, "--store", str(db), "--platforms", str(d), "--json"],
-                 ["diff", run_id, run_id, "--store", str(db), "--json"],
                  ["platforms", "check", "secretive", "--platforms", str(d), "--base-url", sandbox.url,
                   "--proxy", proxy_url, "--cookies", str(cookies), "--json"]):
         out = run_cli(*args)
