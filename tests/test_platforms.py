@@ -48,6 +48,8 @@ def cases():
 
 def test_all_nine_builtin_platforms_load_and_validate(registry):
     assert set(BUILTIN) <= set(registry.names())
+    for path in BUILTIN_DIR.glob("*.yaml"):  # the registry finds built-ins by file name
+        assert load_spec(path).name == path.stem
     for name in BUILTIN:
         spec = load_spec(BUILTIN_DIR / f"{name}.yaml")
         assert spec.name == name and spec.truism
