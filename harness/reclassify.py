@@ -90,7 +90,7 @@ def reclassify_measurement(store: Store, spec: PlatformSpec, m: Measurement) -> 
     if body is None:
         return kept("no_body")
     c: Classification = classify_http(spec, ev.status_code, ev.headers, body)
-    if m.role == "probe":
+    if m.role in ("probe", "control"):  # the engine applies the method to benign control terms too
         c = apply_truism_method(spec, c, sent_with_truism=m.test_keys.sent_with_truism, control_ok=m.test_keys.control_ok)
         soft = m.test_keys.soft_probe
         if soft and c.verdict is Verdict.not_censored:
