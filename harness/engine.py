@@ -637,8 +637,8 @@ class Engine:
                 if self.store.add_measurement(m):
                     record(m)
                 continue
-            m, body = await self._probe(st, task)
-            if self.store.add_measurement(m, self._stored_body(body)):
+            m, body, extra = await self._probe(st, task)
+            if self.store.add_measurement(m, self._stored_body(body), extra_bodies=extra):
                 record(m)
 
     def _stored_body(self, body: bytes | None) -> bytes | None:
@@ -721,10 +721,18 @@ class Engine:
             st.limiter.push_back(wait)
         return fetched
 
-    def _keep(self, fetched: Fetched) -> str | None:
-        """Store an extra answer's body (soft probe, first answer of a retest); its key."""
+    def _keep(self, fetched: Fetched, pending: list[bytes] | None = None) -> str | None:
+        """Keep an extra answer's body (soft probe, first answer of a retest); its key in the bodies table.
+
+        With ``pending``, the body is stored later, in the same transaction as its measurement.
+        """
         body = self._stored_body(fetched.body)
-        return self.store.put_body(body) if body is not None else None
+        if body is None:
+            return None
+        if pending is None:
+            return self.store.put_body(body)
+        pending.append(body)
+        return hashlib.sha256(body).hexdigest()
 
     async def _domain_control(self, st: _PlatformState, domain: str) -> bool:
         if domain not in st.domain_controls:
@@ -733,7 +741,8 @@ class Engine:
             st.domain_controls[domain] = ctrl.classification.verdict is Verdict.not_censored
         return st.domain_controls[domain]
 
-    async def _soft_check(self, st: _PlatformState, query: str) -> tuple[Classification | None, dict[str, Any]]:
+    async def _soft_check(self, st: _PlatformState, query: str,
+                          pending: list[bytes]) -> tuple[Classification | None, dict[str, Any]]:
         spec = st.spec
         assert spec.soft_test is not None
         if st.soft_domain is None:
@@ -751,10 +760,11 @@ class Engine:
                 "signals": list(c.signals), "result_items": c.result_items, "status_code": res.status,
                 "body_sha256": hashlib.sha256(res.body).hexdigest() if res.body is not None else None,
                 "body_truncated": len(res.body or b"") > self.opt.max_stored_body_bytes,
-                "stored_body_sha256": self._keep(res)}
+                "stored_body_sha256": self._keep(res, pending)}
         return c, info
 
-    async def _classify_once(self, st: _PlatformState, task: ProbeTask) -> tuple[Fetched, str, dict[str, Any] | None]:
+    async def _classify_once(self, st: _PlatformState, task: ProbeTask,
+                             pending: list[bytes]) -> tuple[Fetched, str, dict[str, Any] | None]:
         spec = st.spec
         query = task.keyword.query(spec.combination_separator)
         with_truism = spec.hard_needs_truism
@@ -766,14 +776,15 @@ class Engine:
                 c = failure(FailureCode.control_failed, "closing_truism_failed", *c.signals)
         soft_info = None
         if st.soft and c.verdict is Verdict.not_censored:
-            soft_c, soft_info = await self._soft_check(st, query)
+            soft_c, soft_info = await self._soft_check(st, query, pending)
             c = apply_soft_test(c, soft_c)
         fetched.classification = c
         return fetched, sent, soft_info
 
-    async def _probe(self, st: _PlatformState, task: ProbeTask) -> tuple[Measurement, bytes | None]:
+    async def _probe(self, st: _PlatformState, task: ProbeTask) -> tuple[Measurement, bytes | None, list[bytes]]:
         t0 = time.time()
-        fetched, sent, soft_info = await self._classify_once(st, task)
+        pending: list[bytes] = []  # extra bodies, stored with the measurement in one transaction
+        fetched, sent, soft_info = await self._classify_once(st, task, pending)
         verdict = fetched.classification.verdict
         retested = False
         confirmed: bool | None = None
@@ -781,7 +792,7 @@ class Engine:
         if task.role == "probe" and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
             last = self.store.last_known_verdict(st.spec.name, task.keyword.term, self.opt.vantage.label, self._run_id)
             if last is not None and last != verdict.value:
-                again, sent2, soft2 = await self._classify_once(st, task)
+                again, sent2, soft2 = await self._classify_once(st, task, pending)
                 retested = True
                 v2 = again.classification.verdict
                 first = fetched.classification
@@ -796,7 +807,7 @@ class Engine:
                     confirmed = False
                 if v2 is not verdict and v2 is not Verdict.failure:
                     # the retest disagrees: keep its answer as the verdict, the first one as retest_of
-                    retest_of["stored_body_sha256"] = self._keep(fetched)
+                    retest_of["stored_body_sha256"] = self._keep(fetched, pending)
                     fetched, sent, soft_info = again, sent2, soft2
         m = self._measurement(st, task, sent, t0, time.time() - t0, fetched, fetched.attempts)
         m.test_keys.soft_probe = soft_info
@@ -810,7 +821,7 @@ class Engine:
             m.test_keys.signals.append("control_term_unexpected")  # a benign term should never look censored
         if m.verdict is Verdict.soft and st.profile_domains and task.role == "probe":
             await self._profile(st, task)
-        return m, fetched.body
+        return m, fetched.body, pending
 
     async def _profile(self, st: _PlatformState, task: ProbeTask) -> None:
         """Authorized-domain profile of a soft-censored term: which domains still show results for it."""

@@ -288,11 +288,14 @@ class Store:
             raise NotFoundError(f"no stored body {sha256}")
         return zlib.decompress(row["data"]) if row["compression"] == "zlib" else bytes(row["data"])
 
-    def add_measurement(self, m: Measurement, body: bytes | None = None) -> bool:
-        """Store one measurement (and its body) atomically; False if its task was already stored."""
+    def add_measurement(self, m: Measurement, body: bytes | None = None, extra_bodies: Iterable[bytes] = ()) -> bool:
+        """Store one measurement (and its body, and bodies its test keys refer to) atomically;
+        False if its task was already stored."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            for extra in extra_bodies:
+                self.put_body(extra)
             if body is not None:
                 sha = self.put_body(body)
                 if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
