@@ -232,3 +232,125 @@ def test_secrets_scrubber_and_options_repr():
     s.add("a b/c", "xy")  # too short values are not scrubbed (they would redact ordinary text)
     assert s.scrub("q=a%20b%2Fc&r=a+b%2Fc&t=xy") == "q=REDACTED&r=REDACTED&t=xy"
     assert PROXY_PASSWORD not in repr(RunOptions(proxy=f"socks5://u:{PROXY_PASSWORD}@127.0.0.1:1080"))
+
+
+class Socks5Server:
+    """A minimal SOCKS5 proxy (RFC 1928) with username/password authentication (RFC 1929)."""
+
+    def __init__(self, username: str, password: str):
+        import socket
+
+        self.username, self.password = username, password
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.auth_failures = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+    def _serve(self, conn) -> None:
+        import socket
+        import struct
+
+        try:
+            ver, nmethods = self._read(conn, 2)
+            methods = self._read(conn, nmethods)
+            if ver != 5 or 2 not in methods:
+                conn.sendall(b"\x05\xff")
+                return
+            conn.sendall(b"\x05\x02")
+            _, ulen = self._read(conn, 2)
+            user = self._read(conn, ulen).decode()
+            (plen,) = self._read(conn, 1)
+            password = self._read(conn, plen).decode()
+            if (user, password) != (self.username, self.password):
+                self.auth_failures += 1
+                conn.sendall(b"\x01\x01")
+                return
+            conn.sendall(b"\x01\x00")
+            _, cmd, _, atyp = self._read(conn, 4)
+            if atyp == 1:
+                host = socket.inet_ntoa(self._read(conn, 4))
+            elif atyp == 3:
+                (n,) = self._read(conn, 1)
+                host = self._read(conn, n).decode()
+            else:
+                conn.sendall(b"\x05\x08\x00\x01" + b"\x00" * 6)
+                return
+            (port,) = struct.unpack("!H", self._read(conn, 2))
+            upstream = socket.create_connection((host, port), timeout=5)
+            self.connections += 1
+            conn.sendall(b"\x05\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", port))
+
+            def pump(src, dst) -> None:
+                try:
+                    while data := src.recv(65536):
+                        dst.sendall(data)
+                except OSError:
+                    pass
+                finally:
+                    for s in (src, dst):
+                        try:
+                            s.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+            threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+            pump(conn, upstream)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_runs_through_a_socks5_proxy_with_credentials_never_stored(sandbox, tmp_path):
+    from harness.runs import RunRequest, execute, prepare
+    from harness.store import Store
+
+    from .conftest import fast_options
+
+    socks = Socks5Server("researcher", PROXY_PASSWORD)
+    try:
+        ps = tmp_path / "ps.yaml"
+        ps.write_text((FIXTURES / "probes" / "mini.yaml").read_text().replace(
+            "list: mini", f"list: {FIXTURES / 'keywords' / 'mini.yaml'}"))
+        db = tmp_path / "socks.db"
+        opts = fast_options(proxy=f"socks5://researcher:{PROXY_PASSWORD}@127.0.0.1:{socks.port}")
+        req = RunRequest(ps, db, base_urls={"sandbox": sandbox.url}, options=opts)
+        summary = execute(req, prepare(req))
+        assert summary.counts["sandbox"]["hard"] == 5 and summary.counts["sandbox"].get("failure", 0) == 0
+        assert socks.connections >= 1 and socks.auth_failures == 0
+        with Store(db, readonly=True) as st:
+            doc = json.loads(st.conn.execute("SELECT doc FROM runs").fetchone()[0])
+        assert doc["session"]["proxy"] == "socks5"
+        assert PROXY_PASSWORD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("socks.db*"))
+        bad = fast_options(proxy=f"socks5://researcher:wrong@127.0.0.1:{socks.port}")
+        req = RunRequest(ps, tmp_path / "bad.db", base_urls={"sandbox": sandbox.url}, options=bad, new=True)
+        summary = execute(req, prepare(req))
+        assert dict(summary.counts["sandbox"]) == {"failure": 12} and socks.auth_failures >= 1
+        with Store(tmp_path / "bad.db", readonly=True) as st:
+            assert {m.failure for m in st.measurements() if m.role == "truism"} == {"proxy_error"}
+    finally:
+        socks.close()
