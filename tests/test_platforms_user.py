@@ -129,3 +129,86 @@ def test_harness_run_with_the_user_spec(zhaosou, tmp_path):
     prof = run_cli("platforms", "profile", ms["习近平"].run_id, "--store", str(db), "--json")
     [matrix] = json.loads(prof.stdout)
     assert matrix["cells"]["习近平"] == {"people.com.cn": "allowed", "sohu.com": "withheld"}
+
+
+class JsonApiHandler(BaseHTTPRequestHandler):
+    """A JSON search API answering POST /api/search {"keyword": ..., "page": 1}."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append((self.path, self.headers.get("Content-Type"), body))  # type: ignore[attr-defined]
+        kw = body["keyword"]
+        if any(h in kw for h in HARD):
+            answer = {"code": 0, "data": {"total": 0, "items": []}, "filter": {"hit": True, "reason": "policy"}}
+        elif "zzqxw" in kw:
+            answer = {"code": 0, "data": {"total": 0, "items": []}}
+        elif kw == "CAPTCHA":
+            answer = {"code": 10001, "msg": "need verify"}
+        else:
+            answer = {"code": 0, "data": {"total": 42, "items": [{"id": i, "url": f"https://{d}/{i}"}
+                                                                 for i, d in enumerate(DOMAINS)]}}
+        raw = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+def test_a_json_post_api_spec_over_a_real_socket(tmp_path):
+    from harness.platforms import PlatformRegistry
+    from harness.platforms.check import check_platform_sync
+    from harness.runs import RunRequest, execute, prepare
+
+    from .conftest import fast_options
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), JsonApiHandler)
+    server.bodies = []  # type: ignore[attr-defined]
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        d = tmp_path / "platforms"
+        d.mkdir()
+        (d / "jsonapi.yaml").write_text(textwrap.dedent("""\
+            name: jsonapi
+            kind: other
+            base_url: http://jsonapi.invalid
+            request:
+              method: POST
+              url: "{base_url}/api/search"
+              json_body: {keyword: "{query}", page: 1, filters: {safe: false}}
+            response_format: json
+            truism: 的
+            signals:
+              captcha: [{json: code, values: [10001], name: need_verify}]
+              hard: [{json: filter.hit, values: [true], name: filter_hit}]
+              no_results: [{json: data.total, values: [0], name: zero_total}]
+              result_item: {json: "data.items.*.id"}
+              result_count: {json: data.total}
+              result_domain: {json: "data.items.*.url"}
+            """))
+        spec = PlatformRegistry.default([d], include_cwd=False).get("jsonapi").model_copy(update={"base_url": url(server)})
+        report = check_platform_sync(spec)
+        assert report.healthy and report.truism.result_count == 42 and set(report.truism.result_domains) == set(DOMAINS)
+        assert server.bodies[0] == ("/api/search", "application/json",
+                                    {"keyword": "的", "page": 1, "filters": {"safe": False}})
+        assert check_platform_sync(spec, query="CAPTCHA").truism.failure == "captcha"
+        ps = tmp_path / "ps.yaml"
+        ps.write_text(textwrap.dedent(f"""\
+            name: jsonapi-run
+            keywords: [{{list: {FIXTURES / 'keywords' / 'mini.yaml'}}}]
+            platforms: [{{name: jsonapi, rate_limit: {{interval_s: 0, jitter: 0, concurrency: 2}}}}]
+            controls: {{every: 6, lists: []}}
+            timeout_s: 5
+            """))
+        req = RunRequest(ps, tmp_path / "j.db", (d,), base_urls={"jsonapi": url(server)}, options=fast_options())
+        summary = execute(req, prepare(req))
+        assert dict(summary.counts["jsonapi"]) == {"hard": 3, "no_results": 1, "not_censored": 8}
+    finally:
+        server.shutdown()
+        server.server_close()
