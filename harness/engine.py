@@ -508,6 +508,14 @@ class _PlatformState:
         self.truism_seq = 0
 
 
+def _redacted_probe_set(probe_set: ProbeSet) -> dict[str, Any]:
+    doc = probe_set.model_dump(mode="json")
+    for sel in doc.get("platforms", []):
+        if sel.get("base_url"):
+            sel["base_url"] = redact_userinfo(sel["base_url"])
+    return doc
+
+
 def _selection_options(plan: RunPlan, name: str) -> dict[str, Any]:
     for sel in plan.probe_set.platforms:
         if sel.name == name:
@@ -537,7 +545,7 @@ class Engine:
                 started_at=utcnow(), probe_cc=v.probe_cc, probe_asn=v.probe_asn, vantage=v.label,
                 software_version=__version__, planned=len(plan.tasks), pid=os.getpid(),
                 hostname=socket.gethostname()),
-            {"probe_set": plan.probe_set.model_dump(mode="json"),
+            {"probe_set": _redacted_probe_set(plan.probe_set),
              "platforms": {n: redact_userinfo(s.base_url) for n, s in plan.specs.items()},
              # how the requests went out, without any credential: the proxy's scheme only, cookie *names* only
              "session": {"proxy": urlsplit(self.opt.proxy).scheme if self.opt.proxy else None,
