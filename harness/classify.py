@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from .failures import FailureCode
 from .models import Verdict
-from .platforms.spec import Extractor, Matcher, PlatformSpec
+from .platforms.spec import SIGNAL_KINDS, Extractor, Matcher, PlatformSpec
 
 _CHARSET_RE = re.compile(r"charset=([\w.:-]+)", re.I)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.I)
@@ -170,27 +170,58 @@ def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Pag
     return page
 
 
+@dataclass
+class SignalReport:
+    """Every signal of a spec, evaluated on one page (for ``harness platforms check``)."""
+
+    matched: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    result_items: int = 0
+    result_count: int | None = None
+    result_domains: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def evaluate_signals(spec: PlatformSpec, page: Page) -> SignalReport:
+    report = SignalReport()
+    sig = spec.signals
+    try:
+        for kind in SIGNAL_KINDS:
+            for m in getattr(sig, kind):
+                bucket = report.matched if matches(page, m) else report.missing
+                bucket.setdefault(kind, []).append(m.label)
+        report.result_items = len(extract(page, sig.result_item)) if sig.result_item else 0
+        report.result_count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
+        if sig.result_domain:
+            report.result_domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d]
+    except (ValueError, TypeError) as exc:
+        report.error = f"parse:{type(exc).__name__}"
+    return report
+
+
 def classify_page(spec: PlatformSpec, page: Page) -> Classification:
     """Classify a decoded page that came with HTTP 2xx."""
     sig = spec.signals
     try:
-        for m in sig.captcha:
-            if matches(page, m):
-                return failure(FailureCode.captcha, m.label)
-        for m in sig.rate_limited:
-            if matches(page, m):
-                return failure(FailureCode.rate_limited, m.label)
+        for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
+                           (sig.session_invalid, FailureCode.session_invalid)):
+            for m in kind:
+                if matches(page, m):
+                    return failure(code, m.label)
         hard = [m.label for m in sig.hard if matches(page, m)]
+        soft = [m.label for m in sig.soft if matches(page, m)]
         items = extract(page, sig.result_item) if sig.result_item else []
         domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d] if sig.result_domain else []
         count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
         no_results = [m.label for m in sig.no_results if matches(page, m)]
         page_ok = [m.label for m in sig.page_ok if matches(page, m)]
-    except (ValueError, TypeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
+    except (ValueError, TypeError, AttributeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
         return failure(FailureCode.unexpected_page, f"parse:{type(exc).__name__}")
     n_items = len(items)
     if hard:
         return Classification(Verdict.hard, None, hard, count, n_items, domains)
+    if soft:
+        return Classification(Verdict.soft if n_items else Verdict.hard, None, soft, count, n_items, domains)
     if n_items > 0:
         signals = ["results"]
         if domains and spec.authorized_domains and all(domain_in(d, spec.authorized_domains) for d in domains):
@@ -204,9 +235,28 @@ def classify_page(spec: PlatformSpec, page: Page) -> Classification:
 def classify_http(
     spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes
 ) -> Classification:
-    """Classify a complete HTTP answer (status, headers, body bytes already size-checked)."""
+    """Classify a complete HTTP answer (status, headers, body bytes already size-checked).
+
+    A spec with an ``adapter`` whose object has ``classify`` lets the adapter decide first;
+    it may return ``None`` to fall back to the declarative signals.
+    """
+    if spec.adapter:
+        from .platforms.adapters import get_adapter
+
+        adapter = get_adapter(spec.adapter)
+        if hasattr(adapter, "classify"):
+            try:
+                decided = adapter.classify(spec, status, headers, body)
+            except Exception as exc:  # an adapter is third-party code: its bug is a failure, not a verdict
+                return failure(FailureCode.adapter_error, type(exc).__name__)
+            if decided is not None:
+                if decided.failure is not None and decided.failure not in FailureCode.__members__:
+                    return failure(FailureCode.adapter_error, f"unknown_failure_code:{decided.failure}")
+                return decided
     if status == 429:
         return failure(FailureCode.http_429, "status:429")
+    if status == 407:
+        return failure(FailureCode.proxy_error, "status:407")
     if status >= 500:
         return failure(FailureCode.http_5xx, f"status:{status}")
     if 300 <= status < 400:
@@ -217,3 +267,32 @@ def classify_http(
     if isinstance(page, Classification):
         return page
     return classify_page(spec, page)
+
+
+# --------------------------------------------------------------------------- the method
+
+
+SILENT_EMPTY = "silent_empty_with_truism"
+SOFT_EMPTY = "soft_restricted_truism_empty"
+
+
+def apply_truism_method(spec: PlatformSpec, c: Classification, *, sent_with_truism: bool,
+                        control_ok: bool | None) -> Classification:
+    """Hard test on a platform that censors silently: term + truism with no results while
+    the truism alone works is ``hard``. Without a working control it stays ``no_results``."""
+    if sent_with_truism and c.verdict is Verdict.no_results and control_ok:
+        return replace(c, verdict=Verdict.hard, signals=[*c.signals, SILENT_EMPTY])
+    return c
+
+
+def apply_soft_test(c: Classification, soft_probe: Classification | None) -> Classification:
+    """Soft test: results for the term, but none once restricted to a non-authorized
+    domain whose restricted truism has results: ``soft``."""
+    if c.verdict is not Verdict.not_censored or soft_probe is None:
+        return c
+    if soft_probe.verdict in (Verdict.no_results, Verdict.hard):
+        return replace(c, verdict=Verdict.soft, signals=[*c.signals, SOFT_EMPTY])
+    if soft_probe.verdict is Verdict.failure:
+        return replace(c, verdict=Verdict.failure, failure=soft_probe.failure,
+                       signals=[*c.signals, f"soft_probe:{soft_probe.failure}"])
+    return c

@@ -305,32 +305,13 @@ def masked(cfg: HarnessConfig) -> dict[str, Any]:
 
 
 def load_cookie_header(path: Path, url: str) -> str:
-    """A ``Cookie`` header value for ``url`` from a Netscape cookies.txt or a one-line header file."""
+    """A ``Cookie`` header value for ``url`` from a cookies file (Netscape cookies.txt, JSON or a header line)."""
+    from .errors import InputError
+    from .sessions import cookie_header, load_cookies
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the cookie file: {exc.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("cookie file is not valid UTF-8", path) from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if any("\t" in ln for ln in lines) or text.lstrip().startswith("# Netscape HTTP Cookie File"):
-        host = (urlsplit(url).hostname or "").lower()
-        now = dt.datetime.now(dt.timezone.utc).timestamp()
-        pairs = []
-        for n, ln in enumerate(text.splitlines(), 1):
-            if ln.startswith("#HttpOnly_"):
-                ln = ln[len("#HttpOnly_"):]
-            elif not ln.strip() or ln.lstrip().startswith("#"):
-                continue
-            fields = ln.split("\t")
-            if len(fields) != 7:
-                raise ConfigError("not a cookies.txt line (7 tab-separated fields expected)", path, n)
-            domain, _sub, _path, _secure, expires, name, value = fields
-            domain = domain.lstrip(".").lower()
-            if expires.strip() not in ("", "0") and expires.strip().isdigit() and int(expires) < now:
-                continue
-            if host == domain or host.endswith("." + domain):
-                pairs.append(f"{name}={value}")
-        return "; ".join(pairs)
-    header = " ".join(ln.strip() for ln in lines if not ln.lstrip().startswith("#"))
-    return header.removeprefix("Cookie:").strip()
+        return cookie_header(load_cookies(path), url) or ""
+    except ConfigError:
+        raise
+    except InputError as exc:
+        raise ConfigError(exc.message, exc.path, exc.line) from None

@@ -38,8 +38,15 @@ from urllib.parse import quote, urlsplit, urlunsplit, parse_qsl, urlencode
 import httpx
 
 from . import __version__
-from .classify import Classification, classify_http, failure
-from .errors import ProbeSetError
+from .classify import (
+    SILENT_EMPTY,
+    Classification,
+    apply_soft_test,
+    apply_truism_method,
+    classify_http,
+    failure,
+)
+from .errors import InputError, PlatformSpecError, ProbeSetError
 from .failures import RETRYABLE, FailureCode
 from .keywords import LoadedList, default_search_dirs, find_list, load_keyword_list, select_entries
 from .models import (
@@ -55,6 +62,8 @@ from .models import (
 )
 from .platforms import PlatformRegistry, PlatformSpec
 from .variants import expand as expand_variants
+from .platforms.adapters import BuiltRequest, get_adapter
+from .sessions import PlatformSession, Secrets, check_proxy, looks_like_token, redact_userinfo
 from .store import Store, utcnow
 from .yamlio import LocatedYaml, load_model
 
@@ -138,6 +147,13 @@ def plan_run(
             path, line = where(("platforms", i, "name"))
             raise ProbeSetError(f"unknown platform {sel.name!r} (known: {', '.join(registry.names())})", path, line)
         spec = registry.get(sel.name)
+        if spec.adapter:
+            from .platforms.adapters import get_adapter
+
+            try:
+                get_adapter(spec.adapter)
+            except PlatformSpecError as exc:
+                raise PlatformSpecError(exc.message, registry.origin(sel.name)) from None
         url = (base_urls or {}).get(sel.name) or sel.base_url
         if url:
             spec = spec.model_copy(update={"base_url": url.rstrip("/")})
@@ -205,9 +221,10 @@ class Fetched:
     final_url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
-    truncated: bool = False
+    truncated: bool = False  # ``body`` is only a prefix (the answer was over max_body_bytes)
     retry_after: float | None = None
     attempts: int = 1
+    body_size: int | None = None
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -227,40 +244,64 @@ def _fill_obj(obj: Any, values: dict[str, str]) -> Any:
     return obj
 
 
-def build_request(spec: PlatformSpec, query: str) -> tuple[str, str, dict[str, Any]]:
-    """Method, URL and httpx keyword arguments for one query."""
+def encode_component(value: str, encoding: str, space: str = "%20") -> str:
+    """Percent-encode one query-string value in the platform's charset."""
+    out = quote(value, safe="", encoding=encoding, errors="strict")
+    return out.replace("%20", "+") if space == "+" else out
+
+
+def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = None) -> BuiltRequest:
+    """The request for one query, from the spec's template (and its adapter, if any)."""
     req = spec.request
     enc = req.query_encoding
-    url = fill(req.url, {"base_url": spec.base_url, "query": quote(query, safe="", encoding=enc)})
-    kwargs: dict[str, Any] = {"headers": dict(req.headers)}
+    values = {"base_url": spec.base_url, "truism": spec.truism}
+    for name, value in (env or {}).items():
+        values[f"env:{name}"] = value
+    raw = {**values, "query": query}
+    url = fill(req.url, {**values, "query": encode_component(query, enc, req.space)})
     if req.params:
-        pairs = [(k, fill(v, {"query": query, "base_url": spec.base_url})) for k, v in req.params.items()]
-        if enc.lower().replace("-", "") == "utf8":
-            kwargs["params"] = pairs
-        else:
-            url += ("&" if "?" in url else "?") + urlencode(pairs, encoding=enc)
-    if req.json_body is not None:
-        kwargs["json"] = _fill_obj(req.json_body, {"query": query})
-    if req.form is not None:
-        kwargs["data"] = _fill_obj(req.form, {"query": query})
-    return req.method, url, kwargs
+        pairs = [(encode_component(k, enc, req.space), encode_component(fill(v, raw), enc, req.space))
+                 for k, v in req.params.items()]
+        url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in pairs)
+    built = BuiltRequest(
+        method=req.method, url=url, headers=_fill_obj(dict(req.headers), values),
+        json=_fill_obj(req.json_body, raw) if req.json_body is not None else None,
+        data=_fill_obj(req.form, raw) if req.form is not None else None,
+    )
+    if spec.adapter:
+        adapter = get_adapter(spec.adapter)
+        if hasattr(adapter, "build_request"):
+            built = adapter.build_request(spec, query, built)
+    return built
 
 
-def redact_url(url: str) -> str:
-    """Remove credentials and token-like query parameters from a URL kept as evidence."""
+def redact_url(url: str, secrets: Secrets | None = None) -> str:
+    """Remove credentials, token-like query parameters and known secret values from a URL kept as evidence."""
     parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     query = [
-        (k, "REDACTED" if any(h in k.lower() for h in SECRET_PARAM_HINTS) else v)
+        (k, "REDACTED" if any(h in k.lower() for h in SECRET_PARAM_HINTS) or looks_like_token(v) else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    out = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    return secrets.scrub(out) if secrets else out
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
 
 
 def _failure_for_exception(exc: Exception) -> FailureCode:
-    text = str(exc).lower()
+    text = " | ".join(str(e) for e in _causes(exc)).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) and not isinstance(exc, httpx.ProxyError):
+        return FailureCode.connection_refused
     if isinstance(exc, httpx.TimeoutException):
         return FailureCode.timeout
     if isinstance(exc, httpx.ProxyError):
@@ -274,6 +315,8 @@ def _failure_for_exception(exc: Exception) -> FailureCode:
             return FailureCode.truncated_body
         return FailureCode.connection_reset
     if isinstance(exc, httpx.ConnectError):
+        if "socks" in text or "proxy" in text:
+            return FailureCode.proxy_error
         if "refused" in text:
             return FailureCode.connection_refused
         if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "resolution" in text:
@@ -304,43 +347,75 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             return None
 
 
-async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5) -> Fetched:
-    """Send one query and classify the answer. Never raises for network trouble."""
-    method, url, kwargs = build_request(spec, query)
+def _kept_headers(headers: httpx.Headers, secrets: Secrets | None) -> dict[str, str]:
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    if "location" in kept:
+        kept["location"] = redact_url(kept["location"], secrets) if "//" in kept["location"] else (
+            secrets.scrub(kept["location"]) if secrets else kept["location"])
+    return kept
+
+
+async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5,
+                session: PlatformSession | None = None) -> Fetched:
+    """Send one query and classify the answer. Never raises for network trouble.
+
+    Redirects are followed by hand, only on the same host (an off-site redirect is
+    usually a login or verification page: ``redirect_offsite``). A body over the
+    spec's ``max_body_bytes`` is ``body_too_large``; its prefix is kept as evidence.
+    """
+    secrets = session.secrets if session else None
+    try:
+        built = build_request(spec, query, session.env if session else None)
+    except UnicodeEncodeError:
+        return Fetched(failure(FailureCode.decode_error, f"query_not_encodable:{spec.request.query_encoding}"))
+    except PlatformSpecError:
+        raise
+    except Exception as exc:  # an adapter's build_request is third-party code
+        return Fetched(failure(FailureCode.adapter_error, type(exc).__name__))
+    method, url, kwargs = built.method, built.url, built.httpx_kwargs()
     origin_host = urlsplit(url).hostname
     try:
         for _ in range(max_redirects + 1):
+            if session and session.cookies:
+                cookie = session.cookie_header(url)
+                if cookie:
+                    kwargs["headers"]["Cookie"] = cookie
+                else:
+                    kwargs["headers"].pop("Cookie", None)
             async with client.stream(method, url, **kwargs) as resp:
-                headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() in KEPT_HEADERS}
+                headers = _kept_headers(resp.headers, secrets)
                 if resp.is_redirect:
                     location = resp.headers.get("location", "")
                     nxt = str(resp.url.join(location))
                     if urlsplit(nxt).hostname != origin_host:
                         return Fetched(failure(FailureCode.redirect_offsite, f"location:{urlsplit(nxt).hostname}"),
-                                       resp.status_code, redact_url(str(resp.url)), headers)
+                                       resp.status_code, redact_url(str(resp.url), secrets), headers)
                     url, method = nxt, "GET"
                     kwargs.pop("json", None)
                     kwargs.pop("data", None)
-                    kwargs.pop("params", None)
                     continue
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_bytes():
                     size += len(chunk)
-                    if size > spec.max_body_bytes:
-                        return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
-                                       resp.status_code, redact_url(str(resp.url)), headers, None)
                     chunks.append(chunk)
+                    if size > spec.max_body_bytes:
+                        prefix = b"".join(chunks)[: spec.max_body_bytes]
+                        return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
+                                       resp.status_code, redact_url(str(resp.url), secrets), headers, prefix,
+                                       truncated=True, body_size=size)
                 body = b"".join(chunks)
-                result = Fetched(
+                return Fetched(
                     classify_http(spec, resp.status_code, headers, body),
-                    resp.status_code, redact_url(str(resp.url)), headers, body,
-                    retry_after=_retry_after(resp.headers),
+                    resp.status_code, redact_url(str(resp.url), secrets), headers, body,
+                    retry_after=_retry_after(resp.headers), body_size=len(body),
                 )
-                return result
         return Fetched(failure(FailureCode.too_many_redirects))
     except httpx.HTTPError as exc:
-        return Fetched(failure(_failure_for_exception(exc), type(exc).__name__))
+        code = _failure_for_exception(exc)
+        if session is not None and session.via_proxy and isinstance(exc, httpx.ConnectError):
+            code = FailureCode.proxy_error  # with a proxy, the connection that failed is the one to the proxy
+        return Fetched(failure(code, type(exc).__name__))
     except (OSError, ValueError) as exc:
         return Fetched(failure(FailureCode.network_error, type(exc).__name__))
 
@@ -394,9 +469,17 @@ class RunOptions:
     control_backoff_s: float = 30.0
     control_attempts: int = 3
     keep_bodies: bool = True
-    proxy: str | None = None
+    proxy: str | None = None  # http://, https://, socks5:// or socks5h:// URL; credentials are never stored
     transport: httpx.AsyncBaseTransport | None = None
     seed: int | None = None
+    cookies: dict[str, Path] = field(default_factory=dict)  # platform -> cookies.txt or JSON file
+    max_stored_body_bytes: int = 2_000_000  # bodies over this are stored as a prefix (evidence.body_truncated)
+    domain_profile: bool = False  # profile authorized domains for every soft-censored term
+    confirm_silent_empty: bool = True  # re-check the truism after a silent-empty hard verdict
+
+    def __repr__(self) -> str:  # never print a proxy password
+        return (f"RunOptions(vantage={self.vantage!r}, proxy={redact_userinfo(self.proxy) if self.proxy else None!r}, "
+                f"cookies={sorted(self.cookies)!r})")
 
 
 @dataclass
@@ -420,15 +503,36 @@ ProgressCallback = Callable[[Measurement | None], None]
 
 
 class _PlatformState:
-    def __init__(self, spec: PlatformSpec, limiter: RateLimiter, soft: bool):
+    def __init__(self, spec: PlatformSpec, limiter: RateLimiter, soft: bool, session: PlatformSession,
+                 profile_domains: list[str]):
         self.spec = spec
         self.limiter = limiter
         self.soft = soft
-        self.since_control = 10**9
+        self.session = session
+        self.profile_domains = profile_domains
+        self.since_control = 10**9  # probes since the last truism: a control is due at the start
         self.control_ok: bool | None = None
+        self.control_id: str | None = None
+        self.failed_windows = 0  # consecutive windows whose truism failed: the backoff grows with it
         self.control_lock = asyncio.Lock()
         self.soft_domain: str | None = None
+        self.domain_controls: dict[str, bool] = {}  # restricted truism per domain, this control window
         self.truism_seq = 0
+
+
+def _redacted_probe_set(probe_set: ProbeSet) -> dict[str, Any]:
+    doc = probe_set.model_dump(mode="json")
+    for sel in doc.get("platforms", []):
+        if sel.get("base_url"):
+            sel["base_url"] = redact_userinfo(sel["base_url"])
+    return doc
+
+
+def _selection_options(plan: RunPlan, name: str) -> dict[str, Any]:
+    for sel in plan.probe_set.platforms:
+        if sel.name == name:
+            return dict(sel.options)
+    return {}
 
 
 class Engine:
@@ -439,6 +543,8 @@ class Engine:
         self.opt = options or RunOptions()
         self.rng = random.Random(self.opt.seed)
         self._session = 1
+        if self.opt.proxy:
+            check_proxy(self.opt.proxy)
 
     def start_run(self, plan: RunPlan, run_id: str | None = None) -> str:
         if run_id is not None:
@@ -451,13 +557,43 @@ class Engine:
                 started_at=utcnow(), probe_cc=v.probe_cc, probe_asn=v.probe_asn, vantage=v.label,
                 software_version=__version__, planned=len(plan.tasks), pid=os.getpid(),
                 hostname=socket.gethostname()),
-            {"probe_set": plan.probe_set.model_dump(mode="json"),
-             "platforms": {n: s.base_url for n, s in plan.specs.items()}},
+            {"probe_set": _redacted_probe_set(plan.probe_set),
+             "platforms": {n: redact_userinfo(s.base_url) for n, s in plan.specs.items()},
+             # how the requests went out, without any credential: the proxy's scheme only, cookie *names* only
+             "session": {"proxy": urlsplit(self.opt.proxy).scheme if self.opt.proxy else None,
+                         "cookies": {n: sorted({c.name for c in ps.cookies}) for n, ps in self._sessions.items()
+                                     if ps.cookies} if hasattr(self, "_sessions") else {}}},
         )
         return run_id
 
+    def _build_sessions(self, plan: RunPlan) -> dict[str, PlatformSession]:
+        unknown = sorted(set(self.opt.cookies) - set(plan.specs))
+        if unknown:
+            raise InputError(f"cookies given for {', '.join(unknown)}, which the probe set does not probe "
+                             f"(it probes {', '.join(plan.specs)})")
+        sessions = {}
+        for name, spec in plan.specs.items():
+            opts = _selection_options(plan, name)
+            cookies_file: Path | None = self.opt.cookies.get(name)
+            if cookies_file is None and opts.get("cookies_file"):
+                cookies_file = Path(str(opts["cookies_file"]))
+                if not cookies_file.is_absolute() and plan.source is not None:
+                    cookies_file = plan.source.parent / cookies_file
+            sessions[name] = PlatformSession.build(cookies_file=cookies_file, env_names=spec.request.env_names(),
+                                                   proxy=self.opt.proxy, platform=name)
+        return sessions
+
+    def _profile_domains(self, plan: RunPlan, spec: PlatformSpec) -> list[str]:
+        if spec.soft_test is None:
+            return []
+        wanted = _selection_options(plan, spec.name).get("domain_profile", self.opt.domain_profile)
+        if isinstance(wanted, list):
+            return [str(d) for d in wanted]
+        return list(spec.soft_test.profile_domains) if wanted else []
+
     async def run(self, plan: RunPlan, run_id: str | None = None, progress: ProgressCallback | None = None) -> RunSummary:
         t0 = time.monotonic()
+        self._sessions = self._build_sessions(plan)  # before the run exists: a bad cookies file writes nothing
         run_id = self.start_run(plan, run_id)
         done = self.store.done_task_keys(run_id)
         todo = [t for t in plan.tasks if t.key not in done]
@@ -491,7 +627,8 @@ class Engine:
                 self.client = client
                 jobs = []
                 for pname, spec in plan.specs.items():
-                    state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname])
+                    state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
+                                           self._sessions[pname], self._profile_domains(plan, spec))
                     queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
                     for t in todo:
                         if t.platform == pname:
@@ -512,46 +649,79 @@ class Engine:
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            ok = await self._ensure_control(st, record)
+            ok = await self._ensure_control(st)
+            st.since_control += 1  # every task of the window counts, sent or not: a failed window ends
             if not ok:
                 m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(), 0.0,
-                                      Fetched(failure(FailureCode.control_failed)), 0)
-                m.test_keys.control_ok = False
+                                      Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
                 if self.store.add_measurement(m):
                     record(m)
                 continue
-            m, body = await self._probe(st, task)
-            if self.store.add_measurement(m, body if self.opt.keep_bodies else None):
+            m, body, extra = await self._probe(st, task)
+            if self.store.add_measurement(m, self._stored_body(body), extra_bodies=extra):
                 record(m)
-            st.since_control += 1
 
-    async def _ensure_control(self, st: _PlatformState, record: Callable[[Measurement], None]) -> bool:
+    def _stored_body(self, body: bytes | None) -> bytes | None:
+        if body is None or not self.opt.keep_bodies:
+            return None
+        return body[: self.opt.max_stored_body_bytes]
+
+    async def _truism(self, st: _PlatformState) -> bool:
+        """Send the truism alone, store it (role ``truism``), and say whether it had results."""
+        fetched = await self._send(st, st.spec.truism)
+        st.truism_seq += 1
+        kw = Keyword(term=st.spec.truism, category="control")
+        task = ProbeTask(f"{st.spec.name}\x1ftruism\x1f{self._session}\x1f{st.truism_seq}", st.spec.name,
+                         "truism", kw, None, st.truism_seq)
+        ok = fetched.classification.verdict is Verdict.not_censored
+        m = self._measurement(st, task, st.spec.truism, time.time(), 0.0, fetched, fetched.attempts)
+        m.test_keys.control_ok = ok
+        self.store.add_measurement(m, self._stored_body(fetched.body))
+        if ok:
+            st.control_id = m.measurement_id
+        return ok
+
+    async def _ensure_control(self, st: _PlatformState) -> bool:
+        """The truism must have results at the start of every window of ``controls.every`` tasks.
+
+        When it fails it is retried ``control_attempts`` times with exponential backoff; if it
+        never recovers, the window's tasks are stored as ``control_failed`` unsent and the
+        next window starts after a longer backoff (doubling per consecutive failed window,
+        capped at ``controls.max_backoff_s``).
+        """
         ps = self._plan.probe_set
         if not ps.controls.truism:
             return True
         async with st.control_lock:
             if st.since_control < ps.controls.every and st.control_ok is not None:
                 return st.control_ok
-            backoff = self.opt.control_backoff_s
+            st.soft_domain = None
+            st.domain_controls = {}
             for attempt in range(self.opt.control_attempts):
-                fetched = await self._send(st, st.spec.truism)
-                st.truism_seq += 1
-                kw = Keyword(term=st.spec.truism, category="control")
-                task = ProbeTask(f"{st.spec.name}\x1ftruism\x1f{self._session}\x1f{st.truism_seq}", st.spec.name,
-                                 "truism", kw, None, st.truism_seq)
-                m = self._measurement(st, task, st.spec.truism, time.time(), 0.0, fetched, fetched.attempts)
-                self.store.add_measurement(m, fetched.body if self.opt.keep_bodies else None)
-                if fetched.classification.verdict is Verdict.not_censored:
+                if await self._truism(st):
                     st.control_ok = True
+                    st.failed_windows = 0
                     st.since_control = 0
-                    st.soft_domain = None
                     return True
                 if attempt + 1 < self.opt.control_attempts:
-                    wait = min(backoff * (2**attempt), ps.controls.max_backoff_s)
-                    st.limiter.push_back(wait)
+                    st.limiter.push_back(self._control_backoff(attempt + st.failed_windows))
             st.control_ok = False
+            st.control_id = None
             st.since_control = 0
+            st.failed_windows += 1
+            st.limiter.push_back(self._control_backoff(self.opt.control_attempts + st.failed_windows - 1))
             return False
+
+    def _control_backoff(self, exponent: int) -> float:
+        return min(self.opt.control_backoff_s * (2 ** min(exponent, 20)), self._plan.probe_set.controls.max_backoff_s)
+
+    async def _confirm_control(self, st: _PlatformState) -> bool:
+        """A closing control after a silent-empty verdict: the truism must still have results."""
+        async with st.control_lock:
+            ok = await self._truism(st)
+            if not ok:
+                st.since_control = self._plan.probe_set.controls.every  # the next task re-opens the window
+            return ok
 
     async def _send(self, st: _PlatformState, query: str) -> Fetched:
         """Send one query with retries and backoff for retryable failures."""
@@ -559,7 +729,7 @@ class Engine:
         fetched = Fetched(failure(FailureCode.internal_error))
         for attempt in range(retries + 1):
             await st.limiter.wait()
-            fetched = await fetch(self.client, st.spec, query)
+            fetched = await fetch(self.client, st.spec, query, session=st.session)
             code = fetched.classification.failure
             fetched.attempts = attempt + 1
             if code is None or FailureCode(code) not in RETRYABLE or attempt == retries:
@@ -571,75 +741,133 @@ class Engine:
             st.limiter.push_back(wait)
         return fetched
 
-    async def _soft_check(self, st: _PlatformState, query: str) -> dict[str, Any]:
+    def _keep(self, fetched: Fetched, pending: list[bytes] | None = None) -> str | None:
+        """Keep an extra answer's body (soft probe, first answer of a retest); its key in the bodies table.
+
+        With ``pending``, the body is stored later, in the same transaction as its measurement.
+        """
+        body = self._stored_body(fetched.body)
+        if body is None:
+            return None
+        if pending is None:
+            return self.store.put_body(body)
+        pending.append(body)
+        return hashlib.sha256(body).hexdigest()
+
+    async def _domain_control(self, st: _PlatformState, domain: str) -> bool:
+        if domain not in st.domain_controls:
+            assert st.spec.soft_test is not None
+            ctrl = await self._send(st, fill(st.spec.soft_test.control, {"truism": st.spec.truism, "domain": domain}))
+            st.domain_controls[domain] = ctrl.classification.verdict is Verdict.not_censored
+        return st.domain_controls[domain]
+
+    async def _soft_check(self, st: _PlatformState, query: str,
+                          pending: list[bytes]) -> tuple[Classification | None, dict[str, Any]]:
         spec = st.spec
         assert spec.soft_test is not None
-        info: dict[str, Any] = {}
         if st.soft_domain is None:
             for domain in spec.soft_test.domains:
-                ctrl = await self._send(st, fill(spec.soft_test.control, {"truism": spec.truism, "domain": domain}))
-                if ctrl.classification.verdict is Verdict.not_censored:
+                if await self._domain_control(st, domain):
                     st.soft_domain = domain
                     break
         if st.soft_domain is None:
-            return {"failure": "soft_control_failed"}
+            info = {"failure": FailureCode.soft_control_failed.value, "domains": list(spec.soft_test.domains)}
+            return failure(FailureCode.soft_control_failed), info
         q = fill(spec.soft_test.probe, {"query": query, "truism": spec.truism, "domain": st.soft_domain})
         res = await self._send(st, q)
-        info.update({"domain": st.soft_domain, "query": q, "verdict": res.classification.verdict.value,
-                     "failure": res.classification.failure, "result_items": res.classification.result_items})
-        return info
+        c = res.classification
+        info = {"domain": st.soft_domain, "query": q, "verdict": c.verdict.value, "failure": c.failure,
+                "signals": list(c.signals), "result_items": c.result_items, "status_code": res.status,
+                "body_sha256": hashlib.sha256(res.body).hexdigest() if res.body is not None else None,
+                "body_truncated": len(res.body or b"") > self.opt.max_stored_body_bytes,
+                "stored_body_sha256": self._keep(res, pending)}
+        return c, info
 
-    async def _classify_once(self, st: _PlatformState, task: ProbeTask) -> tuple[Fetched, str, dict[str, Any] | None]:
+    async def _classify_once(self, st: _PlatformState, task: ProbeTask,
+                             pending: list[bytes]) -> tuple[Fetched, str, dict[str, Any] | None]:
         spec = st.spec
         query = task.keyword.query(spec.combination_separator)
-        sent = query + spec.combination_separator + spec.truism if spec.hard_needs_truism else query
+        with_truism = spec.hard_needs_truism
+        sent = query + spec.combination_separator + spec.truism if with_truism else query
         fetched = await self._send(st, sent)
-        c = fetched.classification
+        c = apply_truism_method(spec, fetched.classification, sent_with_truism=with_truism, control_ok=st.control_ok)
+        if SILENT_EMPTY in c.signals and self.opt.confirm_silent_empty and self._plan.probe_set.controls.truism:
+            if not await self._confirm_control(st):
+                c = failure(FailureCode.control_failed, "closing_truism_failed", *c.signals)
         soft_info = None
-        if spec.hard_needs_truism and c.verdict is Verdict.no_results and st.control_ok:
-            c.verdict = Verdict.hard
-            c.signals.append("silent_empty_with_truism")
         if st.soft and c.verdict is Verdict.not_censored:
-            soft_info = await self._soft_check(st, query)
-            if soft_info.get("verdict") in (Verdict.no_results.value, Verdict.hard.value):
-                c.verdict = Verdict.soft
-                c.signals.append("soft_restricted_truism_empty")
+            soft_c, soft_info = await self._soft_check(st, query, pending)
+            c = apply_soft_test(c, soft_c)
+        fetched.classification = c
         return fetched, sent, soft_info
 
-    async def _probe(self, st: _PlatformState, task: ProbeTask) -> tuple[Measurement, bytes | None]:
+    async def _probe(self, st: _PlatformState, task: ProbeTask) -> tuple[Measurement, bytes | None, list[bytes]]:
         t0 = time.time()
-        fetched, sent, soft_info = await self._classify_once(st, task)
+        pending: list[bytes] = []  # extra bodies, stored with the measurement in one transaction
+        fetched, sent, soft_info = await self._classify_once(st, task, pending)
         verdict = fetched.classification.verdict
         retested = False
         confirmed: bool | None = None
-        first_verdict = verdict
-        if (
-            task.role == "probe"
-            and self._plan.probe_set.flip_retest
-            and verdict is not Verdict.failure
-        ):
+        retest_of: dict[str, Any] | None = None
+        if task.role == "probe" and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
             last = self.store.last_known_verdict(st.spec.name, task.keyword.term, self.opt.vantage.label, self._run_id)
             if last is not None and last != verdict.value:
-                again, sent2, soft2 = await self._classify_once(st, task)
+                again, sent2, soft2 = await self._classify_once(st, task, pending)
                 retested = True
-                if again.classification.verdict is verdict:
+                v2 = again.classification.verdict
+                first = fetched.classification
+                retest_of = {"last_known": last, "verdict": first.verdict.value, "signals": list(first.signals),
+                             "status_code": fetched.status,
+                             "body_sha256": hashlib.sha256(fetched.body).hexdigest() if fetched.body is not None else None}
+                if v2 is verdict:
                     confirmed = True
-                elif again.classification.verdict is not Verdict.failure:
+                elif v2 is Verdict.failure:
+                    retest_of.update(retest_failure=again.classification.failure)
+                else:
                     confirmed = False
+                if v2 is not verdict and v2 is not Verdict.failure:
+                    # the retest disagrees: keep its answer as the verdict, the first one as retest_of
+                    retest_of["stored_body_sha256"] = self._keep(fetched, pending)
                     fetched, sent, soft_info = again, sent2, soft2
         m = self._measurement(st, task, sent, t0, time.time() - t0, fetched, fetched.attempts)
         m.test_keys.soft_probe = soft_info
         m.test_keys.retested = retested
         m.test_keys.confirmed = confirmed
+        m.test_keys.retest_of = retest_of
+        m.test_keys.sent_with_truism = st.spec.hard_needs_truism
         if retested and confirmed is False:
-            m.test_keys.signals.append(f"flip_unconfirmed:{first_verdict.value}")
-        return m, fetched.body
+            m.test_keys.signals.append(f"flip_unconfirmed:{verdict.value}")
+        if task.role == "control" and m.verdict in (Verdict.hard, Verdict.soft, Verdict.no_results):
+            m.test_keys.signals.append("control_term_unexpected")  # a benign term should never look censored
+        if m.verdict is Verdict.soft and st.profile_domains and task.role == "probe":
+            await self._profile(st, task)
+        return m, fetched.body, pending
+
+    async def _profile(self, st: _PlatformState, task: ProbeTask) -> None:
+        """Authorized-domain profile of a soft-censored term: which domains still show results for it."""
+        from .platforms.profile import save_profile_cell
+
+        spec = st.spec
+        assert spec.soft_test is not None
+        query = task.keyword.query(spec.combination_separator)
+        for domain in st.profile_domains:
+            q = fill(spec.soft_test.probe, {"query": query, "truism": spec.truism, "domain": domain})
+            if not await self._domain_control(st, domain):
+                save_profile_cell(self.store, self._run_id, spec.name, task.keyword.term, domain, "no_control", q, None)
+                continue
+            res = await self._send(st, q)
+            v = res.classification.verdict
+            state = {Verdict.not_censored: "allowed", Verdict.no_results: "withheld", Verdict.hard: "withheld",
+                     Verdict.soft: "allowed"}.get(v, f"failure:{res.classification.failure}")
+            save_profile_cell(self.store, self._run_id, spec.name, task.keyword.term, domain, state, q, self._keep(res))
 
     def _measurement(self, st: _PlatformState, task: ProbeTask, sent: str, t0: float, runtime: float,
                      fetched: Fetched, attempts: int) -> Measurement:
         c = fetched.classification
         v = self.opt.vantage
         body = fetched.body
+        size = fetched.body_size if fetched.body_size is not None else (len(body) if body is not None else None)
+        truncated = fetched.truncated or (body is not None and len(body) > self.opt.max_stored_body_bytes)
         return Measurement(
             measurement_id=uuid.uuid4().hex,
             run_id=self._run_id,
@@ -665,11 +893,13 @@ class Engine:
             test_keys=TestKeys(
                 signals=list(c.signals), result_count=c.result_count, result_items=c.result_items,
                 result_domains=c.result_domains[:50], control_ok=st.control_ok, attempts=attempts,
+                control_id=st.control_id if task.role != "truism" else None,
             ),
             evidence=Evidence(
                 status_code=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
-                body_sha256=hashlib.sha256(body).hexdigest() if body is not None else None,
-                body_size=len(body) if body is not None else None,
+                # the hash of the whole body as received, even when only a prefix is stored
+                body_sha256=hashlib.sha256(body).hexdigest() if body is not None and not fetched.truncated else None,
+                body_size=size, body_truncated=truncated,
             ),
         )
 

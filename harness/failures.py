@@ -2,7 +2,8 @@
 
 A measurement whose ``verdict`` is ``failure`` carries exactly one of these codes in
 ``failure``; ``null`` means the request succeeded and was classified. A failure is
-never counted as censorship.
+never counted as censorship. ``docs/failures.md`` documents the same list (a test
+keeps the two in step).
 """
 
 from __future__ import annotations
@@ -11,27 +12,58 @@ from enum import Enum
 
 
 class FailureCode(str, Enum):
-    timeout = "timeout"  # connect, read or total timeout
+    timeout = "timeout"
     connection_refused = "connection_refused"
-    connection_reset = "connection_reset"  # reset or closed mid-answer
+    connection_reset = "connection_reset"
     dns_error = "dns_error"
     tls_error = "tls_error"
-    proxy_error = "proxy_error"  # the configured proxy refused or failed
-    network_error = "network_error"  # any other transport error
-    http_429 = "http_429"  # rate limited (Retry-After honoured)
+    proxy_error = "proxy_error"
+    network_error = "network_error"
+    http_429 = "http_429"
     http_5xx = "http_5xx"
-    http_4xx = "http_4xx"  # other client errors (403, 404 ...)
-    redirect_offsite = "redirect_offsite"  # a redirect to another host: not followed
+    http_4xx = "http_4xx"
+    redirect_offsite = "redirect_offsite"
     too_many_redirects = "too_many_redirects"
-    captcha = "captcha"  # a verification / CAPTCHA page, even with HTTP 200
-    rate_limited = "rate_limited"  # a rate-limit page served with HTTP 200
-    unexpected_page = "unexpected_page"  # none of the spec's expected markers: layout changed?
-    truncated_body = "truncated_body"  # fewer bytes than Content-Length
-    body_too_large = "body_too_large"  # over the size cap (after decompression)
-    decode_error = "decode_error"  # bytes not decodable as the page's charset, or bad JSON
-    control_failed = "control_failed"  # the platform's truism failed around this probe
-    adapter_error = "adapter_error"  # a Python platform adapter raised
-    internal_error = "internal_error"  # a bug in the harness; please report it
+    captcha = "captcha"
+    rate_limited = "rate_limited"
+    session_invalid = "session_invalid"
+    unexpected_page = "unexpected_page"
+    truncated_body = "truncated_body"
+    body_too_large = "body_too_large"
+    decode_error = "decode_error"
+    control_failed = "control_failed"
+    soft_control_failed = "soft_control_failed"
+    adapter_error = "adapter_error"
+    internal_error = "internal_error"
+
+
+DESCRIPTIONS: dict[FailureCode, str] = {
+    FailureCode.timeout: "connect, read or total timeout",
+    FailureCode.connection_refused: "the server (or the proxy's target) refused the TCP connection",
+    FailureCode.connection_reset: "the connection was reset or closed mid-answer",
+    FailureCode.dns_error: "the host name did not resolve",
+    FailureCode.tls_error: "the TLS handshake or certificate check failed",
+    FailureCode.proxy_error: "the configured HTTP or SOCKS proxy refused or failed the request",
+    FailureCode.network_error: "any other transport error",
+    FailureCode.http_429: "HTTP 429 Too Many Requests (Retry-After is honoured before the retry)",
+    FailureCode.http_5xx: "an HTTP 5xx server error",
+    FailureCode.http_4xx: "another HTTP 4xx client error (403, 404 ...)",
+    FailureCode.redirect_offsite: "a redirect to another host (often a login or verification page): not followed",
+    FailureCode.too_many_redirects: "more redirects than allowed, or a 3xx answer where a page was expected",
+    FailureCode.captcha: "a verification / CAPTCHA / anti-bot page, even when served with HTTP 200",
+    FailureCode.rate_limited: "a throttling page served with HTTP 200",
+    FailureCode.session_invalid: "the platform rejected the session: login, cookies or a request signature are required",
+    FailureCode.unexpected_page: "none of the spec's expected markers: the layout probably changed",
+    FailureCode.truncated_body: "fewer bytes arrived than Content-Length announced",
+    FailureCode.body_too_large: "the body exceeded the spec's max_body_bytes (after decompression)",
+    FailureCode.decode_error: "bytes not decodable in the page's charset, or a JSON API answered invalid JSON",
+    FailureCode.control_failed: "the platform's truism had no results around this probe: the probe was not sent "
+                                "(or its silent-empty verdict could not be confirmed)",
+    FailureCode.soft_control_failed: "the soft test could not run: the truism restricted to every configured "
+                                     "non-authorized domain had no results",
+    FailureCode.adapter_error: "a Python platform adapter raised an exception",
+    FailureCode.internal_error: "a bug in the harness; please report it",
+}
 
 
 RETRYABLE = frozenset(
@@ -48,3 +80,10 @@ RETRYABLE = frozenset(
     }
 )
 """Failures worth another attempt after a backoff."""
+
+
+def describe(code: str) -> str:
+    try:
+        return DESCRIPTIONS[FailureCode(code)]
+    except ValueError:
+        return "unknown failure code"

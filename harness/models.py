@@ -293,6 +293,13 @@ class Evidence(BaseModel):
     body_sha256: str | None = None
     body_size: int | None = None
     body_truncated: bool = False
+    stored_body_sha256: str | None = Field(
+        default=None, description="key of the stored prefix when the body was over the storage cap (body_truncated)")
+
+    @property
+    def stored_key(self) -> str | None:
+        """Where the stored body is in the store's bodies table (the whole body, or its capped prefix)."""
+        return self.stored_body_sha256 if self.body_truncated else self.body_sha256
 
 
 class TestKeys(BaseModel):
@@ -307,6 +314,10 @@ class TestKeys(BaseModel):
     attempts: int = 1
     retested: bool = False
     confirmed: bool | None = None
+    sent_with_truism: bool = Field(default=False, description="the query was term + truism (hard_needs_truism)")
+    control_id: str | None = Field(default=None, description="measurement id of the truism this probe relied on")
+    retest_of: dict[str, Any] | None = Field(
+        default=None, description="the first answer of a flip retest: its verdict, signals and stored body")
 
 
 class Measurement(BaseModel):

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import load_cookie_header
 from .engine import Engine, ProgressCallback, RunOptions, RunPlan, RunSummary, load_probe_set, plan_run
 from .locking import ProbeSetLock, current_holder, lock_dir_for, pid_alive
 from .logs import event, get_logger
@@ -136,12 +135,13 @@ def prepare(req: RunRequest) -> RunPlan:
             default = req.default_rate_limits.get(sel.name) or req.default_rate_limit
             if default is not None:
                 plan.rate_limits[sel.name] = default
-    for name, cookie_file in req.cookie_files.items():
-        spec = plan.specs.get(name)
-        cookie = load_cookie_header(cookie_file, spec.base_url) if spec is not None else ""
-        if spec is not None and cookie:
-            headers = {**spec.request.headers, "Cookie": cookie}
-            plan.specs[name] = spec.model_copy(update={"request": spec.request.model_copy(update={"headers": headers})})
+    if req.cookie_files:
+        # Configured cookie files go through the engine's sessions (scrubbed from evidence), for the
+        # platforms this probe set probes; a file given on the command line wins.
+        req.options = req.options or RunOptions()
+        for name, cookie_file in req.cookie_files.items():
+            if name in plan.specs:
+                req.options.cookies.setdefault(name, cookie_file)
     return plan
 
 

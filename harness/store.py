@@ -84,6 +84,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX measurements_by_body ON measurements (body_sha256);
     """,
+    # 3: re-classifications (never rewrite a measurement) and the authorized-domain profile
+    """
+    CREATE TABLE reclassifications (
+        batch_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id),
+        spec_sha256 TEXT NOT NULL,
+        old_verdict TEXT NOT NULL,
+        old_failure TEXT,
+        new_verdict TEXT NOT NULL,
+        new_failure TEXT,
+        changed INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (batch_id, measurement_id)
+    );
+    CREATE INDEX reclassifications_by_run ON reclassifications (run_id, created_at);
+    CREATE TABLE domain_profile (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        platform TEXT NOT NULL,
+        input TEXT NOT NULL,
+        domain TEXT NOT NULL,
+        state TEXT NOT NULL,
+        query TEXT NOT NULL,
+        body_sha256 TEXT,
+        measured_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, platform, input, domain)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -271,13 +300,20 @@ class Store:
             raise NotFoundError(f"no stored body {sha256}")
         return zlib.decompress(row["data"]) if row["compression"] == "zlib" else bytes(row["data"])
 
-    def add_measurement(self, m: Measurement, body: bytes | None = None) -> bool:
-        """Store one measurement (and its body) atomically; False if its task was already stored."""
+    def add_measurement(self, m: Measurement, body: bytes | None = None, extra_bodies: Iterable[bytes] = ()) -> bool:
+        """Store one measurement (and its body, and bodies its test keys refer to) atomically;
+        False if its task was already stored."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            for extra in extra_bodies:
+                self.put_body(extra)
             if body is not None:
-                m.evidence.body_sha256 = self.put_body(body)
+                sha = self.put_body(body)
+                if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
+                    m.evidence.stored_body_sha256 = sha
+                else:
+                    m.evidence.body_sha256 = sha
             cur = c.execute(
                 "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
                 " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"

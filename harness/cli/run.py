@@ -12,6 +12,7 @@ from ..models import Measurement
 from ..config import HarnessConfig, load_config
 from ..logs import setup_logging
 from ..runs import RunRequest, execute, prepare
+from ..sessions import check_proxy
 from . import app
 from ._common import JsonOption, StoreOption, console, err_console, print_json
 
@@ -20,11 +21,11 @@ ConfigOption = typer.Option(None, "--config", help="harness.toml to use (default
 VERDICT_ORDER = ["not_censored", "hard", "soft", "no_results", "failure"]
 
 
-def parse_base_urls(values: list[str]) -> dict[str, str]:
+def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, str]:
     out = {}
     for v in values:
         if "=" not in v:
-            raise HarnessError(f"--base-url takes PLATFORM=URL, got {v!r}")
+            raise HarnessError(f"{option} takes PLATFORM={'URL' if option == '--base-url' else 'FILE'}, got {v!r}")
         k, url = v.split("=", 1)
         out[k.strip()] = url.strip()
     return out
@@ -113,6 +114,11 @@ def run_cmd(
     failure_threshold: float | None = typer.Option(
         None, "--failure-threshold", min=0, max=1,
         help=f"exit {EXIT_TOO_MANY_FAILURES} when the share of failed probes is above this [config: failure_threshold, 0.5]"),
+    proxy: str | None = typer.Option(None, "--proxy",
+                                     help="send through this proxy: http://, socks5://[user:password@]host:port [config: proxy]"),
+    cookies: list[str] = typer.Option([], "--cookies", help="PLATFORM=FILE: cookies (Netscape cookies.txt or JSON) [config: cookie_files]"),
+    domain_profile: bool = typer.Option(False, "--domain-profile",
+                                        help="profile authorized domains of soft-censored terms (term x domain)"),
     config: Path | None = ConfigOption,
     log_file: Path | None = typer.Option(None, "--log-file", help="structured log file [config: log.file, logs/harness.jsonl next to the store]"),
     log_format: str | None = typer.Option(None, "--log-format", help="json (one object per line) or text [config: log.format]"),
@@ -128,7 +134,11 @@ def run_cmd(
                                  "vantage.label": vantage, "failure_threshold": failure_threshold,
                                  "log.file": log_file, "log.format": log_format})
     setup_logging(cfg.log_file, cfg.log.format, cfg.log.level)
-    req = request_from_config(probe_set, cfg, platforms=tuple(platforms), base_urls=parse_base_urls(base_url), new=new)
+    options = RunOptions(proxy=check_proxy(proxy) if proxy else None,
+                         cookies={k: Path(v) for k, v in parse_base_urls(cookies, "--cookies").items()},
+                         domain_profile=domain_profile)
+    req = request_from_config(probe_set, cfg, platforms=tuple(platforms), base_urls=parse_base_urls(base_url), new=new,
+                              options=options)
     plan = prepare(req)
     summary = run_with_progress(req, plan, quiet=quiet or as_json)
     if as_json:

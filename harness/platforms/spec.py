@@ -1,18 +1,30 @@
 """Declarative platform specs: how to query a search platform and read its answers.
 
 A spec is YAML validated by :class:`PlatformSpec`. Researchers add or repair a
-platform by editing YAML, not Python.
+platform by editing YAML, not Python (see ``docs/platform-specs.md``).
+
+Placeholders in the request template: ``{query}`` (the query, percent-encoded in the
+URL path, raw in parameters and bodies), ``{base_url}``, ``{truism}`` and
+``{env:NAME}`` (a secret such as a token, read from the environment at run time and
+never stored: it is scrubbed from every URL kept as evidence).
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
-
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..models import RateLimit
+
+ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok")
+EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
+UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "truism", "soft_test", "request", "combination_separator",
+                               "query_encoding", "authorized_domains"})
 
 
 class StrictModel(BaseModel):
@@ -21,14 +33,34 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _check_regex(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+def _check_css(selector: str | None) -> str | None:
+    if selector is not None:
+        import soupsieve
+
+        try:
+            soupsieve.compile(selector)
+        except Exception as exc:  # soupsieve raises SelectorSyntaxError (a ValueError subclass) and others
+            raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from None
+    return selector
+
+
 class Matcher(StrictModel):
     """One way of recognising a signal on a page. Exactly one of text/regex/css/json.
 
     - ``text``: the decoded body contains this string.
     - ``regex``: the body matches this regular expression (``re.search``).
     - ``css``: the HTML has an element matching this selector (whose text contains ``contains``, if given).
-    - ``json``: the JSON body has a value at this dotted path (``a.b.0.c``); with ``values``,
-      the value must be one of them.
+    - ``json``: the JSON body has a value at this dotted path (``a.b.0.c``, ``*`` for every item);
+      with ``values``, the value must be one of them.
     """
 
     text: str | None = None
@@ -48,11 +80,25 @@ class Matcher(StrictModel):
             return {"text": data}
         return data
 
+    @field_validator("regex")
+    @classmethod
+    def _regex_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("css")
+    @classmethod
+    def _css_ok(cls, v: str | None) -> str | None:
+        return _check_css(v)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> "Matcher":
         given = [k for k in ("text", "regex", "css", "json_path") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("a matcher needs exactly one of text, regex, css, json")
+        if self.values is not None and self.json_path is None:
+            raise ValueError("`values` only goes with `json`")
+        if self.contains is not None and self.css is None:
+            raise ValueError("`contains` only goes with `css`")
         return self
 
     @property
@@ -86,21 +132,43 @@ class Extractor(StrictModel):
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
+    @field_validator("regex")
+    @classmethod
+    def _regex_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("css")
+    @classmethod
+    def _css_ok(cls, v: str | None) -> str | None:
+        return _check_css(v)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> "Extractor":
         given = [k for k in ("regex", "css", "json_path") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("an extractor needs exactly one of regex, css, json")
+        if self.attr is not None and self.css is None:
+            raise ValueError("`attr` only goes with `css`")
         return self
 
 
 class Signals(StrictModel):
-    """What a page can show. Checked in this order: captcha, rate_limited, hard, results, no_results."""
+    """What a page can show.
 
-    captcha: list[Matcher] = Field(default_factory=list)
-    rate_limited: list[Matcher] = Field(default_factory=list)
-    hard: list[Matcher] = Field(default_factory=list, description="censorship notices")
-    no_results: list[Matcher] = Field(default_factory=list)
+    Checked in this order: captcha, rate_limited, session_invalid (all failures), hard,
+    soft, results, no_results / page_ok. A page with none of these markers is
+    ``failure: unexpected_page``.
+    """
+
+    captcha: list[Matcher] = Field(default_factory=list, description="verification / CAPTCHA / anti-bot pages")
+    rate_limited: list[Matcher] = Field(default_factory=list, description="throttling pages served with HTTP 200")
+    session_invalid: list[Matcher] = Field(
+        default_factory=list, description="the platform rejected the session (login, cookie or signature required)")
+    hard: list[Matcher] = Field(default_factory=list, description="censorship notices: verdict hard")
+    soft: list[Matcher] = Field(
+        default_factory=list,
+        description="notices that some results were withheld: soft when results remain, hard when none do")
+    no_results: list[Matcher] = Field(default_factory=list, description="a genuine 'nothing found' page")
     result_item: Extractor | None = None
     result_count: Extractor | None = None
     result_domain: Extractor | None = None
@@ -108,17 +176,55 @@ class Signals(StrictModel):
         default_factory=list, description="markers of a normal results page (any one) when results may be empty"
     )
 
+    @model_validator(mode="after")
+    def _something_to_recognise(self) -> "Signals":
+        if self.result_item is None:
+            raise ValueError("signals need a result_item extractor (how to count results)")
+        if not (self.no_results or self.page_ok or self.hard or self.soft):
+            raise ValueError("signals need at least one of no_results, page_ok, hard, soft: "
+                             "otherwise an empty page cannot be told from a changed layout")
+        return self
+
 
 class RequestTemplate(StrictModel):
-    """The HTTP request for one query. ``{query}`` and ``{base_url}`` are substituted."""
+    """The HTTP request for one query."""
 
     method: Literal["GET", "POST"] = "GET"
     url: str = "{base_url}/search"
-    params: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict, description="query-string parameters, in this order")
     headers: dict[str, str] = Field(default_factory=dict)
-    json_body: dict[str, Any] | None = None
-    form: dict[str, str] | None = None
-    query_encoding: str = Field(default="utf-8", description="charset used to percent-encode the query")
+    json_body: dict[str, Any] | None = Field(default=None, description="a JSON body (POST APIs)")
+    form: dict[str, str] | None = Field(default=None, description="a form-encoded body")
+    query_encoding: str = Field(default="utf-8", description="charset used to percent-encode the query (utf-8, gbk ...)")
+    space: Literal["%20", "+"] = Field(default="%20", description="how a space is written in the query string")
+
+    @field_validator("query_encoding")
+    @classmethod
+    def _known_charset(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown charset {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _uses_the_query(self) -> "RequestTemplate":
+        import json
+
+        text = self.url + json.dumps(self.params) + json.dumps(self.json_body) + json.dumps(self.form)
+        if "{query}" not in text:
+            raise ValueError("the request never uses {query} (in url, params, json_body or form)")
+        if self.json_body is not None and self.form is not None:
+            raise ValueError("a request has json_body or form, not both")
+        if self.method == "GET" and (self.json_body is not None or self.form is not None):
+            raise ValueError("a GET request has no body: use method: POST")
+        return self
+
+    def env_names(self) -> list[str]:
+        import json
+
+        text = self.url + json.dumps([self.params, self.headers, self.json_body, self.form], ensure_ascii=False)
+        return sorted(set(ENV_PLACEHOLDER_RE.findall(text)))
 
 
 class SoftTest(StrictModel):
@@ -126,12 +232,23 @@ class SoftTest(StrictModel):
 
     ``control`` (truism restricted to a non-authorized domain) must have results; if
     ``probe`` (term + truism restricted to the same domain) has none, results were
-    withheld for the term: soft censorship.
+    withheld for the term: soft censorship. ``profile_domains`` are the domains the
+    optional authorized-domain profile checks one by one for soft-censored terms.
     """
 
     probe: str = "{query} {truism} site:{domain}"
     control: str = "{truism} site:{domain}"
     domains: list[str] = Field(min_length=1, description="non-authorized domains with results for the truism")
+    profile_domains: list[str] = Field(default_factory=list, description="domains for the authorized-domain profile")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> "SoftTest":
+        for field_name, needed in (("probe", ("{query}", "{domain}")), ("control", ("{domain}",))):
+            value = getattr(self, field_name)
+            for ph in needed:
+                if ph not in value:
+                    raise ValueError(f"soft_test.{field_name} must contain {ph}")
+        return self
 
 
 class PlatformSpec(StrictModel):
@@ -141,11 +258,11 @@ class PlatformSpec(StrictModel):
     homepage: str | None = None
     kind: Literal["web_search", "social", "video", "qa", "ecommerce", "sandbox", "other"] = "web_search"
     base_url: str
-    request: RequestTemplate = Field(default_factory=RequestTemplate)
+    request: RequestTemplate = Field(default_factory=lambda: RequestTemplate(params={"q": "{query}"}))
     response_format: Literal["html", "json"] = "html"
     page_encoding: str | None = Field(default=None, description="charset when the server does not say; else utf-8")
-    combination_separator: str = " "
-    truism: str = Field(description="a control query expected always to return results")
+    combination_separator: str = Field(default=" ", min_length=1)
+    truism: str = Field(min_length=1, description="a control query expected always to return results")
     hard_needs_truism: bool = Field(
         default=False, description="send term + truism, for platforms that censor silently (empty results)"
     )
@@ -161,3 +278,51 @@ class PlatformSpec(StrictModel):
     notes: str = ""
     sources: list[str] = Field(default_factory=list)
     adapter: str | None = Field(default=None, description="entry point in group harness.platforms for a Python adapter")
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", v):
+            raise ValueError("a platform name is lower-case letters, digits, '_', '-', '.'")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"https?://[^/\s]+", v):
+            raise ValueError("base_url must start with http:// or https:// and name a host")
+        return v.rstrip("/")
+
+    @field_validator("undocumented")
+    @classmethod
+    def _known_keys(cls, v: list[str]) -> list[str]:
+        unknown = [k for k in v if k not in UNDOCUMENTED_KEYS]
+        if unknown:
+            raise ValueError(f"undocumented names unknown parts {unknown}; use: {', '.join(sorted(UNDOCUMENTED_KEYS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _method_is_sound(self) -> "PlatformSpec":
+        if "hard" in self.undocumented and not self.hard_needs_truism:
+            raise ValueError("the hard notice is undocumented: set hard_needs_truism: true so verdicts rely on the truism method")
+        if self.response_format == "json":
+            for kind in SIGNAL_KINDS:
+                for m in getattr(self.signals, kind):
+                    if m.css is not None:
+                        raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers")
+        return self
+
+    def possible_outcomes(self) -> set[str]:
+        """The verdicts (and failure codes, as ``failure:CODE``) this spec can give for a 2xx page."""
+        out = {"not_censored", "failure:unexpected_page"}
+        sig = self.signals
+        if sig.hard or self.hard_needs_truism or sig.soft:
+            out.add("hard")
+        if self.soft_test is not None or sig.soft:
+            out.add("soft")
+        if sig.no_results or sig.page_ok:
+            out.add("no_results")
+        for kind in ("captcha", "rate_limited", "session_invalid"):
+            if getattr(sig, kind):
+                out.add(f"failure:{kind}")
+        return out
