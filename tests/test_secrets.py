@@ -137,7 +137,7 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
         outputs += [out.stdout, out.stderr]
     check = json.loads(outputs[-2])
     assert "REDACTED" in check["truism"]["url"]
-    stored = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("s.db*") if p.is_file())
     assert b"REDACTED" in stored  # the token parameters were there, and were removed
     for marker in MARKERS:
         assert marker.encode() not in stored, marker
@@ -168,7 +168,7 @@ def test_a_wrong_proxy_password_is_a_failure_never_a_verdict(sandbox, proxy, tmp
     with Store(db, readonly=True) as st:
         truisms = [m for m in st.measurements(summary.run_id) if m.role == "truism"]
     assert truisms and all(m.failure == "proxy_error" for m in truisms)
-    assert PROXY_PASSWORD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("p.db*"))
+    assert PROXY_PASSWORD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("p.db*") if p.is_file())
 
 
 def test_an_unreachable_proxy_is_proxy_error(sandbox, tmp_path):
@@ -345,7 +345,7 @@ def test_runs_through_a_socks5_proxy_with_credentials_never_stored(sandbox, tmp_
         with Store(db, readonly=True) as st:
             doc = json.loads(st.conn.execute("SELECT doc FROM runs").fetchone()[0])
         assert doc["session"]["proxy"] == "socks5"
-        assert PROXY_PASSWORD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("socks.db*"))
+        assert PROXY_PASSWORD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("socks.db*") if p.is_file())
         bad = fast_options(proxy=f"socks5://researcher:wrong@127.0.0.1:{socks.port}")
         req = RunRequest(ps, tmp_path / "bad.db", base_urls={"sandbox": sandbox.url}, options=bad, new=True)
         summary = execute(req, prepare(req))
