@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import demo, diff, keywords, platforms, run, sandbox  # noqa: F401 - commands register themselves
+    from . import demo, diff, export, keywords, platforms, report, run, sandbox, timeline  # noqa: F401 - commands register themselves
 
 
 def main(argv: list[str] | None = None) -> None:
