@@ -160,76 +160,100 @@ class Filters:
 
 @dataclass(slots=True)
 class _State:
-    """The state of one key in one run (built in the hot loop: keep it small)."""
+    """The state of one key in one run (built only for changes)."""
 
     verdict: str  # a verdict value, or UNKNOWN when the key only failed
     seen: str  # ISO time of the measurement the state rests on
     result_count: int | None
     result_items: int | None
     rowid: int
-    n: int = 1
 
 
-_KEY_COLUMNS = {"run": ("platform", "input", "vantage"), "vantage": ("platform", "input"), "platform": ("input", "vantage")}
+# Verdicts travel through the hot loop as small integers (no string per row); 0 = only failures.
+VERDICT_CODES = {"not_censored": 1, "no_results": 2, "hard": 3, "soft": 4}
+CODE_NAMES = [UNKNOWN, "not_censored", "no_results", "hard", "soft"]
+_VERDICT_CASE = ("CASE verdict WHEN 'not_censored' THEN 1 WHEN 'no_results' THEN 2 WHEN 'hard' THEN 3"
+                 " WHEN 'soft' THEN 4 ELSE 0 END")
+
+Row = tuple  # (term, verdict code, result_count, result_items, rowid): one key's state in one run
 
 
-def iter_states(store: Store, run_id: str, *, key: Sequence[str] = _KEY_COLUMNS["run"], filters: Filters = Filters(),
-                platform: str | None = None, vantage: str | None = None) -> Iterator[tuple[tuple[str, ...], _State]]:
-    """Yield (key, state) for every key of one run, in key order, streaming."""
-    where, args = filters.sql()
-    if platform is not None:
-        where += " AND platform = ?"
-        args.append(platform)
-    if vantage is not None:
-        where += " AND vantage = ?"
-        args.append(vantage)
-    cols = ", ".join(key)
-    sql = (f"SELECT {cols}, verdict, measurement_start_time, result_count, result_items, rowid"
-           f" FROM measurements INDEXED BY measurements_by_run_key"
-           f" WHERE run_id = ? AND role = 'probe'{where} ORDER BY {cols}")
-    nk = len(key)
-    cur = store.conn.execute(sql, [run_id, *args])
+def run_groups(store: Store, run_id: str, filters: Filters = Filters()) -> list[tuple[str, str]]:
+    """The (platform, vantage) pairs a run measured, sorted."""
+    sql = ("SELECT DISTINCT platform, vantage FROM measurements INDEXED BY measurements_by_run_key"
+           " WHERE run_id = ? AND role = 'probe'")
+    args: list[Any] = [run_id]
+    if filters.platforms:
+        sql += f" AND platform IN ({','.join('?' * len(filters.platforms))})"
+        args += filters.platforms
+    return sorted(tuple(r) for r in store.conn.execute(sql, args))  # type: ignore[misc]
+
+
+def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: Filters = Filters()) -> Iterator[Row]:
+    """Each term's state in one (run, platform, vantage), in term order, streamed from a covering index.
+
+    Rows come ordered by (term, time), so a term's state is its last row that is not a
+    failure, or its last row when it only failed.
+    """
+    where, args = Filters((), filters.lists, filters.categories, filters.tags).sql()
+    cur = store.conn.execute(
+        f"SELECT input, {_VERDICT_CASE}, result_count, result_items, rowid"
+        f" FROM measurements INDEXED BY measurements_by_run_key"
+        f" WHERE run_id = ? AND platform = ? AND vantage = ? AND role = 'probe'{where}"
+        f" ORDER BY input, measurement_start_time",
+        [run_id, platform, vantage, *args],
+    )
     cur.row_factory = None  # plain tuples: no sqlite3.Row per measurement
-    prev: tuple[str, ...] | None = None
-    best: _State | None = None
+    prev = None
+    best: Row | None = None
     for row in cur:
-        k = row[:nk]
-        verdict, seen = row[nk], row[nk + 1]
-        if k != prev:
+        if row[0] != prev:
             if best is not None:
-                yield prev, best  # type: ignore[misc]
-            prev = k
-            best = _State(UNKNOWN if verdict == "failure" else verdict, seen, row[nk + 2], row[nk + 3], row[nk + 4])
-            continue
-        assert best is not None
-        best.n += 1
-        if verdict == "failure":
-            if best.verdict == UNKNOWN and seen > best.seen:
-                best.seen, best.rowid = seen, row[nk + 4]
-        elif best.verdict == UNKNOWN or seen > best.seen:
-            best.verdict, best.seen, best.result_count, best.result_items, best.rowid = (
-                verdict, seen, row[nk + 2], row[nk + 3], row[nk + 4])
+                yield best
+            prev, best = row[0], row
+        elif row[1] or not best[1]:  # type: ignore[index]
+            best = row
     if best is not None:
-        yield prev, best  # type: ignore[misc]
+        yield best
 
 
-def _merge(a: Iterator[tuple[tuple[str, ...], _State]], b: Iterator[tuple[tuple[str, ...], _State]]
-           ) -> Iterator[tuple[tuple[str, ...], _State | None, _State | None]]:
-    """Full outer merge of two key-ordered state streams."""
-    end = (None, None)
-    ka, sa = next(a, end)
-    kb, sb = next(b, end)
-    while ka is not None or kb is not None:
-        if kb is None or (ka is not None and ka < kb):
-            yield ka, sa, None
-            ka, sa = next(a, end)
-        elif ka is None or kb < ka:
-            yield kb, None, sb
-            kb, sb = next(b, end)
+def _fell(ra: Row, rb: Row, threshold: float) -> bool:
+    """Did result count or result items fall by at least ``threshold`` from row A to row B?"""
+    for i in (2, 3):
+        before = ra[i]
+        if before:
+            after = rb[i]
+            if after is None:
+                if rb[1] != VERDICT_CODES["no_results"]:
+                    continue
+                after = 0
+            if 1.0 - after / before >= threshold - 1e-12:
+                return True
+    return False
+
+
+def _merge(a: Iterator[Row], b: Iterator[Row]) -> Iterator[tuple[Row | None, Row | None]]:
+    """Full outer merge of two term-ordered row streams."""
+    ra = next(a, None)
+    rb = next(b, None)
+    while ra is not None or rb is not None:
+        if rb is None or (ra is not None and ra[0] < rb[0]):
+            yield ra, None
+            ra = next(a, None)
+        elif ra is None or rb[0] < ra[0]:
+            yield None, rb
+            rb = next(b, None)
         else:
-            yield ka, sa, sb
-            ka, sa = next(a, end)
-            kb, sb = next(b, end)
+            yield ra, rb
+            ra = next(a, None)
+            rb = next(b, None)
+
+
+def iter_states(store: Store, run_id: str, filters: Filters = Filters()) -> Iterator[tuple[tuple[str, str, str], Row]]:
+    """((platform, term, vantage), row) for every key of a run."""
+    for platform, vantage in run_groups(store, run_id, filters):
+        for row in iter_group(store, run_id, platform, vantage, filters):
+            yield (platform, row[0], vantage), row
 
 
 def classify_transition(before: str | None, after: str | None) -> Transition | None:
@@ -284,16 +308,21 @@ def _last_known_before(conn: sqlite3.Connection, platform: str, term: str, vanta
     return (row[0], row[1], row[2]) if row else None
 
 
-def _rows_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, str | None, str | None, Any]]:
-    out: dict[int, tuple[str, str | None, str | None, Any]] = {}
+def _rows_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, str | None, str | None, Any, str]]:
+    """rowid → (measurement_id, list_name, category, test_keys.confirmed, measurement_start_time)."""
+    out: dict[int, tuple[str, str | None, str | None, Any, str]] = {}
     for i in range(0, len(rowids), 500):
         chunk = rowids[i:i + 500]
-        for rid, mid, lname, cat, conf in conn.execute(
-            f"SELECT rowid, measurement_id, list_name, category, json_extract(doc, '$.test_keys.confirmed')"
-            f" FROM measurements WHERE rowid IN ({','.join('?' * len(chunk))})", chunk,
+        for rid, mid, lname, cat, conf, ts in conn.execute(
+            f"SELECT rowid, measurement_id, list_name, category, json_extract(doc, '$.test_keys.confirmed'),"
+            f" measurement_start_time FROM measurements WHERE rowid IN ({','.join('?' * len(chunk))})", chunk,
         ):
-            out[rid] = (mid, lname, cat, conf)
+            out[rid] = (mid, lname, cat, conf, ts)
     return out
+
+
+def _state(row: Row, info: dict[int, tuple[str, str | None, str | None, Any, str]]) -> _State:
+    return _State(CODE_NAMES[row[1]], info[row[4]][4], row[2], row[3], row[4])
 
 
 def next_run(store: Store, run: Run) -> Run | None:
@@ -305,24 +334,20 @@ def next_run(store: Store, run: Run) -> Run | None:
     return store.get_run(row[0]) if row else None
 
 
-def _states_for_keys(store: Store, run_id: str, keys: set[tuple[str, str, str]]) -> dict[tuple[str, ...], _State]:
-    """States of only ``keys`` in ``run_id`` (few keys: index seeks; many: one streaming pass)."""
+def _states_for_keys(store: Store, run_id: str, keys: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """The verdict (or UNKNOWN) of only ``keys`` in ``run_id`` (few keys: index seeks; many: one pass)."""
     if len(keys) > 2000:
-        return {k: s for k, s in iter_states(store, run_id) if k in keys}
-    out: dict[tuple[str, ...], _State] = {}
+        return {k: CODE_NAMES[row[1]] for k, row in iter_states(store, run_id) if k in keys}
+    out: dict[tuple[str, str, str], str] = {}
     for platform, term, vantage in keys:
         rows = store.conn.execute(
-            "SELECT verdict, measurement_start_time, result_count, result_items, rowid FROM measurements"
-            " INDEXED BY measurements_by_run_key WHERE run_id=? AND platform=? AND input=? AND vantage=? AND role='probe'",
-            (run_id, platform, term, vantage),
+            f"SELECT {_VERDICT_CASE} FROM measurements INDEXED BY measurements_by_run_key WHERE run_id=? AND"
+            " platform=? AND vantage=? AND role='probe' AND input=? ORDER BY measurement_start_time",
+            (run_id, platform, vantage, term),
         ).fetchall()
-        known = [r for r in rows if r[0] != "failure"]
-        if known:
-            v = max(known, key=lambda r: r[1])
-            out[(platform, term, vantage)] = _State(v[0], v[1], v[2], v[3], v[4], len(rows))
-        elif rows:
-            v = max(rows, key=lambda r: r[1])
-            out[(platform, term, vantage)] = _State(UNKNOWN, v[1], None, None, v[4], len(rows))
+        known = [r[0] for r in rows if r[0]]
+        if known or rows:
+            out[(platform, term, vantage)] = CODE_NAMES[known[-1] if known else 0]
     return out
 
 
@@ -339,21 +364,45 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
         raise InputError(f"drop threshold must be a fraction in (0, 1], not {drop_threshold}")
     a, b = store.get_run(run_a), store.get_run(run_b)
     conn = store.conn
-    pending: list[tuple[tuple[str, ...], Transition, _State | None, _State | None, float | None]] = []
+    raw: list[tuple[tuple[str, str, str], Row | None, Row | None]] = []
     compared = 0
-    for key, sa, sb in _merge(iter_states(store, a.run_id, filters=filters), iter_states(store, b.run_id, filters=filters)):
-        if sa is not None and sb is not None:
-            compared += 1
-            if sa.verdict == sb.verdict and (
-                sa.verdict == UNKNOWN or drop_threshold is None
-                or (sa.result_count == sb.result_count and sa.result_items == sb.result_items)
-            ):
-                continue  # the common case, kept cheap
-            if sa.verdict == UNKNOWN and sb.verdict != UNKNOWN:
-                # failures never erase: compare against the last verdict known before A
-                known = _last_known_before(conn, key[0], key[1], key[2], sa.seen)
-                if known is not None:
-                    sa = _State(known[0], known[1], None, None, known[2], 0)
+    groups_a, groups_b = run_groups(store, a.run_id, filters), run_groups(store, b.run_id, filters)
+    for platform, vantage in sorted(set(groups_a) | set(groups_b)):
+        it_a = iter_group(store, a.run_id, platform, vantage, filters) if (platform, vantage) in groups_a else iter(())
+        it_b = iter_group(store, b.run_id, platform, vantage, filters) if (platform, vantage) in groups_b else iter(())
+        # a full outer merge on the term, written out: this loop runs once per key
+        ra, rb = next(it_a, None), next(it_b, None)
+        while ra is not None and rb is not None:
+            ta, tb = ra[0], rb[0]
+            if ta == tb:
+                compared += 1
+                if not (ra[1] == rb[1] and (not ra[1] or drop_threshold is None or (ra[2] == rb[2] and ra[3] == rb[3])
+                                            or rb[1] >= 3 or not _fell(ra, rb, drop_threshold))) and (ra[1] or rb[1]):
+                    raw.append(((platform, ta, vantage), ra, rb))
+                ra, rb = next(it_a, None), next(it_b, None)
+            elif ta < tb:
+                raw.append(((platform, ta, vantage), ra, None))
+                ra = next(it_a, None)
+            else:
+                raw.append(((platform, tb, vantage), None, rb))
+                rb = next(it_b, None)
+        while ra is not None:
+            raw.append(((platform, ra[0], vantage), ra, None))
+            ra = next(it_a, None)
+        while rb is not None:
+            raw.append(((platform, rb[0], vantage), None, rb))
+            rb = next(it_b, None)
+
+    info = _rows_by_rowid(conn, [r[4] for _, ra, rb in raw for r in (ra, rb) if r is not None])
+    pending: list[tuple[tuple[str, str, str], Transition, _State | None, _State | None, float | None]] = []
+    for key, ra, rb in raw:
+        sa = _state(ra, info) if ra is not None else None
+        sb = _state(rb, info) if rb is not None else None
+        if sa is not None and sb is not None and sa.verdict == UNKNOWN and sb.verdict != UNKNOWN:
+            # failures never erase: compare against the last verdict known before A
+            known = _last_known_before(conn, key[0], key[1], key[2], sa.seen)
+            if known is not None:
+                sa = _State(known[0], known[1], None, None, known[2])
         t = classify_transition(sa.verdict if sa else None, sb.verdict if sb else None)
         drop = None
         if sa is not None and sb is not None and drop_threshold is not None and (t is None or t is Transition.newly_uncensored):
@@ -362,16 +411,16 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
                 t = Transition.results_dropped if t is None else t
             else:
                 drop = None
-        if t is None:
-            continue
-        pending.append((key, t, sa, sb, drop))
+        if t is not None:
+            pending.append((key, t, sa, sb, drop))
+    missing = [s.rowid for _, _, sa, sb, _ in pending for s in (sa, sb) if s is not None and s.rowid not in info]
+    info.update(_rows_by_rowid(conn, missing))
 
-    info = _rows_by_rowid(conn, [s.rowid for _, _, sa, sb, _ in pending for s in (sa, sb) if s is not None])
     # confirmation by the next run, for changes the retest did not confirm
     later = next_run(store, b) if confirm else None
     need = {key for key, t, sa, sb, _ in pending
             if sb is not None and sb.verdict != UNKNOWN and t is not Transition.results_dropped
-            and info.get(sb.rowid, (None, None, None, None))[3] not in (1, True)}
+            and info[sb.rowid][3] not in (1, True)}
     next_states = _states_for_keys(store, later.run_id, need) if later is not None and need else {}
 
     changes: list[Change] = []
@@ -387,8 +436,8 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
                 confirmed, confirmed_by = True, "retest"
             else:
                 nxt = next_states.get(key)
-                if nxt is not None and nxt.verdict != UNKNOWN:
-                    confirmed = nxt.verdict == sb.verdict
+                if nxt is not None and nxt != UNKNOWN:
+                    confirmed = nxt == sb.verdict
                     confirmed_by = "next_run" if confirmed else None
                 elif retest in (0, False):
                     confirmed = False
@@ -444,36 +493,46 @@ def cross_diff(store: Store, by: Literal["vantage", "platform"], run_a: str, run
     run A, side B is platform ``side_b`` in run B (A and B may be the same run).
     """
     a, b = store.get_run(run_a), store.get_run(run_b)
-    key = _KEY_COLUMNS[by]
+    groups_a, groups_b = run_groups(store, a.run_id, filters), run_groups(store, b.run_id, filters)
+    pairs: list[tuple[tuple[str, str] | None, tuple[str, str] | None]] = []
     if by == "platform":
         if not side_a or not side_b:
             raise InputError("--by platform needs two platforms (e.g. --platform douyin --platform toutiao)")
-        fil = Filters((), filters.lists, filters.categories, filters.tags)
-        sa_it = iter_states(store, a.run_id, key=key, filters=fil, platform=side_a)
-        sb_it = iter_states(store, b.run_id, key=key, filters=fil, platform=side_b)
+        filters = Filters((), filters.lists, filters.categories, filters.tags)
+        groups_a, groups_b = run_groups(store, a.run_id), run_groups(store, b.run_id)
         label_a, label_b = side_a, side_b
+        for v in sorted({v for p, v in groups_a if p == side_a} | {v for p, v in groups_b if p == side_b}):
+            pairs.append(((side_a, v) if (side_a, v) in groups_a else None, (side_b, v) if (side_b, v) in groups_b else None))
     else:
         label_a, label_b = side_a or a.vantage, side_b or b.vantage
-        sa_it = iter_states(store, a.run_id, key=key, filters=filters, vantage=label_a)
-        sb_it = iter_states(store, b.run_id, key=key, filters=filters, vantage=label_b)
         if a.run_id == b.run_id and label_a == label_b:
             raise InputError("--by vantage compares two vantage points: give two runs from different vantage points")
-    pending: list[tuple[tuple[str, ...], Difference, _State | None, _State | None]] = []
+        for p in sorted({p for p, v in groups_a if v == label_a} | {p for p, v in groups_b if v == label_b}):
+            pairs.append(((p, label_a) if (p, label_a) in groups_a else None, (p, label_b) if (p, label_b) in groups_b else None))
+    raw: list[tuple[tuple[str, str, str], Difference, Row | None, Row | None]] = []
     compared = 0
-    for k, sa, sb in _merge(sa_it, sb_it):
-        if sa is not None and sb is not None:
-            compared += 1
-        d = _difference(sa.verdict if sa else None, sb.verdict if sb else None)
-        if d is not None:
-            pending.append((k, d, sa, sb))
-    info = _rows_by_rowid(store.conn, [s.rowid for _, _, sa, sb in pending for s in (sa, sb) if s is not None])
+    for ga, gb in pairs:
+        it_a = iter_group(store, a.run_id, *ga, filters) if ga else iter(())
+        it_b = iter_group(store, b.run_id, *gb, filters) if gb else iter(())
+        for ra, rb in _merge(it_a, it_b):
+            if ra is not None and rb is not None:
+                compared += 1
+                if ra[1] == rb[1]:
+                    continue
+            d = _difference(CODE_NAMES[ra[1]] if ra else None, CODE_NAMES[rb[1]] if rb else None)
+            if d is not None:
+                g = ga or gb
+                assert g is not None
+                raw.append(((g[0], (ra or rb)[0], g[1]), d, ra, rb))  # type: ignore[index]
+    info = _rows_by_rowid(store.conn, [r[4] for _, _, ra, rb in raw for r in (ra, rb) if r is not None])
+    pending = [(k, d, _state(ra, info) if ra else None, _state(rb, info) if rb else None) for k, d, ra, rb in raw]
     rows: list[CrossRow] = []
     for k, d, sa, sb in pending:
         ia = info.get(sa.rowid) if sa else None
         ib = info.get(sb.rowid) if sb else None
         ref = ia or ib
         if by == "platform":
-            term, platform, vantage = k[0], None, k[1]
+            term, platform, vantage = k[1], None, k[2]
         else:
             platform, term, vantage = k[0], k[1], None
         rows.append(CrossRow(term=term, platform=platform, vantage=vantage, list_name=ref[1] if ref else None,

@@ -233,15 +233,18 @@ def _line_chart(data: ReportData) -> str:
 
 def _heatmap(data: ReportData) -> str:
     runs = data.runs
-    cell, label_w, top = 16, 260, 70
+    cell, label_w, top = 18, 260, 80
     width = label_w + cell * len(runs) + 10
     height = top + cell * len(data.heat_rows) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="terms by runs heatmap" id="heatmap">']
+    step = max(1, len(runs) // 12)
     for i, r in enumerate(runs):
+        if i % step and i != len(runs) - 1:
+            continue
         cx = label_w + cell * i + cell / 2
         parts.append(f'<text transform="translate({cx:.1f},{top - 6}) rotate(-60)">'
-                     f'{h(r.started_at.strftime("%m-%d %H:%M"))}</text>')
+                     f'{h(r.started_at.strftime("%m-%d %H:%M"))}<title>{h(r.run_id)}</title></text>')
     multi_platform = len({p for p, _ in data.heat_rows}) > 1
     for j, (platform, term) in enumerate(data.heat_rows):
         cy = top + cell * j

@@ -46,9 +46,9 @@ class Timeline(BaseModel):
 def term_timeline(store: Store, term: str, *, platforms: list[str] | None = None, vantages: list[str] | None = None,
                   now: dt.datetime | None = None) -> Timeline:
     """The periods of each verdict of ``term`` per (platform, vantage), oldest first."""
-    sql = ("SELECT platform, vantage, run_id, verdict, measurement_start_time,"
-           " json_extract(doc, '$.test_keys.confirmed') FROM measurements INDEXED BY measurements_by_input"
-           " WHERE input = ? AND role = 'probe'")
+    # covered by the index: no table row is read until the few periods fetch their retest result
+    sql = ("SELECT platform, vantage, run_id, verdict, measurement_start_time, rowid"
+           " FROM measurements INDEXED BY measurements_by_input WHERE input = ? AND role = 'probe'")
     args: list[Any] = [term]
     if platforms:
         sql += f" AND platform IN ({','.join('?' * len(platforms))})"
@@ -63,21 +63,22 @@ def term_timeline(store: Store, term: str, *, platforms: list[str] | None = None
     now = now or utcnow()
     tracks: list[Track] = []
     by_track: dict[tuple[str, str], list[tuple[str, str, str, Any]]] = {}
-    for platform, vantage, run_id, verdict, ts, conf in rows:
-        by_track.setdefault((platform, vantage), []).append((run_id, verdict, ts, conf))
+    for platform, vantage, run_id, verdict, ts, rowid in rows:
+        by_track.setdefault((platform, vantage), []).append((run_id, verdict, ts, rowid))
+    first_rows: dict[int, Period] = {}
     for (platform, vantage), ms in by_track.items():
         # collapse to one state per run, in the order runs were measured
         per_run: dict[str, list[Any]] = {}
-        for run_id, verdict, ts, conf in ms:
+        for run_id, verdict, ts, rowid in ms:
             st = per_run.get(run_id)
             if st is None:
-                per_run[run_id] = st = [None, None, ts, None]  # verdict, seen, last_attempt, confirmed
+                per_run[run_id] = st = [None, None, ts, None]  # verdict, seen, last_attempt, rowid of the state
             st[2] = max(st[2], ts)
             if verdict != "failure" and (st[1] is None or ts >= st[1]):
-                st[0], st[1], st[3] = verdict, ts, conf
+                st[0], st[1], st[3] = verdict, ts, rowid
         track = Track(platform=platform, vantage=vantage)
         cur: Period | None = None
-        for run_id, (verdict, seen, attempt, conf) in per_run.items():
+        for run_id, (verdict, seen, attempt, state_rowid) in per_run.items():
             attempt_ts = parse_iso(attempt)
             if verdict is None:
                 if cur is None:
@@ -91,7 +92,8 @@ def term_timeline(store: Store, term: str, *, platforms: list[str] | None = None
             seen_ts = parse_iso(seen)
             if cur is None or cur.verdict != verdict:
                 cur = Period(verdict=verdict, first_seen=seen_ts, last_seen=seen_ts, first_run=run_id, last_run=run_id,
-                             runs=0, last_attempt=attempt_ts, confirmed=bool(conf) if conf is not None else None)
+                             runs=0, last_attempt=attempt_ts)
+                first_rows[state_rowid] = cur
                 track.periods.append(cur)
             cur.runs += 1
             cur.last_seen, cur.last_run, cur.last_attempt = seen_ts, run_id, attempt_ts
@@ -103,6 +105,15 @@ def term_timeline(store: Store, term: str, *, platforms: list[str] | None = None
             track.last_seen = known[-1].last_seen
             track.age_days = round((now - known[-1].last_seen).total_seconds() / 86400, 3)
         tracks.append(track)
+    ids = list(first_rows)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for rowid, conf in store.conn.execute(
+            f"SELECT rowid, json_extract(doc, '$.test_keys.confirmed') FROM measurements"
+            f" WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
+            period = first_rows[rowid]
+            if period.confirmed is None and conf is not None:
+                period.confirmed = bool(conf)
     return Timeline(term=term, tracks=tracks)
 
 

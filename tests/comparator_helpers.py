@@ -101,3 +101,20 @@ def outage_and_purge(handler, query: str) -> bool:
 
 def sandboxes(n: int = 1) -> list[Sandbox]:
     return [Sandbox(rules=rules()).start() for _ in range(n)]
+
+
+class CliResult:
+    def __init__(self, returncode: int, stdout: str, exception: BaseException | None):
+        self.returncode, self.stdout, self.exception = returncode, stdout, exception
+
+
+def cli(*args: str) -> CliResult:
+    """Run a harness command in this process (fast); errors come back as ``exception``."""
+    from typer.testing import CliRunner
+
+    from harness.cli import _register, app
+
+    _register()
+    res = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    exc = res.exception if not isinstance(res.exception, SystemExit) else None
+    return CliResult(res.exit_code, res.stdout, exc)

@@ -14,8 +14,8 @@ from harness.diff import (Difference, Filters, RunScope, Transition, cross_diff,
 from harness.errors import InputError, NotFoundError
 from harness.store import Store
 
-from .comparator_helpers import (DROPPED_TERM, NEW_TERM, OUTAGE_TERM, PURGED_TERM, make_world, outage_and_purge, run,
-                                 sandboxes, switch_list)
+from .comparator_helpers import (DROPPED_TERM, NEW_TERM, OUTAGE_TERM, PURGED_TERM, cli, make_world, outage_and_purge,
+                                 run, sandboxes, switch_list)
 from .conftest import run_cli
 
 EXPECTED = {
@@ -172,7 +172,7 @@ def test_by_vantage_compares_two_vantage_points(tmp_path):
     assert got == {"甲一": Difference.censored_only_b, "乙二": Difference.censored_only_a,
                    "丙三": Difference.hard_a_soft_b, "丁四": Difference.soft_a_hard_b}
     assert (result.side_a, result.side_b) == ("bj", "sh")
-    res = run_cli("diff", "--by", "vantage", "--store", str(db), "--json")
+    res = cli("diff", "--by", "vantage", "--store", str(db), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["by"] == "vantage" and out["counts"] == {"censored_only_a": 1, "censored_only_b": 1,
@@ -198,30 +198,32 @@ def test_by_platform_compares_two_platforms_in_one_run(tmp_path):
     assert {t for t, d in got.items() if d is Difference.censored_only_a} == {"甲一"}
     assert got == {"甲一": Difference.censored_only_a, "乙二": Difference.censored_only_b,
                    "丙三": Difference.soft_a_hard_b, "丁四": Difference.hard_a_soft_b}
-    res = run_cli("diff", "--by", "platform", "-p", "sandbox2", "-p", "sandbox", "--store", str(db), "--csv")
+    res = cli("diff", "--by", "platform", "-p", "sandbox2", "-p", "sandbox", "--store", str(db), "--csv")
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert {(r["term"], r["difference"]) for r in rows} == {(t, d.value) for t, d in got.items()}
-    bad = run_cli("diff", "--by", "platform", "-p", "sandbox", "--store", str(db))
-    assert bad.returncode == 2 and "two --platform" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("diff", "--by", "platform", "-p", "sandbox", "--store", str(db))
+    assert isinstance(bad.exception, InputError) and "two --platform" in str(bad.exception)
 
 
 def test_cli_outputs(world):
     db = str(world["db"])
     r1, r2, _ = world["runs"]
-    js = run_cli("diff", r1, r2, "--store", db, "--json")
+    js = cli("diff", r1, r2, "--store", db, "--json")
     assert js.returncode == 0, js.stderr
     data = json.loads(js.stdout)
     assert {c["term"]: c["transition"] for c in data["changes"]} == {k: v.value for k, v in EXPECTED.items()}
-    md = run_cli("diff", r1[:-3], r2[:-3], "--store", db, "--markdown")
+    md = cli("diff", r1[:-3], r2[:-3], "--store", db, "--markdown")
     assert md.returncode == 0 and "| newly_censored | sandbox | 甲一 |" in md.stdout
-    cs = run_cli("diff", r1, r2, "--store", db, "--csv", "--category", "alpha")
+    cs = cli("diff", r1, r2, "--store", db, "--csv", "--category", "alpha")
     rows = list(csv.DictReader(io.StringIO(cs.stdout)))
     assert {r["term"] for r in rows} == {"甲一", "乙二", "丙三", "丁四"} and rows[0]["confirmed"] == "True"
-    table = run_cli("diff", r1, r2, "--store", db, "--tag", "watch")
+    table = cli("diff", r1, r2, "--store", db, "--tag", "watch")
     assert table.returncode == 0 and "became_unknown" in table.stdout and "乙二" not in table.stdout
-    both = run_cli("diff", r1, r2, "--store", db, "--json", "--csv")
-    assert both.returncode == 2 and "one of" in both.stderr
+    both = cli("diff", r1, r2, "--store", db, "--json", "--csv")
+    assert isinstance(both.exception, InputError) and "one of" in str(both.exception)
+    single = run_cli("diff", "--store", db, "latest~5")
+    assert single.returncode == 2 and single.stderr.startswith("error: ") and "Traceback" not in single.stderr
 
 
 def test_csv_and_markdown_escape_hostile_terms():

@@ -13,7 +13,7 @@ from harness.errors import InputError
 from harness.export import export_store, import_file, iter_records
 from harness.store import Store
 
-from .comparator_helpers import make_world, run, sandboxes
+from .comparator_helpers import cli, make_world, run, sandboxes
 from .conftest import run_cli
 
 
@@ -73,15 +73,15 @@ def test_import_merges_vantage_points_for_a_cross_vantage_diff(two_vantages, tmp
     root, bj, sh = two_vantages
     merged = tmp_path / "merged.db"
     for name in ("bj", "sh"):
-        exp = run_cli("export", "--store", str(root / f"{name}.db"), "-o", str(tmp_path / f"{name}.jsonl"), "--bodies")
+        exp = cli("export", "--store", str(root / f"{name}.db"), "-o", str(tmp_path / f"{name}.jsonl"), "--bodies")
         assert exp.returncode == 0, exp.stderr
-        imp = run_cli("import", str(tmp_path / f"{name}.jsonl"), "--store", str(merged), "--json")
+        imp = cli("import", str(tmp_path / f"{name}.jsonl"), "--store", str(merged), "--json")
         assert imp.returncode == 0, imp.stderr
         assert json.loads(imp.stdout)["duplicates"] == 0
     with Store(merged, readonly=True) as st:
         result = cross_diff(st, "vantage", bj, sh)
     assert {r.term: r.difference for r in result.rows}["甲一"] is Difference.censored_only_b
-    res = run_cli("diff", "latest@bj", "latest@sh", "--by", "vantage", "--store", str(merged), "--json")
+    res = cli("diff", "latest@bj", "latest@sh", "--by", "vantage", "--store", str(merged), "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["counts"]["censored_only_b"] == 1
 
@@ -125,22 +125,23 @@ def test_records_without_run_annotation_create_their_run(two_vantages, tmp_path)
 
 def test_csv_export(two_vantages, tmp_path):
     root, bj, _ = two_vantages
-    res = run_cli("export", "--store", str(root / "bj.db"), "--format", "csv", "--probes-only")
+    res = cli("export", "--store", str(root / "bj.db"), "--format", "csv", "--probes-only")
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(res.stdout.splitlines()))
     assert {r["role"] for r in rows} == {"probe"}
     by_term = {r["input"]: r for r in rows}
     assert by_term["乙二"]["verdict"] == "hard" and "legal_notice" in by_term["乙二"]["signals"]
     assert by_term["甲一"]["tags"] == "watch" and by_term["甲一"]["report_id"] == bj
-    csv_import = run_cli("import", str(tmp_path / "x.csv"), "--store", str(tmp_path / "y.db"))
-    assert csv_import.returncode == 2
+    (tmp_path / "x.csv").write_text(res.stdout, encoding="utf-8")
+    with Store(tmp_path / "y.db") as st, pytest.raises(InputError, match="CSV exports are flat"):
+        import_file(st, tmp_path / "x.csv")
 
 
 def test_parquet_round_trip(two_vantages, tmp_path):
     pytest.importorskip("pyarrow")
     root, _, _ = two_vantages
     out = tmp_path / "bj.parquet"
-    res = run_cli("export", "--store", str(root / "bj.db"), "-o", str(out), "--bodies")
+    res = cli("export", "--store", str(root / "bj.db"), "-o", str(out), "--bodies")
     assert res.returncode == 0, res.stderr
     import pyarrow.parquet as pq
 

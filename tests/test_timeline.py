@@ -10,7 +10,7 @@ from harness.errors import NotFoundError
 from harness.store import Store
 from harness.timeline import run_history, term_timeline
 
-from .comparator_helpers import OUTAGE_TERM, make_world, outage_and_purge, run, sandboxes, switch_list
+from .comparator_helpers import OUTAGE_TERM, cli, make_world, outage_and_purge, run, sandboxes, switch_list
 from .conftest import run_cli
 
 
@@ -73,12 +73,12 @@ def test_history_lists_runs_with_counts(three_runs):
 
 def test_cli_timeline_and_history(three_runs):
     db, (r1, r2, r3) = three_runs
-    res = run_cli("timeline", "甲一", "--store", str(db), "--json")
+    res = cli("timeline", "甲一", "--store", str(db), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert [p["verdict"] for p in data["tracks"][0]["periods"]] == ["not_censored", "hard"]
-    table = run_cli("timeline", "甲一", "--store", str(db))
+    table = cli("timeline", "甲一", "--store", str(db))
     assert table.returncode == 0 and "甲一" in table.stdout and "now hard" in table.stdout
-    hist = run_cli("history", "--store", str(db), "--json")
+    hist = cli("history", "--store", str(db), "--json")
     assert hist.returncode == 0 and [r["run_id"] for r in json.loads(hist.stdout)] == [r3, r2, r1]
-    assert run_cli("history", "--store", str(db)).returncode == 0
+    assert cli("history", "--store", str(db)).returncode == 0
