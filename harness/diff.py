@@ -179,14 +179,26 @@ Row = tuple  # (term, verdict code, result_count, result_items, rowid): one key'
 
 
 def run_groups(store: Store, run_id: str, filters: Filters = Filters()) -> list[tuple[str, str]]:
-    """The (platform, vantage) pairs a run measured, sorted."""
-    sql = ("SELECT DISTINCT platform, vantage FROM measurements INDEXED BY measurements_by_run_key"
-           " WHERE run_id = ? AND role = 'probe'")
-    args: list[Any] = [run_id]
-    if filters.platforms:
-        sql += f" AND platform IN ({','.join('?' * len(filters.platforms))})"
-        args += filters.platforms
-    return sorted(tuple(r) for r in store.conn.execute(sql, args))  # type: ignore[misc]
+    """The (platform, vantage) pairs a run measured, sorted: one index seek per pair, not a scan."""
+    groups: list[tuple[str, str]] = []
+    last: tuple[str, str] | None = None
+    head = "SELECT platform, vantage FROM measurements INDEXED BY measurements_by_run_key WHERE run_id = ?"
+    while True:
+        if last is None:
+            row = store.conn.execute(head + " ORDER BY platform, vantage LIMIT 1", (run_id,)).fetchone()
+        else:  # two plain range seeks (a row-value comparison would scan the whole group)
+            row = store.conn.execute(head + " AND platform = ? AND vantage > ? ORDER BY vantage LIMIT 1",
+                                     (run_id, *last)).fetchone() or store.conn.execute(
+                head + " AND platform > ? ORDER BY platform, vantage LIMIT 1", (run_id, last[0])).fetchone()
+        if row is None:
+            break
+        last = (row[0], row[1])
+        if not filters.platforms or last[0] in filters.platforms:
+            groups.append(last)
+    # a group may hold only truism and control measurements
+    return [g for g in groups if store.conn.execute(
+        "SELECT 1 FROM measurements INDEXED BY measurements_by_run_key WHERE run_id=? AND platform=? AND vantage=?"
+        " AND role='probe' LIMIT 1", (run_id, *g)).fetchone()]
 
 
 def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: Filters = Filters()) -> Iterator[Row]:
