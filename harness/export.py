@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
 from .models import Measurement, Run
-from .store import Store, iso, parse_iso
+from .store import Store
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
