@@ -691,7 +691,12 @@ def md_escape(text: object) -> str:
     return " ".join(s.split())
 
 
+NOT_CONFIRMABLE = frozenset({Transition.became_unknown, Transition.dropped_term})
+
+
 def _confirmed_text(c: Change) -> str:
+    if c.transition in NOT_CONFIRMABLE:
+        return "–"
     if c.confirmed is None:
         return "unconfirmed"
     if c.confirmed:

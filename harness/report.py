@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
-from .diff import UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
 from .errors import NotFoundError
 from .models import Run
 from .store import Store, utcnow
@@ -334,7 +334,8 @@ def render_html(data: ReportData) -> str:
         out.append("<table><tr><th>change</th><th>platform</th><th>term</th><th>list / category</th><th>before</th>"
                    "<th>after</th><th>confirmation</th></tr>")
         for c in d.changes:
-            conf = ("confirmed" + (f" ({h(c.confirmed_by)})" if c.confirmed_by else "")) if c.confirmed else (
+            conf = "–" if c.transition in NOT_CONFIRMABLE else ("confirmed" + (
+                f" ({h(c.confirmed_by)})" if c.confirmed_by else "")) if c.confirmed else (
                 '<span class="unconfirmed">not confirmed</span>' if c.confirmed is False
                 else '<span class="unconfirmed">unconfirmed</span>')
             after = h(c.after or "–")
@@ -368,10 +369,10 @@ def render_markdown(data: ReportData) -> str:
              f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
              f"failures {lc.get('failure', 0)}.", "",
              "## Censored terms per platform", "",
-             "| run (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
-             "| --- |" + " --- |" * len(data.platform_censored)]
+             "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
+             "| --- | --- |" + " --- |" * len(data.platform_censored)]
     for r in data.runs:
-        lines.append(f"| {r.started_at:%Y-%m-%d %H:%M} | "
+        lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
                      + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
     lines += ["", "## Changes since the previous run", ""]
     d = data.diff

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..diff import (DEFAULT_DROP_THRESHOLD, CrossDiff, DiffResult, Filters, cross_diff, default_pair, diff_runs,
+from ..diff import (DEFAULT_DROP_THRESHOLD, NOT_CONFIRMABLE, CrossDiff, DiffResult, Filters, cross_diff, default_pair, diff_runs,
                     resolve_run, to_csv, to_json, to_markdown)
 from ..errors import InputError
 from ..store import Store
@@ -21,6 +21,8 @@ class By(str, Enum):
 
 
 def _confirmed(c) -> str:
+    if c.transition in NOT_CONFIRMABLE:
+        return "-"
     if c.confirmed is None:
         return "[yellow]unconfirmed[/]"
     if c.confirmed:
