@@ -885,6 +885,7 @@ class Engine:
             components=task.keyword.components,
             list_name=task.list_name,
             category=task.keyword.category or None,
+            tags=list(task.keyword.tags),
             variant=task.variant,
             query=sent,
             repeat=task.repeat,

@@ -342,6 +342,7 @@ class Measurement(BaseModel):
     components: list[str] = Field(default_factory=list)
     list_name: str | None = None
     category: str | None = None
+    tags: list[str] = Field(default_factory=list, description="the keyword entry's tags (for filtering diffs)")
     variant: str | None = None
     query: str = Field(description="the exact query sent")
     repeat: int = 0

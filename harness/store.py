@@ -113,6 +113,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, platform, input, domain)
     );
     """,
+    # 4: the comparator: one term's history (timeline) and a run's per-key state (diff) from indexes
+    """
+    CREATE INDEX IF NOT EXISTS measurements_by_input
+        ON measurements (input, platform, vantage, measurement_start_time, role, verdict, run_id);
+    CREATE INDEX IF NOT EXISTS measurements_by_run_key
+        ON measurements (run_id, platform, vantage, role, input, measurement_start_time, verdict, result_count, result_items)
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from . import demo, diff, keywords, platforms, reclassify, run, sandbox  # noqa: F401 - commands register themselves
+    from . import demo, diff, export, keywords, platforms, reclassify, report, run, sandbox, timeline  # noqa: F401
     from . import config, runs, schedule, store  # noqa: F401 - operations (scheduler, resume, maintenance)
 
 

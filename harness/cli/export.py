@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import InputError
+from ..export import export_store, import_file
+from ..store import Store
+from . import app
+from ._common import JsonOption, StoreOption, console, esc, err_console, print_json, store_path
+
+
+@app.command("export")
+def export_cmd(
+    output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout; needed for parquet)"),
+    fmt: str = typer.Option("", "--format", "-f", help="jsonl, csv or parquet (default: from the file name, else jsonl)"),
+    run: list[str] = typer.Option([], "--run", help="only this run (repeatable)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
+    platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
+    probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements"),
+    bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),
+    store: Path | None = StoreOption,
+) -> None:
+    """Export measurements: JSON lines (OONI-style envelope), CSV, or Parquet (extra 'parquet')."""
+    chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl")
+    if chosen == "json":
+        chosen = "jsonl"
+    if chosen not in ("jsonl", "csv", "parquet"):
+        raise InputError(f"unknown export format {chosen!r} (jsonl, csv, parquet)")
+    with Store(store_path(store), readonly=True) as st:
+        run_ids = [st.get_run(r).run_id for r in run]
+        n = export_store(st, output, chosen, out=sys.stdout, run_ids=run_ids, probe_set=probe_set, platforms=platform,
+                         roles=("probe",) if probes_only else ("probe", "control", "truism"), bodies=bodies)
+    if output is not None:
+        err_console.print(f"{n} measurements written to {esc(output)} ({chosen})")
+
+
+@app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="a JSONL or Parquet export from `harness export`"),
+    store: Path | None = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Merge an export (e.g. from another vantage point) into the store, skipping measurements already there."""
+    with Store(store_path(store)) as st:
+        summary = import_file(st, file)
+    if as_json:
+        print_json(summary.model_dump(mode="json"))
+    else:
+        console.print(f"{summary.records} records: {summary.added} added, {summary.duplicates} already present; "
+                      f"{len(summary.runs_created)} runs created, {summary.bodies_added} bodies added")

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..report import build_report
+from ..store import Store
+from ..yamlio import atomic_write_text
+from . import app
+from ._common import StoreOption, console, esc, store_path
+
+
+@app.command("report")
+def report_cmd(
+    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="HTML file to write"),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Markdown file (default: beside the HTML, .md)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", help="probe set (default: that of the latest run)"),
+    vantage: str | None = typer.Option(None, "--vantage", help="vantage point (default: that of the latest run)"),
+    runs: int = typer.Option(30, "--runs", help="how many recent runs to show"),
+    terms: int = typer.Option(60, "--terms", help="rows in the terms × runs heatmap"),
+    title: str | None = typer.Option(None, "--title"),
+    store: Path | None = StoreOption,
+) -> None:
+    """Write a self-contained HTML report (opens offline) and a Markdown version."""
+    with Store(store_path(store), readonly=True) as st:
+        page, md = build_report(st, probe_set=probe_set, vantage=vantage, max_runs=runs, max_terms=terms, title=title)
+    md_path = markdown or output.with_suffix(".md")
+    atomic_write_text(output, page)
+    atomic_write_text(md_path, md)
+    console.print(f"report written to {esc(output)} and {esc(md_path)}")

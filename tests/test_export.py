@@ -1,0 +1,153 @@
+"""Exports (JSONL, CSV, Parquet) and merging them back: lossless, without duplicates."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.diff import Difference, cross_diff
+from harness.errors import InputError
+from harness.export import export_store, import_file, iter_records
+from harness.store import Store
+
+from .comparator_helpers import cli, make_world, run, sandboxes
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def two_vantages(tmp_path_factory):
+    """Two stores, as on two machines: vantage bj (epoch before) and vantage sh (epoch after)."""
+    root = tmp_path_factory.mktemp("exp")
+    ps = make_world(root)
+    sb_bj, sb_sh = sandboxes(2)
+    sb_sh.set_epoch("after")
+    try:
+        bj = run(ps, root / "bj.db", {"sandbox": sb_bj.url}, vantage="bj")
+        sh = run(ps, root / "sh.db", {"sandbox": sb_sh.url}, vantage="sh")
+    finally:
+        sb_bj.stop()
+        sb_sh.stop()
+    return root, bj.run_id, sh.run_id
+
+
+def _dump(db: Path) -> tuple[list[str], list[str], dict[str, bytes]]:
+    with Store(db, readonly=True) as st:
+        docs = sorted(r[0] for r in st.conn.execute("SELECT doc FROM measurements"))
+        runs = sorted(r.model_dump_json() for r in st.list_runs())
+        bodies = {r[0]: st.get_body(r[0]) for r in st.conn.execute("SELECT sha256 FROM bodies")}
+    return docs, runs, bodies
+
+
+def test_record_is_an_ooni_style_envelope(two_vantages):
+    root, bj, _ = two_vantages
+    with Store(root / "bj.db", readonly=True) as st:
+        rec = next(r for r in iter_records(st, roles=("probe",)) if r["input"] == "甲一")
+    for key in ("measurement_start_time", "test_name", "test_version", "software_name", "software_version", "input",
+                "probe_cc", "probe_asn", "report_id"):
+        assert key in rec
+    assert rec["report_id"] == bj and rec["probe_cc"] == "CN" and rec["probe_asn"] == "AS4134"
+    for key in ("platform", "verdict", "failure", "signals"):
+        assert key in rec["test_keys"]
+    assert rec["test_keys"]["platform"] == "sandbox" and rec["test_keys"]["verdict"] == "not_censored"
+
+
+def test_jsonl_round_trip_is_lossless_and_reimport_adds_nothing(two_vantages, tmp_path):
+    root, _, _ = two_vantages
+    out = tmp_path / "bj.jsonl"
+    with Store(root / "bj.db", readonly=True) as st:
+        n = export_store(st, out, "jsonl", bodies=True)
+    assert n == len(out.read_text(encoding="utf-8").splitlines()) >= 10  # 8 probes, truism, control
+    fresh = tmp_path / "fresh.db"
+    with Store(fresh) as st:
+        first = import_file(st, out)
+        again = import_file(st, out)
+    assert (first.added, first.duplicates, len(first.runs_created)) == (n, 0, 1)
+    assert (again.added, again.duplicates, again.runs_created) == (0, n, [])
+    assert _dump(fresh) == _dump(root / "bj.db")
+
+
+def test_import_merges_vantage_points_for_a_cross_vantage_diff(two_vantages, tmp_path):
+    root, bj, sh = two_vantages
+    merged = tmp_path / "merged.db"
+    for name in ("bj", "sh"):
+        exp = cli("export", "--store", str(root / f"{name}.db"), "-o", str(tmp_path / f"{name}.jsonl"), "--bodies")
+        assert exp.returncode == 0, exp.stderr
+        imp = cli("import", str(tmp_path / f"{name}.jsonl"), "--store", str(merged), "--json")
+        assert imp.returncode == 0, imp.stderr
+        assert json.loads(imp.stdout)["duplicates"] == 0
+    with Store(merged, readonly=True) as st:
+        result = cross_diff(st, "vantage", bj, sh)
+    assert {r.term: r.difference for r in result.rows}["甲一"] is Difference.censored_only_b
+    res = cli("diff", "latest@bj", "latest@sh", "--by", "vantage", "--store", str(merged), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["counts"]["censored_only_b"] == 1
+
+
+def test_a_bad_line_names_file_and_line_and_writes_nothing(two_vantages, tmp_path):
+    root, _, _ = two_vantages
+    good = tmp_path / "good.jsonl"
+    with Store(root / "bj.db", readonly=True) as st:
+        export_store(st, good, "jsonl")
+    lines = good.read_text(encoding="utf-8").splitlines()
+    broken = tmp_path / "broken.jsonl"
+    rec = json.loads(lines[3])
+    rec["test_keys"]["verdict"] = "maybe"
+    broken.write_text("\n".join(lines[:3] + [json.dumps(rec)] + lines[4:]) + "\n", encoding="utf-8")
+    db = tmp_path / "x.db"
+    with Store(db) as st:
+        with pytest.raises(InputError, match=r"broken\.jsonl:4: not a measurement record"):
+            import_file(st, broken)
+        assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 0
+        assert st.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    notjson = tmp_path / "n.jsonl"
+    notjson.write_text(lines[0] + "\n{oops\n", encoding="utf-8")
+    res = run_cli("import", str(notjson), "--store", str(db))
+    assert res.returncode == 2 and "n.jsonl:2: not a JSON record" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_records_without_run_annotation_create_their_run(two_vantages, tmp_path):
+    root, bj, _ = two_vantages
+    with Store(root / "bj.db", readonly=True) as st:
+        recs = list(iter_records(st))
+    for r in recs:
+        r["annotations"].pop("run")
+    path = tmp_path / "bare.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    with Store(tmp_path / "bare.db") as st:
+        summary = import_file(st, path)
+        run = st.get_run(bj)
+    assert summary.runs_created == [bj] and summary.added == len(recs)
+    assert run.vantage == "bj" and run.probe_set == "cmp" and run.finished_at is not None
+
+
+def test_csv_export(two_vantages, tmp_path):
+    root, bj, _ = two_vantages
+    res = cli("export", "--store", str(root / "bj.db"), "--format", "csv", "--probes-only")
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(res.stdout.splitlines()))
+    assert {r["role"] for r in rows} == {"probe"}
+    by_term = {r["input"]: r for r in rows}
+    assert by_term["乙二"]["verdict"] == "hard" and "legal_notice" in by_term["乙二"]["signals"]
+    assert by_term["甲一"]["tags"] == "watch" and by_term["甲一"]["report_id"] == bj
+    (tmp_path / "x.csv").write_text(res.stdout, encoding="utf-8")
+    with Store(tmp_path / "y.db") as st, pytest.raises(InputError, match="CSV exports are flat"):
+        import_file(st, tmp_path / "x.csv")
+
+
+def test_parquet_round_trip(two_vantages, tmp_path):
+    pytest.importorskip("pyarrow")
+    root, _, _ = two_vantages
+    out = tmp_path / "bj.parquet"
+    res = cli("export", "--store", str(root / "bj.db"), "-o", str(out), "--bodies")
+    assert res.returncode == 0, res.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    assert {"platform", "verdict", "input", "record"} <= set(table.column_names)
+    with Store(tmp_path / "p.db") as st:
+        summary = import_file(st, out)
+    assert summary.duplicates == 0 and summary.added == table.num_rows
+    assert _dump(tmp_path / "p.db") == _dump(root / "bj.db")
