@@ -120,6 +120,8 @@ class IsolationResult:
     queries: int
     complete: bool
     trace: list[tuple[str, bool]] = field(default_factory=list)
+    error: Optional[BaseException] = None
+    """Set when an exception listed in ``stop_on`` ended the run (then ``complete`` is False)."""
 
 
 @dataclass(frozen=True)
@@ -571,12 +573,19 @@ def isolate(
     budget: Optional[int] = None,
     known_rules: Optional[Iterable[Iterable[str]]] = None,
     params: Params = Params(),
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> IsolationResult:
-    """Find every keyword combination that makes ``text`` censored."""
+    """Find every keyword combination that makes ``text`` censored.
+
+    An exception of a type in ``stop_on`` raised by the oracle ends the run with the
+    rules certified so far, ``complete=False`` and ``error`` set; other exceptions
+    propagate.  Rules in ``result.rules`` are always exact, complete or not.
+    """
     iso = _Isolator(text, separator, known_rules, params)
     gen = iso.run()
     trace: list[tuple[str, bool]] = []
     complete = True
+    error: Optional[BaseException] = None
     try:
         query = next(gen)
         while True:
@@ -590,7 +599,11 @@ def isolate(
     except _BudgetExhausted:
         complete = False
         gen.close()
-    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace)
+    except stop_on as exc:
+        complete = False
+        error = exc
+        gen.close()
+    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace, error)
 
 
 async def aisolate(
@@ -600,12 +613,14 @@ async def aisolate(
     budget: Optional[int] = None,
     known_rules: Optional[Iterable[Iterable[str]]] = None,
     params: Params = Params(),
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> IsolationResult:
     """Same as :func:`isolate` with an ``async`` oracle."""
     iso = _Isolator(text, separator, known_rules, params)
     gen = iso.run()
     trace: list[tuple[str, bool]] = []
     complete = True
+    error: Optional[BaseException] = None
     try:
         query = next(gen)
         while True:
@@ -619,4 +634,8 @@ async def aisolate(
     except _BudgetExhausted:
         complete = False
         gen.close()
-    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace)
+    except stop_on as exc:
+        complete = False
+        error = exc
+        gen.close()
+    return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace, error)

@@ -173,6 +173,14 @@ class Schedule(StrictModel):
     jitter_s: float = Field(default=0, ge=0)
 
 
+class AutoIsolate(StrictModel):
+    """Isolate automatically, after a run, a phrase probe that became censored (``harness.autoisolate``)."""
+
+    enabled: bool = False
+    budget: int = Field(default=40, ge=1, le=1000, description="queries per phrase")
+    min_length: int = Field(default=4, ge=2, description="a term is a phrase from this many characters")
+
+
 class ProbeSet(StrictModel):
     """Which keyword lists go to which platforms, how often and how fast (``probes/*.yaml``)."""
 
@@ -188,6 +196,7 @@ class ProbeSet(StrictModel):
     flip_retest: bool = True
     variants: list[str] = Field(default_factory=list)
     schedule: Schedule | None = None
+    isolate: AutoIsolate = Field(default_factory=AutoIsolate)
 
     @model_validator(mode="after")
     def _unique_platforms(self) -> "ProbeSet":

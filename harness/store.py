@@ -75,6 +75,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX measurements_by_term ON measurements (platform, input, measurement_start_time);
     CREATE INDEX measurements_by_run ON measurements (run_id, platform, input);
     """,
+    # 2: isolations (harness.autoisolate): rules found behind newly censored phrases
+    """
+    CREATE TABLE isolations (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        platform TEXT NOT NULL,
+        input TEXT NOT NULL,
+        vantage TEXT NOT NULL DEFAULT '',
+        finished_at TEXT NOT NULL,
+        queries INTEGER NOT NULL,
+        complete INTEGER NOT NULL,
+        error TEXT,
+        rules TEXT NOT NULL,
+        PRIMARY KEY (run_id, platform, input)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

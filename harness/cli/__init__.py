@@ -24,6 +24,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from . import demo, diff, keywords, platforms, run, sandbox  # noqa: F401 - commands register themselves
+    from . import isolate  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
