@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 from .errors import InputError, NotFoundError
 from .keywords import entry_key, load_keyword_list
 from .models import Keyword, KeywordList
-from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, isolate_with
+from .keywords import iter_list_files
+from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, Priors, isolate_with
 from .platforms import PlatformSpec
 from .yamlio import atomic_write_text
 
@@ -77,6 +78,26 @@ def _checked(t: SampleText, path: Path, line: int | None) -> SampleText:
     if len(t.text) > MAX_TEXT_CHARS:
         raise InputError(f"text is {len(t.text)} characters long (at most {MAX_TEXT_CHARS})", path, line)
     return t
+
+
+def load_priors(paths: Iterable[str | Path]) -> Priors:
+    """Known rules and component counts from keyword lists (files, or folders of ``*.yaml``)."""
+    priors = Priors()
+    seen: set[tuple[str, ...]] = set()
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            raise NotFoundError(f"priors not found: {p}")
+        for f in (iter_list_files(p) if p.is_dir() else [p]):
+            for e in load_keyword_list(f).keyword_list.entries:
+                key = entry_key(e)
+                if key in seen:
+                    continue
+                seen.add(key)
+                priors.rules.append(tuple(e.components))
+                for c in set(e.components):
+                    priors.components[c] = priors.components.get(c, 0) + 1
+    return priors
 
 
 # --------------------------------------------------------------------------- the discovered list
@@ -212,6 +233,7 @@ async def discover(
     options: OracleOptions | None = None,
     on_text: TextCallback | None = None,
     max_failed: int = 3,
+    priors: Priors | None = None,
 ) -> DiscoverySummary:
     """Test every text not done yet, isolate censored ones, append new rules.
 
@@ -231,7 +253,7 @@ async def discover(
                 if on_text:
                     on_text(t, None)
                 continue
-            res = await isolate_with(oracle, t.text, budget)
+            res = await isolate_with(oracle, t.text, budget, priors)
             summary.tested += 1
             summary.queries += res.queries
             summary.requests += res.requests

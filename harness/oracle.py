@@ -215,14 +215,23 @@ class PlatformIsolation:
                 "complete": self.complete, "budget": self.budget, "error": self.error}
 
 
+@dataclass
+class Priors:
+    """Known rules and how many of them use each component (see ``harness.isolation``)."""
+
+    rules: list[tuple[str, ...]] = field(default_factory=list)
+    components: dict[str, int] = field(default_factory=dict)
+
+
 async def isolate_with(oracle: PlatformOracle, text: str, budget: int | None = None,
-                       known_rules: list[list[str]] | None = None) -> PlatformIsolation:
+                       priors: Priors | None = None) -> PlatformIsolation:
     """Isolate ``text`` through an open oracle; an :class:`OracleFailure` ends it incomplete."""
     from .isolation import aisolate
 
     before = oracle.stats.requests
     result = await aisolate(text, oracle, separator=oracle.separator, budget=budget,
-                            known_rules=known_rules, stop_on=(OracleFailure,))
+                            known_rules=priors.rules if priors else None,
+                            known_components=priors.components if priors else None, stop_on=(OracleFailure,))
     censored = result.trace[0][1] if result.trace else None
     return PlatformIsolation(
         oracle.spec.name, text, result.rules, result.queries, oracle.stats.requests - before, result.complete,
@@ -231,6 +240,6 @@ async def isolate_with(oracle: PlatformOracle, text: str, budget: int | None = N
 
 
 async def isolate_on_platform(spec: PlatformSpec, text: str, budget: int | None = None,
-                              options: OracleOptions | None = None) -> PlatformIsolation:
+                              options: OracleOptions | None = None, priors: Priors | None = None) -> PlatformIsolation:
     async with PlatformOracle(spec, options) as oracle:
-        return await isolate_with(oracle, text, budget)
+        return await isolate_with(oracle, text, budget, priors)

@@ -172,3 +172,18 @@ def test_oracle_failure_is_a_harness_error():
     from harness.errors import HarnessError
 
     assert issubclass(OracleFailure, HarnessError)
+
+
+def test_priors_from_keyword_lists_cut_queries_not_exactness(rules_sandbox, tmp_path):
+    lst = tmp_path / "known.yaml"
+    lst.write_text("name: known\nentries:\n  - {components: [新疆, 集中营]}\n  - 法轮功\n  - {components: [香港, 自由]}\n",
+                   encoding="utf-8")
+    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--priors", str(lst),
+                  "--json", TEXT)
+    assert res.returncode == 0, res.stderr
+    hinted = json.loads(res.stdout)
+    plain = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast()))
+    assert _as_sets(hinted["rules"]) == _as_sets(plain.rules) == _as_sets(EXPECTED)
+    assert hinted["queries"] < plain.queries
+    res = run_cli("isolate", "-p", "sandbox", "--priors", str(tmp_path / "nope.yaml"), "文本")
+    assert res.returncode == 2 and "priors not found" in res.stderr

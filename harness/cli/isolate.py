@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..discovery import SampleText, check_outputs, discover, load_texts
+from ..discovery import SampleText, check_outputs, discover, load_priors, load_texts
 from ..errors import HarnessError, InputError
 from ..models import RateLimit
 from ..oracle import OracleOptions, PlatformIsolation, isolate_on_platform
@@ -24,6 +24,7 @@ BaseUrlOpt = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a 
 IntervalOpt = typer.Option(None, "--interval", help="seconds between requests (default: the spec's rate limit)")
 RetriesOpt = typer.Option(4, "--retries", help="retries of a failing request before giving up")
 BackoffOpt = typer.Option(5.0, "--retry-backoff", help="first retry backoff in seconds (doubles each time)")
+PriorsOpt = typer.Option([], "--priors", help="keyword list file or folder whose rules/components are guessed first")
 
 
 def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> PlatformSpec:
@@ -61,6 +62,7 @@ def isolate_cmd(
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
+    priors: list[Path] = PriorsOpt,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the keyword combination(s) that make a text censored on a platform."""
@@ -81,8 +83,9 @@ def isolate_cmd(
         raise HarnessError("--budget must be at least 1")
     spec = _spec(platform, platforms, base_url)
     options = _options(interval, retries, retry_backoff, spec)
+    known = load_priors(priors) if priors else None
     with err_console.status(f"isolating on {spec.name} ...", spinner="dots") if not as_json else _null():
-        res = asyncio.run(isolate_on_platform(spec, text, budget, options))
+        res = asyncio.run(isolate_on_platform(spec, text, budget, options, known))
     if as_json:
         print_json(res.to_dict())
     else:
@@ -118,6 +121,7 @@ def discover_cmd(
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
+    priors: list[Path] = PriorsOpt,
     as_json: bool = JsonOption,
 ) -> None:
     """Test texts (e.g. news titles), isolate the censored ones, append new rules (resumable)."""
@@ -127,6 +131,7 @@ def discover_cmd(
     spec = _spec(platform, platforms, base_url)
     options = _options(interval, retries, retry_backoff, spec)
     check_outputs(keywords_dir, spec.name)
+    known = load_priors(priors) if priors else None
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[found]} new rules"),
@@ -143,7 +148,7 @@ def discover_cmd(
                 found += len(res.rules)
             progress.update(task_id, advance=1, found=found)
 
-        summary = asyncio.run(discover(spec, samples, keywords_dir, budget, options, on_text))
+        summary = asyncio.run(discover(spec, samples, keywords_dir, budget, options, on_text, priors=known))
     if as_json:
         print_json(summary.to_dict())
     else:
