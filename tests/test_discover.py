@@ -12,8 +12,7 @@ from harness.errors import InputError
 from harness.keywords import load_keyword_list
 from harness.sandbox import Sandbox
 
-from .conftest import run_cli
-from .test_isolate_cli import RULES, fast, sandbox_spec
+from .test_isolate_cli import RULES, cli, fast, sandbox_spec
 
 TITLES = [
     "新疆棉花产业报道：外媒称当地存在集中营",  # 新疆 + 集中营
@@ -43,7 +42,7 @@ def test_discover_cli_appends_new_rules_with_provenance_and_resumes(rules_sandbo
     kw = tmp_path / "kw"
     args = ["discover", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--texts", str(titles),
             "--keywords-dir", str(kw), "--json"]
-    res = run_cli(*args)
+    res = cli(*args)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["texts"] == 5 and out["tested"] == 5 and out["censored"] == 3 and out["failed"] == 0
@@ -59,7 +58,7 @@ def test_discover_cli_appends_new_rules_with_provenance_and_resumes(rules_sandbo
     assert "titles.txt:5" in entries[1].source
 
     before = sum(rules_sandbox.queries.values())
-    res = run_cli(*args)
+    res = cli(*args)
     assert res.returncode == 0, res.stderr
     again = json.loads(res.stdout)
     assert again["skipped"] == 5 and again["tested"] == 0 and again["new_rules"] == []
@@ -113,13 +112,13 @@ def test_discover_rejects_bad_inputs_with_one_line(tmp_path):
     long.write_text("短\n" + "长" * 2001 + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"long\.txt:2: text is 2001 characters"):
         load_texts(long)
-    res = run_cli("discover", "-p", "sandbox", "--texts", str(tmp_path / "none.txt"))
+    res = cli("discover", "-p", "sandbox", "--texts", str(tmp_path / "none.txt"))
     assert res.returncode == 2 and res.stderr.strip() == f"error: texts not found: {tmp_path / 'none.txt'}"
     bad = tmp_path / "kw"
     bad.mkdir()
     (bad / "discovered-sandbox.yaml").write_text("name: x\nentries:\n  - {term: ''}\n", encoding="utf-8")
     ok = tmp_path / "ok.txt"
     ok.write_text("新疆\n", encoding="utf-8")
-    res = run_cli("discover", "-p", "sandbox", "--base-url", "sandbox=http://127.0.0.1:9", "--texts", str(ok),
+    res = cli("discover", "-p", "sandbox", "--base-url", "sandbox=http://127.0.0.1:9", "--texts", str(ok),
                   "--keywords-dir", str(bad))
     assert res.returncode == 2 and "discovered-sandbox.yaml:3" in res.stderr and len(res.stderr.splitlines()) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import threading
 from collections import Counter
 
@@ -32,6 +33,23 @@ def rules_sandbox():
         yield sb
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``harness`` command in this process (the CLI is thin; saves a start-up per call)."""
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(["harness", *args], code, out.getvalue(), err.getvalue())
+
+
 def sandbox_spec(sb: Sandbox):
     return PlatformRegistry.default().get("sandbox").model_copy(update={"base_url": sb.url})
 
@@ -56,7 +74,7 @@ def test_isolate_cli_finds_hard_and_soft_rules_over_real_sockets(rules_sandbox):
 
 
 def test_isolate_cli_prints_rules_and_query_count_for_people(rules_sandbox):
-    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "香港民众呼吁独立")
+    res = cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "香港民众呼吁独立")
     assert res.returncode == 0, res.stderr
     assert "香港 + 独立" in res.stdout and "queries" in res.stdout and "complete" in res.stdout
 
@@ -64,7 +82,7 @@ def test_isolate_cli_prints_rules_and_query_count_for_people(rules_sandbox):
 def test_uncensored_text_costs_one_query(rules_sandbox, tmp_path):
     f = tmp_path / "t.txt"
     f.write_text("今天天气很好，我们去公园散步\n", encoding="utf-8")
-    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--file", str(f), "--json")
+    res = cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--file", str(f), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out == {**out, "censored": False, "rules": [], "queries": 1, "complete": True}
@@ -102,7 +120,7 @@ def test_a_query_that_keeps_failing_stops_with_a_partial_result(rules_sandbox):
         return False
 
     rules_sandbox.responder = fail_with_falungong
-    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--retries", "2",
+    res = cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--retries", "2",
                   "--retry-backoff", "0.001", "--json", TEXT)
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()
@@ -130,7 +148,7 @@ def test_control_failure_is_an_error_not_a_verdict(rules_sandbox):
 
 
 def test_budget_stops_early_and_marks_incomplete(rules_sandbox):
-    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--budget", "4",
+    res = cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--budget", "4",
                   "--json", TEXT)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
@@ -162,7 +180,7 @@ def test_isolate_cli_rejects_bad_input_with_one_line(rules_sandbox, tmp_path):
         (["isolate", "-p", "sandbox", "--base-url", url, "--budget", "0", "文本"], "--budget"),
         (["isolate", "-p", "sandbox", "--file", str(tmp_path / "missing.txt")], "file not found"),
     ]:
-        res = run_cli(*args)
+        res = cli(*args)
         assert res.returncode == 2, (args, res.stderr)
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], (args, res.stderr)
@@ -178,12 +196,12 @@ def test_priors_from_keyword_lists_cut_queries_not_exactness(rules_sandbox, tmp_
     lst = tmp_path / "known.yaml"
     lst.write_text("name: known\nentries:\n  - {components: [新疆, 集中营]}\n  - 法轮功\n  - {components: [香港, 自由]}\n",
                    encoding="utf-8")
-    res = run_cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--priors", str(lst),
+    res = cli("isolate", "-p", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--priors", str(lst),
                   "--json", TEXT)
     assert res.returncode == 0, res.stderr
     hinted = json.loads(res.stdout)
     plain = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast()))
     assert _as_sets(hinted["rules"]) == _as_sets(plain.rules) == _as_sets(EXPECTED)
     assert hinted["queries"] < plain.queries
-    res = run_cli("isolate", "-p", "sandbox", "--priors", str(tmp_path / "nope.yaml"), "文本")
+    res = cli("isolate", "-p", "sandbox", "--priors", str(tmp_path / "nope.yaml"), "文本")
     assert res.returncode == 2 and "priors not found" in res.stderr
