@@ -119,7 +119,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, S
 from dataclasses import dataclass, field
 from typing import Optional
 
-__all__ = ["IsolationResult", "isolate", "aisolate", "Params"]
+__all__ = ["InconsistentOracle", "IsolationResult", "Params", "aisolate", "component_probability", "isolate"]
 
 Span = tuple[int, int]
 Pos = tuple[int, int]  # (window index, text offset)
@@ -166,6 +166,10 @@ class Params:
 
 class _BudgetExhausted(Exception):
     pass
+
+
+class InconsistentOracle(RuntimeError):
+    """The oracle's answers contradict the model (a platform changed its rules mid-way?)."""
 
 
 # P(a known component occurring in the text is a real component), by
@@ -529,7 +533,7 @@ class _Isolator:
                 ne = word_end((gsi, ge)) if ge < b else b
                 ne = min(max(ne, ge + 1), b)
                 if ne == ge:  # pragma: no cover - impossible under the model
-                    raise RuntimeError("inconsistent oracle answers")
+                    raise InconsistentOracle("inconsistent oracle answers")
                 guesses[-1] = (gsi, gs, ne)
                 p_short = p.p_short_again
                 continue

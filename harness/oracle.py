@@ -49,6 +49,7 @@ class OracleOptions:
     max_retry_after_s: float = 600.0
     timeout_s: float = 20.0
     soft_test: bool = True
+    control_every: int = 25  # re-check the truism every this many answers (0: only at start)
     rate_limit: RateLimit | None = None  # None: the spec's own rate limit
     proxy: str | None = None
     transport: httpx.AsyncBaseTransport | None = None
@@ -91,6 +92,7 @@ class PlatformOracle:
         self.stats = OracleStats()
         self._client: httpx.AsyncClient | None = None
         self._control_ok = False
+        self._checked_at = -1
         self._soft_domain: str | None = None
 
     @property
@@ -170,7 +172,10 @@ class PlatformOracle:
 
     async def answer(self, query: str) -> OracleAnswer:
         """Classify one query like a run does (hard test, then soft test)."""
-        if not self._control_ok:
+        every = self.opt.control_every
+        if not self._control_ok or (every and self.answers and len(self.answers) % every == 0
+                                    and self._checked_at != len(self.answers)):
+            self._checked_at = len(self.answers)
             await self.check_control()
         spec = self.spec
         sent = query + spec.combination_separator + spec.truism if spec.hard_needs_truism else query
@@ -226,12 +231,12 @@ class Priors:
 async def isolate_with(oracle: PlatformOracle, text: str, budget: int | None = None,
                        priors: Priors | None = None) -> PlatformIsolation:
     """Isolate ``text`` through an open oracle; an :class:`OracleFailure` ends it incomplete."""
-    from .isolation import aisolate
+    from .isolation import InconsistentOracle, aisolate
 
     before = oracle.stats.requests
     result = await aisolate(text, oracle, separator=oracle.separator, budget=budget,
                             known_rules=priors.rules if priors else None,
-                            known_components=priors.components if priors else None, stop_on=(OracleFailure,))
+                            known_components=priors.components if priors else None, stop_on=(OracleFailure, InconsistentOracle))
     censored = result.trace[0][1] if result.trace else None
     return PlatformIsolation(
         oracle.spec.name, text, result.rules, result.queries, oracle.stats.requests - before, result.complete,

@@ -205,3 +205,23 @@ def test_priors_from_keyword_lists_cut_queries_not_exactness(rules_sandbox, tmp_
     assert hinted["queries"] < plain.queries
     res = cli("isolate", "-p", "sandbox", "--priors", str(tmp_path / "nope.yaml"), "文本")
     assert res.returncode == 2 and "priors not found" in res.stderr
+
+
+def test_the_control_is_rechecked_and_a_lost_control_stops_the_isolation(rules_sandbox):
+    res = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast(control_every=5)))
+    assert res.complete and rules_sandbox.queries["的"] == 1 + (res.queries - 1) // 5
+
+    rules_sandbox.queries.clear()
+    seen = {"truism": 0}
+
+    def truism_breaks_after_start(handler, query: str) -> bool:
+        if query == "的":
+            seen["truism"] += 1
+            if seen["truism"] > 1:
+                handler.send_body(200, "<html><body>请完成安全验证</body></html>".encode(), "text/html; charset=utf-8")
+                return True
+        return False
+
+    rules_sandbox.responder = truism_breaks_after_start
+    broken = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast(control_every=5, retries=1)))
+    assert not broken.complete and broken.queries == 5 and "captcha" in (broken.error or "")
