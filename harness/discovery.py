@@ -69,7 +69,7 @@ def load_texts(path: str | Path) -> list[SampleText]:
             continue
         for i, line in enumerate(content.splitlines(), 1):
             text = line.strip()
-            if text and not text.startswith("#"):
+            if text:  # no comment syntax: Weibo-style titles start with #话题#
                 out.append(_checked(SampleText(f"{f.name}:{i}", text), f, i))
     return out
 

@@ -17,7 +17,7 @@ from .test_isolate_cli import RULES, cli, fast, sandbox_spec
 TITLES = [
     "新疆棉花产业报道：外媒称当地存在集中营",  # 新疆 + 集中营
     "今日股市小幅上涨，科技板块领涨",  # not censored
-    "# a comment line is skipped",
+    "#春运# 返乡高峰开启",  # a hashtag title is a text like any other
     "",
     "香港学者讨论独立调查委员会的设立",  # 香港 + 独立 (soft)
     "集中营历史纪录片在新疆首映",  # the same rule again: not duplicated
@@ -45,7 +45,7 @@ def test_discover_cli_appends_new_rules_with_provenance_and_resumes(rules_sandbo
     res = cli(*args)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["texts"] == 5 and out["tested"] == 5 and out["censored"] == 3 and out["failed"] == 0
+    assert out["texts"] == 6 and out["tested"] == 6 and out["censored"] == 3 and out["failed"] == 0
     assert [r["rule"] for r in out["new_rules"]] == [["新疆", "集中营"], ["香港", "独立"]]
 
     loaded = load_keyword_list(kw / "discovered-sandbox.yaml")  # a valid KeywordList
@@ -61,7 +61,7 @@ def test_discover_cli_appends_new_rules_with_provenance_and_resumes(rules_sandbo
     res = cli(*args)
     assert res.returncode == 0, res.stderr
     again = json.loads(res.stdout)
-    assert again["skipped"] == 5 and again["tested"] == 0 and again["new_rules"] == []
+    assert again["skipped"] == 6 and again["tested"] == 0 and again["new_rules"] == []
     assert sum(rules_sandbox.queries.values()) == before  # nothing sent, not even the control
     assert load_keyword_list(kw / "discovered-sandbox.yaml").keyword_list.entries == entries
 
@@ -79,16 +79,16 @@ def test_a_failed_text_is_not_marked_done_and_is_retried_on_the_next_run(rules_s
 
     rules_sandbox.responder = soft_title_down
     first = asyncio.run(discover(spec, texts, kw, 40, fast(retries=1)))
-    assert first.failed == 1 and first.tested == 5 and "titles.txt:5" in first.errors[0]
+    assert first.failed == 1 and first.tested == 6 and "titles.txt:5" in first.errors[0]
     done = json.loads(state_path(kw, "sandbox").read_text(encoding="utf-8"))["done"]
-    assert len(done) == 4 and all(r["text_id"] != "titles.txt:5" for r in done.values())
+    assert len(done) == 5 and all(r["text_id"] != "titles.txt:5" for r in done.values())
     assert [e.components for e in DiscoveredList(kw / "discovered-sandbox.yaml", "sandbox").keyword_list.entries] \
         == [["新疆", "集中营"]]
 
     rules_sandbox.responder = None
     rules_sandbox.queries.clear()
     second = asyncio.run(discover(spec, texts, kw, 40, fast()))
-    assert second.skipped == 4 and second.tested == 1 and second.failed == 0
+    assert second.skipped == 5 and second.tested == 1 and second.failed == 0
     assert [r["rule"] for r in second.new_rules] == [["香港", "独立"]]
     assert not any("新疆" in q for q in rules_sandbox.queries)  # finished texts were not resent
 

@@ -89,7 +89,8 @@ def test_uncensored_text_costs_one_query(rules_sandbox, tmp_path):
 
 
 def test_first_attempt_failures_are_retried_and_never_taken_as_answers(rules_sandbox):
-    clean = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast()))
+    once = fast(control_every=0)  # the truism only at start: every request string is sent once
+    clean = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, once))
     rules_sandbox.queries.clear()
     attempts: Counter[str] = Counter()
     lock = threading.Lock()
@@ -103,7 +104,7 @@ def test_first_attempt_failures_are_retried_and_never_taken_as_answers(rules_san
         return first
 
     rules_sandbox.responder = first_attempt_503
-    faulty = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast()))
+    faulty = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, once))
     assert _as_sets(faulty.rules) == _as_sets(EXPECTED) == _as_sets(clean.rules)
     assert faulty.complete and faulty.error is None
     # same decisions, same number of isolation queries; each request was sent exactly twice
