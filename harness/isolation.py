@@ -162,6 +162,9 @@ class Params:
     comp_gain: float = 300.0
     comp_min_p: float = 0.02
     comp_end_mass: float = 0.8  # prior that a component starting at a known one ends with it
+    # Part-of-speech prior (jieba dictionary tags): multiply a word's weight by
+    # the factor of its tag.  Empty = off.
+    pos_weights: tuple[tuple[str, float], ...] = ()
 
 
 class _BudgetExhausted(Exception):
@@ -211,9 +214,17 @@ def _segment(text: str, params: Params) -> tuple[list[int], dict[int, float]]:
         import logging
 
         jieba.setLogLevel(logging.WARNING)
+        tags: dict[str, str] = {}
+        pos = dict(params.pos_weights)
+        if pos:
+            import jieba.posseg  # type: ignore[import-untyped]
+
+            tags = jieba.posseg.dt.word_tag_tab
         for word, start, _end in jieba.tokenize(text, HMM=True):
             freq = jieba.get_FREQ(word) or 0
             weights[start] = float(freq + 1) ** (-params.freq_exponent)
+            if pos:
+                weights[start] *= pos.get(tags.get(word, "OOV"), 1.0)
     else:
         # Fallback: every CJK character is a word, runs of other word
         # characters are words.

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave-one-source-out priors: known components, known rules, or both")
     ap.add_argument("--comp-gain", type=float, default=Params().comp_gain)
     ap.add_argument("--comp-end-mass", type=float, default=Params().comp_end_mass)
+    ap.add_argument("--pos", default="", help="part-of-speech weights, e.g. 'd=0.1,r=0.1,nz=3'")
     ap.add_argument("--strict", action="store_true", help="held-out priors exclude every source of the rule")
     args = ap.parse_args(argv)
 
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     known = corpus.load_rules(corpus.data_dir()) if args.priors else None  # type: ignore[arg-type]
     held = HeldOutPriors(corpus.load_rule_sources(corpus.data_dir()), args.strict) if args.held_out else None  # type: ignore[arg-type]
     params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent, comp_gain=args.comp_gain,
-                    comp_end_mass=args.comp_end_mass)
+                    comp_end_mass=args.comp_end_mass,
+                    pos_weights=tuple((k, float(v)) for k, v in (x.split("=") for x in args.pos.split(",") if x)))
 
     groups = {"single-all": ["single", "overlap"], "multi": ["multi2", "multi3"]}
     res: dict[str, dict[str, tuple[list[int], list[bool]]]] = {}
