@@ -51,3 +51,12 @@ def test_property_exact_with_any_component_priors(sc: tuple[str, Rules, dict[str
     assert res.complete
     assert as_set(res.rules) == truth(text, rules)
     assert res.queries == len(seen)
+
+
+def test_part_of_speech_prior_keeps_exactness() -> None:
+    from harness.isolation import Params
+
+    text = FILLER[:14] + "习近平" + FILLER[14:30] + "连任" + FILLER[30:]
+    pos = Params(pos_weights=(("d", 0.1), ("r", 0.1), ("nz", 3.0), ("nr", 1.5)))
+    res = run(text, [("近平", "连任")], params=pos)
+    assert res.rules == [("近平", "连任")]
