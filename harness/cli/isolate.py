@@ -134,7 +134,7 @@ def discover_cmd(
     known = load_priors(priors) if priors else None
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[found]} new rules"),
+        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[found]} rules found"),
         console=err_console, disable=as_json,
     )
     found = 0
