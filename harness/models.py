@@ -239,6 +239,14 @@ class Schedule(StrictModel):
         return v
 
 
+class AutoIsolate(StrictModel):
+    """Isolate automatically, after a run, a phrase probe that became censored (``harness.autoisolate``)."""
+
+    enabled: bool = False
+    budget: int = Field(default=40, ge=1, le=1000, description="queries per phrase")
+    min_length: int = Field(default=4, ge=2, description="a term is a phrase from this many characters")
+
+
 class ProbeSet(StrictModel):
     """Which keyword lists go to which platforms, how often and how fast (``probes/*.yaml``)."""
 
@@ -257,6 +265,7 @@ class ProbeSet(StrictModel):
         description="variants generated for every probed entry (harness.variants.VARIANT_NAMES), e.g. traditional, st_concat",
     )
     schedule: Schedule | None = None
+    isolate: AutoIsolate = Field(default_factory=AutoIsolate)
 
     @field_validator("variants")
     @classmethod

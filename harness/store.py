@@ -120,6 +120,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS measurements_by_run_key
         ON measurements (run_id, platform, vantage, role, input, measurement_start_time, verdict, result_count, result_items)
     """,
+    # 5: isolations (harness.autoisolate): rules found behind newly censored phrases
+    """
+    CREATE TABLE isolations (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        platform TEXT NOT NULL,
+        input TEXT NOT NULL,
+        vantage TEXT NOT NULL DEFAULT '',
+        finished_at TEXT NOT NULL,
+        queries INTEGER NOT NULL,
+        complete INTEGER NOT NULL,
+        error TEXT,
+        rules TEXT NOT NULL,
+        PRIMARY KEY (run_id, platform, input)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -54,22 +54,32 @@ def _clean(comps: list[str]) -> Optional[tuple[str, ...]]:
 
 
 def load_rules(d: Path) -> list[tuple[str, ...]]:
-    rules: set[tuple[str, ...]] = set()
+    return sorted(load_rule_sources(d))
+
+
+def load_rule_sources(d: Path) -> dict[tuple[str, ...], set[str]]:
+    """Every rule with the sources (lists) it appears in.
+
+    A source is a platform's search-rule file with its ``-soft`` twin merged
+    (``baidu`` = baidu.txt + baidu-soft.txt), ``wechat-covid`` or ``wechat-709``.
+    """
+    rules: dict[tuple[str, ...], set[str]] = {}
     for f in sorted(glob.glob(str(d / "search" / "rules" / "*.txt"))):
+        source = Path(f).stem.removesuffix("-soft")
         with open(f, encoding="utf-8-sig") as fh:
             for line in fh:
                 if line.strip():
                     r = _clean(line.strip().split(" + "))
                     if r:
-                        rules.add(r)
-    for rel, col in (("coronavirus/wechat.csv", "keyword_combination"),
-                     ("wechat/709crackdown/all-keywords.csv", "Keyword")):
+                        rules.setdefault(r, set()).add(source)
+    for rel, col, source in (("coronavirus/wechat.csv", "keyword_combination", "wechat-covid"),
+                             ("wechat/709crackdown/all-keywords.csv", "Keyword", "wechat-709")):
         with open(d / rel, encoding="utf-8-sig", newline="") as fh:
             for row in csv.DictReader(fh):
                 r = _clean((row.get(col) or "").split("+"))
                 if r:
-                    rules.add(r)
-    return sorted(rules)
+                    rules.setdefault(r, set()).add(source)
+    return rules
 
 
 def _dict_words() -> tuple[list[str], list[int]]:

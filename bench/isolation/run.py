@@ -14,6 +14,7 @@ import argparse
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,12 +47,63 @@ def summary(name: str, qs: list[int], exact: list[bool]) -> str:
             f"| {p95(qs):.0f} | {100 * sum(exact) / len(exact):.1f} % |")
 
 
+class HeldOutPriors:
+    """Known rules/components from OTHER sources than the embedded rules' (leave-one-source-out).
+
+    A text's excluded sources are the origin source of each embedded rule (one of
+    the sources the rule appears in, chosen by a hash of text and rule), or with
+    ``strict`` every source the rule appears in.  The embedded rules themselves are
+    always removed, so no text is given its own answer.
+    """
+
+    def __init__(self, rule_sources: dict[tuple[str, ...], set[str]], strict: bool = False) -> None:
+        self.sources = rule_sources
+        self.strict = strict
+        self.by_comp: dict[str, list[tuple[str, ...]]] = {}
+        for r in rule_sources:
+            for c in r:
+                self.by_comp.setdefault(c, []).append(r)
+        self.by_char: dict[str, list[str]] = {}
+        for c in self.by_comp:
+            self.by_char.setdefault(c[0], []).append(c)
+
+    def origin(self, rule: tuple[str, ...], text: str) -> str:
+        ss = sorted(self.sources[rule])
+        return ss[zlib.crc32((text + "\x1f".join(rule)).encode()) % len(ss)]
+
+    def for_text(self, text: str, rules: list[tuple[str, ...]]) -> tuple[dict[str, int], list[tuple[str, ...]]]:
+        excluded: set[str] = set()
+        for r in rules:
+            excluded |= self.sources[r] if self.strict else {self.origin(r, text)}
+        embedded = set(rules)
+        present = {c for ch in set(text) for c in self.by_char.get(ch, ()) if c in text}
+        comps: dict[str, int] = {}
+        known: set[tuple[str, ...]] = set()
+        for c in present:
+            n = 0
+            for r in self.by_comp[c]:
+                if r in embedded or not (self.sources[r] - excluded):
+                    continue
+                n += 1
+                if all(x in present for x in r):
+                    known.add(r)
+            if n:
+                comps[c] = n
+        return comps, sorted(known)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=2019)
     ap.add_argument("--freq-exponent", type=float, default=Params().freq_exponent)
     ap.add_argument("--no-jieba", action="store_true")
     ap.add_argument("--priors", action="store_true", help="also pass all loaded rules as known_rules")
+    ap.add_argument("--held-out", choices=["components", "rules", "both"], default=None,
+                    help="leave-one-source-out priors: known components, known rules, or both")
+    ap.add_argument("--comp-gain", type=float, default=Params().comp_gain)
+    ap.add_argument("--comp-end-mass", type=float, default=Params().comp_end_mass)
+    ap.add_argument("--pos", default="", help="part-of-speech weights, e.g. 'd=0.1,r=0.1,nz=3'")
+    ap.add_argument("--strict", action="store_true", help="held-out priors exclude every source of the rule")
     args = ap.parse_args(argv)
 
     from bench.isolation import corpus
@@ -63,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     samples = corpus.build_corpus(seed=args.seed)
     known = corpus.load_rules(corpus.data_dir()) if args.priors else None  # type: ignore[arg-type]
-    params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent)
+    held = HeldOutPriors(corpus.load_rule_sources(corpus.data_dir()), args.strict) if args.held_out else None  # type: ignore[arg-type]
+    params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent, comp_gain=args.comp_gain,
+                    comp_end_mass=args.comp_end_mass,
+                    pos_weights=tuple((k, float(v)) for k, v in (x.split("=") for x in args.pos.split(",") if x)))
 
     groups = {"single-all": ["single", "overlap"], "multi": ["multi2", "multi3"]}
     res: dict[str, dict[str, tuple[list[int], list[bool]]]] = {}
@@ -74,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         truth = as_set(s.rules)
         b_rules, b_q = baseline_isolate(s.text, f, SEP, "linear")
         e_rules, e_q = baseline_isolate(s.text, f, SEP, "exp")
-        r = isolate(s.text, f, SEP, known_rules=known, params=params)
+        comps = None
+        kr = known
+        if held is not None:
+            hc, hr = held.for_text(s.text, s.rules)
+            comps = hc if args.held_out in ("components", "both") else None
+            kr = hr if args.held_out in ("rules", "both") else None
+        r = isolate(s.text, f, SEP, known_rules=kr, params=params, known_components=comps)
         assert len({q for q, _ in r.trace}) == len(r.trace), "duplicate query"
         for key, rules, q in (("base", b_rules, b_q), ("exp", e_rules, e_q), ("new", r.rules, r.queries)):
             got = as_set(rules)
@@ -87,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                 rules_found[key] += len(truth & got)
 
     names = {"base": "CompAwareBinSplit (linear end)", "exp": "CompAwareBinSplit (exp. end)",
-             "new": "isolate" + (" + known_rules" if known else "")}
+             "new": "isolate" + (" + known_rules" if known else "")
+             + (f" + held-out {args.held_out}{' (strict)' if args.strict else ''}" if args.held_out else "")}
     print(f"seed={args.seed} texts={len(samples)} freq_exponent={args.freq_exponent} "
-          f"jieba={not args.no_jieba} known_rules={'yes' if known else 'no'}")
+          f"jieba={not args.no_jieba} known_rules={'yes' if known else 'no'} held_out={args.held_out} strict={args.strict}")
     print("| algorithm / texts | n | mean | median | p95 | exact |")
     print("|---|---:|---:|---:|---:|---:|")
     for kind in ("single-all", "single", "overlap", "multi", "multi2", "multi3"):

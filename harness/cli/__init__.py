@@ -25,6 +25,7 @@ app = typer.Typer(
 def _register() -> None:
     from . import demo, diff, export, keywords, platforms, reclassify, report, run, sandbox, timeline  # noqa: F401
     from . import config, runs, schedule, store  # noqa: F401 - operations (scheduler, resume, maintenance)
+    from . import isolate  # noqa: F401 - isolate, discover
 
 
 def main(argv: list[str] | None = None) -> None:

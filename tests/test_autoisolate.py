@@ -1,0 +1,85 @@
+"""Auto-isolation of phrase probes that became censored between two runs."""
+
+from __future__ import annotations
+
+import json
+
+from harness.autoisolate import find_newly_censored, isolate_new_censorship
+from harness.keywords import load_keyword_list
+from harness.models import ProbeSet
+from harness.oracle import OracleOptions
+from harness.runs import RunRequest, prepare
+from harness.store import Store
+
+from .conftest import run_probe_set
+
+PHRASES = """\
+name: phrases
+entries:
+  - {term: 白纸运动抗议现场, category: collective_action}   # epoch 2026-11 adds the rule 白纸
+  - {term: 乌鲁木齐高楼火灾遇难者, category: xinjiang}      # epoch 2026-11 adds 乌鲁木齐 + 火灾 (soft)
+  - {term: 六四天安门, category: june4}                     # censored in both epochs: not new
+  - {term: 李克强, category: leaders}                       # newly censored but too short for a phrase
+  - {term: 今天天气很好, category: control}                 # never censored
+"""
+
+
+def _write_probe_set(tmp_path, enabled: bool = True) -> object:
+    (tmp_path / "keywords").mkdir()
+    (tmp_path / "keywords" / "phrases.yaml").write_text(PHRASES, encoding="utf-8")
+    (tmp_path / "probes").mkdir()
+    ps = tmp_path / "probes" / "phr.yaml"
+    ps.write_text(
+        "name: phr\nkeywords: [{list: phrases}]\nplatforms: [{name: sandbox}]\n"
+        "rate_limit: {interval_s: 0, jitter: 0, concurrency: 2}\n"
+        "controls: {truism: true, lists: []}\n"
+        f"isolate: {{enabled: {str(enabled).lower()}, budget: 30, min_length: 4}}\n",
+        encoding="utf-8",
+    )
+    return ps
+
+
+def test_probe_set_isolate_option_is_additive():
+    ps = ProbeSet.model_validate({"name": "x", "keywords": [{"list": "a"}], "platforms": [{"name": "sandbox"}]})
+    assert ps.isolate.enabled is False and ps.isolate.budget == 40
+    ps = ProbeSet.model_validate({"name": "x", "keywords": [{"list": "a"}], "platforms": [{"name": "sandbox"}],
+                                  "isolate": {"enabled": True, "budget": 12}})
+    assert ps.isolate.enabled and ps.isolate.budget == 12
+
+
+def test_newly_censored_phrases_are_isolated_recorded_and_not_redone(sandbox, tmp_path, store_path):
+    ps = _write_probe_set(tmp_path)
+    first = run_probe_set(ps, store_path, sandbox)
+    sandbox.set_epoch(1)
+    second = run_probe_set(ps, store_path, sandbox)
+    assert first.status == second.status == "complete"
+
+    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url})
+    plan = prepare(req)
+    assert plan.probe_set.isolate.enabled
+    kw = tmp_path / "keywords"
+    with Store(store_path) as store:
+        assert find_newly_censored(store, first.run_id) == []  # first sight is not "newly" censored
+        found = {c.term: c for c in find_newly_censored(store, second.run_id)}
+        assert set(found) == {"白纸运动抗议现场", "乌鲁木齐高楼火灾遇难者"}
+        assert found["乌鲁木齐高楼火灾遇难者"].verdict == "soft"
+        assert found["白纸运动抗议现场"].previous == "not_censored"
+
+        results = isolate_new_censorship(store, second.run_id, plan, keywords_dir=kw,
+                                         options=OracleOptions(retry_backoff_s=0.001, seed=1))
+        rules = {r.candidate.term: r.result.rules for r in results}
+        assert rules == {"白纸运动抗议现场": [("白纸",)], "乌鲁木齐高楼火灾遇难者": [("乌鲁木齐", "火灾")]}
+        assert all(r.result.complete and r.result.queries <= 30 for r in results)
+
+        rows = store.conn.execute("SELECT input, rules, complete FROM isolations WHERE run_id=?",
+                                  (second.run_id,)).fetchall()
+        assert {r["input"]: json.loads(r["rules"]) for r in rows} == {
+            "白纸运动抗议现场": [["白纸"]], "乌鲁木齐高楼火灾遇难者": [["乌鲁木齐", "火灾"]]}
+
+        entries = load_keyword_list(kw / "discovered-sandbox.yaml").keyword_list.entries
+        assert sorted(e.term for e in entries) == ["乌鲁木齐 + 火灾", "白纸"]
+        assert all("auto-isolation" in (e.source or "") and second.run_id in (e.source or "") for e in entries)
+
+        before = sum(sandbox.queries.values())
+        assert isolate_new_censorship(store, second.run_id, plan, keywords_dir=kw) == []
+        assert sum(sandbox.queries.values()) == before
