@@ -492,6 +492,7 @@ class RunSummary:
     counts: dict[str, Counter[str]]
     failures: Counter[str]
     elapsed_s: float
+    isolations: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.runs (probe-set `isolate`)
 
     @property
     def failure_share(self) -> float:

@@ -145,6 +145,23 @@ def prepare(req: RunRequest) -> RunPlan:
     return plan
 
 
+def _isolate_new_censorship(store: Store, run_id: str, plan: RunPlan, req: RunRequest) -> list[dict[str, Any]]:
+    """The probe set's ``isolate`` option: find the rule behind each phrase that became censored."""
+    from .autoisolate import isolate_new_censorship
+    from .oracle import OracleOptions
+
+    opts = req.options or RunOptions()
+    keywords_dir = (plan.source.resolve().parent.parent / "keywords") if plan.source is not None else Path("keywords")
+    oracle_opts = OracleOptions(retries=plan.probe_set.retries, retry_backoff_s=opts.retry_backoff_s,
+                                timeout_s=plan.probe_set.timeout_s, proxy=opts.proxy, transport=opts.transport)
+    results = [r.to_dict() for r in isolate_new_censorship(store, run_id, plan, keywords_dir=keywords_dir,
+                                                            options=oracle_opts)]
+    for r in results:
+        event(log, "isolated", f"{r['platform']}: {r['term']!r} -> {r['new_rules'] or r.get('rules')}",
+              run_id=run_id, platform=r["platform"], queries=r.get("queries"))
+    return results
+
+
 class _LockedEngine(Engine):
     """An engine that writes the run id into the probe set's lock file once it is known."""
 
@@ -242,6 +259,8 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                   stored=summary.stored, resumed_with=summary.skipped, elapsed_s=round(summary.elapsed_s, 3),
                   failure_share=round(summary.failure_share, 4),
                   counts={p: dict(c) for p, c in summary.counts.items()}, failures=dict(summary.failures))
+            if summary.status == "complete" and plan.probe_set.isolate.enabled:
+                summary.isolations = _isolate_new_censorship(store, summary.run_id, plan, req)
             return summary
     finally:
         if lock is not None:

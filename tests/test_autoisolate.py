@@ -65,11 +65,11 @@ def test_newly_censored_phrases_are_isolated_recorded_and_not_redone(sandbox, tm
         assert found["乌鲁木齐高楼火灾遇难者"].verdict == "soft"
         assert found["白纸运动抗议现场"].previous == "not_censored"
 
-        results = isolate_new_censorship(store, second.run_id, plan, keywords_dir=kw,
-                                         options=OracleOptions(retry_backoff_s=0.001, seed=1))
-        rules = {r.candidate.term: r.result.rules for r in results}
-        assert rules == {"白纸运动抗议现场": [("白纸",)], "乌鲁木齐高楼火灾遇难者": [("乌鲁木齐", "火灾")]}
-        assert all(r.result.complete and r.result.queries <= 30 for r in results)
+        # The run itself isolated them (the probe set's `isolate` option, wired in harness.runs).
+        rules = {r["term"]: r["rules"] for r in second.isolations}
+        assert rules == {"白纸运动抗议现场": [["白纸"]], "乌鲁木齐高楼火灾遇难者": [["乌鲁木齐", "火灾"]]}
+        assert all(r["complete"] and r["queries"] <= 30 for r in second.isolations)
+        assert first.isolations == []
 
         rows = store.conn.execute("SELECT input, rules, complete FROM isolations WHERE run_id=?",
                                   (second.run_id,)).fetchall()
