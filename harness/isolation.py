@@ -114,7 +114,6 @@ receives verdicts; :func:`isolate` drives it with a plain function and
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional

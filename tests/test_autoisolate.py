@@ -7,7 +7,6 @@ import json
 from harness.autoisolate import find_newly_censored, isolate_new_censorship
 from harness.keywords import load_keyword_list
 from harness.models import ProbeSet
-from harness.oracle import OracleOptions
 from harness.runs import RunRequest, prepare
 from harness.store import Store
 

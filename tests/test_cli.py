@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from .conftest import FIXTURES, REPO, run_cli
+from .conftest import FIXTURES, run_cli
 
 MINI = FIXTURES / "probes" / "mini.yaml"
 

@@ -171,7 +171,7 @@ def test_wrong_column_count_names_file_and_line(tmp_path):
     out = tmp_path / "x.yaml"
     res = run_cli("keywords", "import", str(IMPORT / "ragged.csv"), "--out", str(out))
     assert res.returncode == 2
-    assert f"ragged.csv:3: wrong number of columns" in res.stderr
+    assert "ragged.csv:3: wrong number of columns" in res.stderr
     assert "Traceback" not in res.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
 
