@@ -7,7 +7,7 @@ A JSON-lines record is one measurement::
      "probe_cc": ..., "probe_asn": ..., "test_runtime": ...,
      "annotations": {"vantage": ..., "probe_set": ..., "task_key": ..., "run": {...}},
      "test_keys": {"platform": ..., "verdict": ..., "failure": ..., "signals": [...], ...,
-                   "evidence": {...}, "body_b64": ... (with bodies)}}
+                   "evidence": {...}, "bodies_b64": {sha256: base64} (with bodies)}}
 
 Every field of the stored measurement and of its run is in the record, so export → import
 is lossless. ``import_file`` merges records into a store in one transaction: measurements
@@ -26,7 +26,7 @@ from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .models import Measurement, Run
 from .store import Store
 
@@ -54,7 +54,8 @@ def _run_doc(run: Run) -> dict[str, Any]:
     return json.loads(run.model_dump_json())
 
 
-def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None, body: bytes | None = None) -> dict[str, Any]:
+def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None,
+              bodies: dict[str, bytes] | None = None) -> dict[str, Any]:
     """One stored measurement (its JSON ``doc``) as an OONI-style record."""
     tk = dict(doc.get("test_keys") or {})
     rec: dict[str, Any] = {
@@ -67,8 +68,8 @@ def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None, body: byte
     test_keys: dict[str, Any] = {k: doc.get(k) for k in _MOVED_TO_TEST_KEYS}
     test_keys.update(tk)
     test_keys["evidence"] = doc.get("evidence") or {}
-    if body is not None:
-        test_keys["body_b64"] = base64.b64encode(body).decode("ascii")
+    if bodies:
+        test_keys["bodies_b64"] = {k: base64.b64encode(v).decode("ascii") for k, v in bodies.items()}
     annotations: dict[str, Any] = {"vantage": doc.get("vantage", ""), "probe_set": doc["probe_set"],
                                    "task_key": doc["task_key"]}
     if run is not None:
@@ -78,13 +79,13 @@ def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None, body: byte
     return rec
 
 
-def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, bytes | None]:
+def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, dict[str, bytes]]:
     """Inverse of :func:`to_record` (validated)."""
     if not isinstance(rec, dict):
         raise ValueError("a record must be a JSON object")
     tk = dict(rec.get("test_keys") or {})
     ann = dict(rec.get("annotations") or {})
-    body_b64 = tk.pop("body_b64", None)
+    bodies_b64 = tk.pop("bodies_b64", None) or {}
     evidence = tk.pop("evidence", {})
     doc: dict[str, Any] = {k: tk.pop(k) for k in _MOVED_TO_TEST_KEYS if k in tk}
     for k in _ENVELOPE_TOP:
@@ -97,8 +98,10 @@ def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, bytes | N
     run = Run.model_validate(ann["run"]) if ann.get("run") else None
     if run is not None and run.run_id != m.run_id:
         raise ValueError(f"annotations.run.run_id {run.run_id!r} differs from report_id {m.run_id!r}")
-    body = base64.b64decode(body_b64, validate=True) if body_b64 else None
-    return m, run, body
+    if not isinstance(bodies_b64, dict):
+        raise ValueError("test_keys.bodies_b64 must map SHA-256 keys to base64 bodies")
+    bodies = {str(k): base64.b64decode(v, validate=True) for k, v in bodies_b64.items()}
+    return m, run, bodies
 
 
 def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | None = None,
@@ -121,18 +124,19 @@ def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | 
     rl = list(roles)
     cond.append(f"role IN ({','.join('?' * len(rl))})")
     args += rl
-    sql = "SELECT doc, body_sha256 FROM measurements WHERE " + " AND ".join(cond) + " ORDER BY measurement_start_time, rowid"
+    sql = "SELECT doc, measurement_id FROM measurements WHERE " + " AND ".join(cond) + " ORDER BY measurement_start_time, rowid"
     cur = store.conn.execute(sql, args)
     cur.row_factory = None
-    for doc_text, sha in cur:
+    for doc_text, mid in cur:
         doc = json.loads(doc_text)
-        body = None
-        if bodies and sha:
-            try:
-                body = store.get_body(sha)
-            except Exception:  # noqa: BLE001 - a missing body is exported without it
-                body = None
-        yield to_record(doc, runs.get(doc["run_id"]), body)
+        found: dict[str, bytes] = {}
+        if bodies:
+            for (sha,) in store.conn.execute("SELECT sha256 FROM body_refs WHERE measurement_id=?", (mid,)).fetchall():
+                try:
+                    found[sha] = store.get_body(sha)
+                except NotFoundError:  # pruned by retention: exported without it
+                    pass
+        yield to_record(doc, runs.get(doc["run_id"]), found)
 
 
 def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +277,7 @@ def import_file(store: Store, path: Path) -> ImportSummary:
         c.execute("PRAGMA defer_foreign_keys = ON")
         for lineno, rec in _read_records(path):
             try:
-                m, run, body = from_record(rec)
+                m, run, bodies = from_record(rec)
             except (ValidationError, ValueError, KeyError, TypeError) as exc:
                 msg = str(exc).splitlines()
                 detail = "; ".join(x.strip() for x in msg[:3]) if msg else type(exc).__name__
@@ -294,12 +298,12 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                             syn.started_at = m.measurement_start_time
                         if syn.finished_at is None or m.measurement_start_time > syn.finished_at:
                             syn.finished_at = m.measurement_start_time
-            if body is not None:
+            for key, body in bodies.items():
                 before = c.total_changes
                 sha = store.put_body(body)
                 summary.bodies_added += c.total_changes - before
-                if m.evidence.body_sha256 and sha != m.evidence.body_sha256:
-                    raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {m.evidence.body_sha256}")
+                if sha != key:
+                    raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {key}")
             cur = c.execute(
                 "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
                 " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"
@@ -308,6 +312,7 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                 store._row(m),
             )
             if cur.rowcount == 1:
+                store.add_body_refs(m)
                 summary.added += 1
             else:
                 summary.duplicates += 1

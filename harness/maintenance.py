@@ -37,7 +37,8 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
     c = store.conn
     doomed_sql = (
         "SELECT b.sha256, b.size, length(b.data) AS stored FROM bodies b WHERE NOT EXISTS ("
-        " SELECT 1 FROM measurements m WHERE m.body_sha256 = b.sha256 AND m.measurement_start_time >= ?)"
+        " SELECT 1 FROM body_refs r JOIN measurements m ON m.measurement_id = r.measurement_id"
+        " WHERE r.sha256 = b.sha256 AND m.measurement_start_time >= ?)"
     )
     c.execute("BEGIN IMMEDIATE")
     try:
@@ -47,7 +48,8 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            affected += c.execute(f"SELECT COUNT(*) FROM measurements WHERE body_sha256 IN ({marks})", chunk).fetchone()[0]
+            affected += c.execute(f"SELECT COUNT(DISTINCT measurement_id) FROM body_refs WHERE sha256 IN ({marks})",
+                                  chunk).fetchone()[0]
             if not dry_run:
                 stamp = iso(utcnow())
                 c.executemany(
@@ -111,11 +113,11 @@ def check_store(path: Path) -> CheckReport:
         if c.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             problems.append("application id is not the harness's")
         count = lambda sql: c.execute(sql).fetchone()[0]  # noqa: E731
-        orphan = count("SELECT COUNT(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM measurements m WHERE m.body_sha256=b.sha256)")
+        orphan = count("SELECT COUNT(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM body_refs r WHERE r.sha256=b.sha256)")
         missing = count(
-            "SELECT COUNT(DISTINCT m.body_sha256) FROM measurements m WHERE m.body_sha256 IS NOT NULL"
-            " AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.sha256=m.body_sha256)"
-            " AND NOT EXISTS (SELECT 1 FROM pruned_bodies p WHERE p.sha256=m.body_sha256)"
+            "SELECT COUNT(DISTINCT r.sha256) FROM body_refs r"
+            " WHERE NOT EXISTS (SELECT 1 FROM bodies b WHERE b.sha256=r.sha256)"
+            " AND NOT EXISTS (SELECT 1 FROM pruned_bodies p WHERE p.sha256=r.sha256)"
         )
         if missing:
             problems.append(f"{missing} bodies referenced by measurements are missing (not pruned by retention)")

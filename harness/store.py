@@ -135,6 +135,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, platform, input)
     );
     """,
+    # 6: which measurements refer to which stored bodies (the page, a capped prefix, the soft probe's
+    # page, the first answer of a retest), so retention, checks and exports see every one of them
+    """
+    CREATE TABLE body_refs (
+        sha256 TEXT NOT NULL,
+        measurement_id TEXT NOT NULL REFERENCES measurements (measurement_id),
+        PRIMARY KEY (sha256, measurement_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX body_refs_by_measurement ON body_refs (measurement_id);
+    INSERT OR IGNORE INTO body_refs (sha256, measurement_id)
+        SELECT k, measurement_id FROM (
+            SELECT CASE WHEN json_extract(doc, '$.evidence.body_truncated')
+                        THEN json_extract(doc, '$.evidence.stored_body_sha256')
+                        ELSE json_extract(doc, '$.evidence.body_sha256') END AS k, measurement_id FROM measurements
+            UNION ALL SELECT json_extract(doc, '$.test_keys.soft_probe.stored_body_sha256'), measurement_id FROM measurements
+            UNION ALL SELECT json_extract(doc, '$.test_keys.retest_of.stored_body_sha256'), measurement_id FROM measurements
+        ) WHERE k IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -343,11 +361,29 @@ class Store:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._row(m),
             )
+            inserted = cur.rowcount == 1
+            if inserted:
+                self.add_body_refs(m)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        return cur.rowcount == 1
+        return inserted
+
+    @staticmethod
+    def body_keys(m: Measurement) -> list[str]:
+        """Keys in the bodies table that a measurement refers to: its page (or capped prefix),
+        the soft probe's page and the first answer of a retest."""
+        keys = [m.evidence.stored_key]
+        for extra in (m.test_keys.soft_probe, m.test_keys.retest_of):
+            if isinstance(extra, dict):
+                keys.append(extra.get("stored_body_sha256"))
+        return [k for k in dict.fromkeys(keys) if k]
+
+    def add_body_refs(self, m: Measurement) -> None:
+        """Record which bodies ``m`` refers to (inside the caller's transaction)."""
+        self.conn.executemany("INSERT OR IGNORE INTO body_refs (sha256, measurement_id) VALUES (?, ?)",
+                              [(k, m.measurement_id) for k in self.body_keys(m)])
 
     @staticmethod
     def _row(m: Measurement) -> tuple[Any, ...]:
