@@ -28,6 +28,7 @@ import random
 import socket
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -292,8 +293,61 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             return None
 
 
-async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5) -> Fetched:
-    """Send one query and classify the answer. Never raises for network trouble."""
+_GZIP_ENCODINGS = ("gzip", "x-gzip")
+
+
+async def _read_capped(resp: httpx.Response, cap: int) -> bytes | None:
+    """The decoded body, or None as soon as it grows past ``cap`` bytes.
+
+    httpx inflates a whole network chunk at once (a 64 KB gzip bomb chunk becomes 64 MB
+    in memory), so gzip is inflated here with ``max_length``: memory stays near ``cap``.
+    """
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    chunks: list[bytes] = []
+    size = 0
+    if encoding in _GZIP_ENCODINGS:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            async for raw in resp.aiter_raw():
+                data = inflater.decompress(raw, cap - size + 1)
+                size += len(data)
+                if size > cap:
+                    return None
+                chunks.append(data)
+            tail = inflater.flush()
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"gzip: {exc}") from None
+        size += len(tail)
+        if size > cap:
+            return None
+        chunks.append(tail)
+        return b"".join(chunks)
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5,
+                deadline_s: float | None = None) -> Fetched:
+    """Send one query and classify the answer. Never raises for network trouble.
+
+    httpx's timeouts bound each read, so a server that trickles a byte at a time would
+    never time out; ``deadline_s`` (default: the client's read timeout) bounds the whole
+    exchange, redirects included.
+    """
+    deadline = deadline_s if deadline_s is not None else client.timeout.read
+    if deadline is None:
+        return await _fetch(client, spec, query, max_redirects)
+    try:
+        return await asyncio.wait_for(_fetch(client, spec, query, max_redirects), deadline)
+    except asyncio.TimeoutError:
+        return Fetched(failure(FailureCode.timeout, "deadline"))
+
+
+async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int) -> Fetched:
     method, url, kwargs = build_request(spec, query)
     origin_host = urlsplit(url).hostname
     try:
@@ -311,15 +365,10 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
                     kwargs.pop("data", None)
                     kwargs.pop("params", None)
                     continue
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > spec.max_body_bytes:
-                        return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
-                                       resp.status_code, redact_url(str(resp.url)), headers, None)
-                    chunks.append(chunk)
-                body = b"".join(chunks)
+                body = await _read_capped(resp, spec.max_body_bytes)
+                if body is None:
+                    return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
+                                   resp.status_code, redact_url(str(resp.url)), headers, None)
                 result = Fetched(
                     classify_http(spec, resp.status_code, headers, body),
                     resp.status_code, redact_url(str(resp.url)), headers, body,
@@ -357,7 +406,8 @@ class RateLimiter:
             if delay > 0:
                 await asyncio.sleep(delay)
                 now = self.clock()
-            self._next = now + self._gap()
+            # max(): a push_back (Retry-After) that arrived while we slept must survive this wait
+            self._next = max(self._next, now + self._gap())
 
     def push_back(self, seconds: float) -> None:
         """Delay every next request (a 429 with Retry-After, a failed control)."""
@@ -592,6 +642,14 @@ class Engine:
             if soft_info.get("verdict") in (Verdict.no_results.value, Verdict.hard.value):
                 c.verdict = Verdict.soft
                 c.signals.append("soft_restricted_truism_empty")
+            elif soft_info.get("failure"):
+                # The soft test could not run, so "not censored" would be a guess: a soft-censored
+                # term must never be stored as uncensored because a platform hiccupped.
+                code = soft_info["failure"]
+                fetched.classification = failure(
+                    FailureCode(code) if code in FailureCode._value2member_map_ else FailureCode.control_failed,
+                    "soft_test_incomplete",
+                )
         return fetched, sent, soft_info
 
     async def _probe(self, st: _PlatformState, task: ProbeTask) -> tuple[Measurement, bytes | None]:
