@@ -120,7 +120,7 @@ def css_texts(page: Page, css: str, separator: str = "", strip: bool = False) ->
     """Text of every element matching ``css`` (BeautifulSoup ``get_text`` semantics)."""
     try:
         nodes = page.tree.css(css)
-    except (ImportError, ValueError, TypeError):  # no selectolax, or a selector Lexbor cannot take
+    except Exception:  # no selectolax, or a selector Lexbor cannot take (SelectolaxError): bs4 decides
         return [el.get_text(separator, strip=strip) for el in page.soup.select(css)]
     texts = []
     for node in nodes:
@@ -142,7 +142,7 @@ def count_matches(page: Page, ex: Extractor) -> int:
     if ex.css is not None and ex.attr is None:
         try:
             return len(page.tree.css(ex.css))
-        except (ImportError, ValueError, TypeError):
+        except Exception:  # as in css_texts
             return len(page.soup.select(ex.css))
     return len(extract(page, ex))
 
@@ -150,7 +150,7 @@ def count_matches(page: Page, ex: Extractor) -> int:
 def css_attrs(page: Page, css: str, attr: str) -> list[str]:
     try:
         nodes = page.tree.css(css)
-    except (ImportError, ValueError, TypeError):
+    except Exception:  # as in css_texts
         return [str(el.get(attr)) for el in page.soup.select(css) if el.get(attr) is not None]
     return [str(v) for v in (n.attributes.get(attr) for n in nodes) if v is not None]
 

@@ -6,6 +6,7 @@ platform by editing YAML, not Python.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -19,6 +20,23 @@ class StrictModel(BaseModel):
     """Spec models keep whitespace as written: a separator may be a single space."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _check_pattern(regex: str | None, css: str | None) -> "re.Pattern[str] | None":
+    """Refuse a broken regex or CSS selector when the spec loads, not on the first page of a run."""
+    if css is not None:
+        import soupsieve
+
+        try:
+            soupsieve.compile(css)
+        except Exception as exc:  # soupsieve.SelectorSyntaxError derives from Exception only
+            raise ValueError(f"invalid CSS selector {css!r}: {str(exc).splitlines()[0]}") from None
+    if regex is not None:
+        try:
+            return re.compile(regex, re.S)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {regex!r}: {exc}") from None
+    return None
 
 
 class Matcher(StrictModel):
@@ -53,6 +71,7 @@ class Matcher(StrictModel):
         given = [k for k in ("text", "regex", "css", "json_path") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("a matcher needs exactly one of text, regex, css, json")
+        _check_pattern(self.regex, self.css)
         return self
 
     @property
@@ -91,6 +110,11 @@ class Extractor(StrictModel):
         given = [k for k in ("regex", "css", "json_path") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("an extractor needs exactly one of regex, css, json")
+        pattern = _check_pattern(self.regex, self.css)
+        if pattern is not None:
+            known = isinstance(self.group, int) and 0 <= self.group <= pattern.groups
+            if not (known or (isinstance(self.group, str) and self.group in pattern.groupindex)):
+                raise ValueError(f"group {self.group!r} is not a group of the regular expression {self.regex!r}")
         return self
 
 
