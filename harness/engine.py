@@ -293,20 +293,33 @@ def _retry_after(headers: httpx.Headers) -> float | None:
             return None
 
 
-_GZIP_ENCODINGS = ("gzip", "x-gzip")
+_INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port: a redirect may only stay on the spec's own origin."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a Location with a port that is not a number
+        port = -1
+    return parts.scheme, parts.hostname, port
 
 
 async def _read_capped(resp: httpx.Response, cap: int) -> bytes | None:
     """The decoded body, or None as soon as it grows past ``cap`` bytes.
 
     httpx inflates a whole network chunk at once (a 64 KB gzip bomb chunk becomes 64 MB
-    in memory), so gzip is inflated here with ``max_length``: memory stays near ``cap``.
+    in memory; ``gzip, gzip`` would nest that), so bodies are inflated here with
+    ``max_length``: memory stays near ``cap``. Codings we did not ask for are refused.
     """
     encoding = resp.headers.get("content-encoding", "").strip().lower()
     chunks: list[bytes] = []
     size = 0
-    if encoding in _GZIP_ENCODINGS:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding not in ("", "identity"):
+        if encoding not in _INFLATE_WBITS:
+            raise httpx.DecodingError(f"unsupported content-encoding {encoding[:40]!r}")
+        inflater = zlib.decompressobj(_INFLATE_WBITS[encoding])
         try:
             async for raw in resp.aiter_raw():
                 data = inflater.decompress(raw, cap - size + 1)
@@ -322,7 +335,7 @@ async def _read_capped(resp: httpx.Response, cap: int) -> bytes | None:
             return None
         chunks.append(tail)
         return b"".join(chunks)
-    async for chunk in resp.aiter_bytes():
+    async for chunk in resp.aiter_raw():
         size += len(chunk)
         if size > cap:
             return None
@@ -349,15 +362,17 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
 
 async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int) -> Fetched:
     method, url, kwargs = build_request(spec, query)
-    origin_host = urlsplit(url).hostname
+    origin = _origin(url)
     try:
         for _ in range(max_redirects + 1):
             async with client.stream(method, url, **kwargs) as resp:
                 headers = {k.lower(): v for k, v in resp.headers.items() if k.lower() in KEPT_HEADERS}
+                if "location" in headers:  # evidence, but a redirect may carry tokens like any URL
+                    headers["location"] = redact_url(headers["location"])
                 if resp.is_redirect:
                     location = resp.headers.get("location", "")
                     nxt = str(resp.url.join(location))
-                    if urlsplit(nxt).hostname != origin_host:
+                    if _origin(nxt) != origin:
                         return Fetched(failure(FailureCode.redirect_offsite, f"location:{urlsplit(nxt).hostname}"),
                                        resp.status_code, redact_url(str(resp.url)), headers)
                     url, method = nxt, "GET"
