@@ -31,6 +31,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,6 +540,9 @@ class Engine:
         elif self.opt.proxy:
             client_kwargs["proxy"] = self.opt.proxy
         status = "interrupted"
+        # One thread does every store call of the run, in order: a commit (or a WAL checkpoint's
+        # fsync, 10-200 ms on a busy disk) then waits there instead of freezing every worker.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-store")
         try:
             async with httpx.AsyncClient(**client_kwargs) as client:
                 self.client = client
@@ -554,10 +558,15 @@ class Engine:
                 await asyncio.gather(*jobs)
             status = "complete"
         finally:
+            self._db_thread.shutdown(wait=True)
             self.store.set_run_status(run_id, status, finished=status == "complete")
         return RunSummary(run_id, status, len(plan.tasks), stored, len(done), counts, failures, time.monotonic() - t0)
 
     # ------------------------------------------------------------------ workers
+
+    async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call on the store thread; it has returned (committed) when this returns."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, call, *args)
 
     async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
         while True:
@@ -570,11 +579,11 @@ class Engine:
                 m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(), 0.0,
                                       Fetched(failure(FailureCode.control_failed)), 0)
                 m.test_keys.control_ok = False
-                if self.store.add_measurement(m):
+                if await self._db(self.store.add_measurement, m):
                     record(m)
                 continue
             m, body = await self._probe(st, task)
-            if self.store.add_measurement(m, body if self.opt.keep_bodies else None):
+            if await self._db(self.store.add_measurement, m, body if self.opt.keep_bodies else None):
                 record(m)
             st.since_control += 1
 
@@ -593,7 +602,7 @@ class Engine:
                 task = ProbeTask(f"{st.spec.name}\x1ftruism\x1f{self._session}\x1f{st.truism_seq}", st.spec.name,
                                  "truism", kw, None, st.truism_seq)
                 m = self._measurement(st, task, st.spec.truism, time.time(), 0.0, fetched, fetched.attempts)
-                self.store.add_measurement(m, fetched.body if self.opt.keep_bodies else None)
+                await self._db(self.store.add_measurement, m, fetched.body if self.opt.keep_bodies else None)
                 if fetched.classification.verdict is Verdict.not_censored:
                     st.control_ok = True
                     st.since_control = 0
@@ -679,7 +688,8 @@ class Engine:
             and self._plan.probe_set.flip_retest
             and verdict is not Verdict.failure
         ):
-            last = self.store.last_known_verdict(st.spec.name, task.keyword.term, self.opt.vantage.label, self._run_id)
+            last = await self._db(self.store.last_known_verdict, st.spec.name, task.keyword.term,
+                                  self.opt.vantage.label, self._run_id)
             if last is not None and last != verdict.value:
                 again, sent2, soft2 = await self._classify_once(st, task)
                 retested = True

@@ -102,8 +102,10 @@ def main() -> None:
             print(f"round {r + 1}: bare {bare[-1]:.0f} req/s, harness {eng[-1]:.0f} probes/s, "
                   f"harness+controls+soft {full[-1]:.0f} probes/s")
         b, e, f = statistics.median(bare), statistics.median(eng), statistics.median(full)
+        ratios = sorted(x / y for x, y in zip(eng, bare))
         print(f"median of {args.rounds}: bare httpx loop {b:.0f} req/s; harness {e:.0f} probes/s "
-              f"= {e / b:.2f} x bare (target >= 0.70); with controls + soft test {f:.0f} probes/s")
+              f"= {e / b:.2f} x bare (target >= 0.70); per-round ratios {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {statistics.median(ratios):.2f}); with controls + soft test {f:.0f} probes/s")
         per_s, size = store_insert_rate(folder)
         print(f"store: {per_s:.0f} measurements/s via add_measurement (3 KB body, deduplicated), {size:.1f} MB file")
 
