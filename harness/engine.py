@@ -28,8 +28,10 @@ import random
 import socket
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -355,14 +357,83 @@ def _kept_headers(headers: httpx.Headers, secrets: Secrets | None) -> dict[str, 
     return kept
 
 
+_INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port: a redirect may only stay on the spec's own origin."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a Location with a port that is not a number
+        port = -1
+    return parts.scheme, parts.hostname, port
+
+
+async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | None]:
+    """The decoded body and None; or, once it grows past ``cap`` bytes, its first ``cap``
+    bytes and how many were seen (the prefix is kept as evidence).
+
+    httpx inflates a whole network chunk at once (a 64 KB gzip bomb chunk becomes 64 MB
+    in memory; ``gzip, gzip`` would nest that), so bodies are inflated here with
+    ``max_length``: memory stays near ``cap``. Codings we did not ask for are refused.
+    """
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    chunks: list[bytes] = []
+    size = 0
+
+    def over() -> tuple[bytes, int]:
+        return b"".join(chunks)[:cap], size
+
+    if encoding not in ("", "identity"):
+        if encoding not in _INFLATE_WBITS:
+            raise httpx.DecodingError(f"unsupported content-encoding {encoding[:40]!r}")
+        inflater = zlib.decompressobj(_INFLATE_WBITS[encoding])
+        try:
+            async for raw in resp.aiter_raw():
+                data = inflater.decompress(raw, cap - size + 1)
+                size += len(data)
+                chunks.append(data)
+                if size > cap:
+                    return over()
+            tail = inflater.flush()
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"gzip: {exc}") from None
+        size += len(tail)
+        chunks.append(tail)
+        if size > cap:
+            return over()
+        return b"".join(chunks), None
+    async for chunk in resp.aiter_raw():
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > cap:
+            return over()
+    return b"".join(chunks), None
+
+
 async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5,
-                session: PlatformSession | None = None) -> Fetched:
+                session: PlatformSession | None = None, deadline_s: float | None = None) -> Fetched:
     """Send one query and classify the answer. Never raises for network trouble.
 
-    Redirects are followed by hand, only on the same host (an off-site redirect is
-    usually a login or verification page: ``redirect_offsite``). A body over the
+    Redirects are followed by hand, only on the spec's own origin (an off-site redirect
+    is usually a login or verification page: ``redirect_offsite``). A body over the
     spec's ``max_body_bytes`` is ``body_too_large``; its prefix is kept as evidence.
+    httpx's timeouts bound each read, so a server that trickles a byte at a time would
+    never time out; ``deadline_s`` (default: the client's read timeout) bounds the whole
+    exchange, redirects included.
     """
+    deadline = deadline_s if deadline_s is not None else client.timeout.read
+    if deadline is None:
+        return await _fetch(client, spec, query, max_redirects, session)
+    try:
+        return await asyncio.wait_for(_fetch(client, spec, query, max_redirects, session), deadline)
+    except asyncio.TimeoutError:
+        return Fetched(failure(FailureCode.timeout, "deadline"))
+
+
+async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int,
+                 session: PlatformSession | None) -> Fetched:
     secrets = session.secrets if session else None
     try:
         built = build_request(spec, query, session.env if session else None)
@@ -373,7 +444,7 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
     except Exception as exc:  # an adapter's build_request is third-party code
         return Fetched(failure(FailureCode.adapter_error, type(exc).__name__))
     method, url, kwargs = built.method, built.url, built.httpx_kwargs()
-    origin_host = urlsplit(url).hostname
+    origin = _origin(url)
     try:
         for _ in range(max_redirects + 1):
             if session and session.cookies:
@@ -387,24 +458,18 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
                 if resp.is_redirect:
                     location = resp.headers.get("location", "")
                     nxt = str(resp.url.join(location))
-                    if urlsplit(nxt).hostname != origin_host:
+                    if _origin(nxt) != origin:
                         return Fetched(failure(FailureCode.redirect_offsite, f"location:{urlsplit(nxt).hostname}"),
                                        resp.status_code, redact_url(str(resp.url), secrets), headers)
                     url, method = nxt, "GET"
                     kwargs.pop("json", None)
                     kwargs.pop("data", None)
                     continue
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    chunks.append(chunk)
-                    if size > spec.max_body_bytes:
-                        prefix = b"".join(chunks)[: spec.max_body_bytes]
-                        return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
-                                       resp.status_code, redact_url(str(resp.url), secrets), headers, prefix,
-                                       truncated=True, body_size=size)
-                body = b"".join(chunks)
+                body, seen = await _read_capped(resp, spec.max_body_bytes)
+                if seen is not None:
+                    return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
+                                   resp.status_code, redact_url(str(resp.url), secrets), headers, body,
+                                   truncated=True, body_size=seen)
                 return Fetched(
                     classify_http(spec, resp.status_code, headers, body),
                     resp.status_code, redact_url(str(resp.url), secrets), headers, body,
@@ -444,7 +509,8 @@ class RateLimiter:
             if delay > 0:
                 await asyncio.sleep(delay)
                 now = self.clock()
-            self._next = now + self._gap()
+            # max(): a push_back (Retry-After) that arrived while we slept must survive this wait
+            self._next = max(self._next, now + self._gap())
 
     def push_back(self, seconds: float) -> None:
         """Delay every next request (a 429 with Retry-After, a failed control)."""
@@ -623,6 +689,9 @@ class Engine:
         elif self.opt.proxy:
             client_kwargs["proxy"] = self.opt.proxy
         status = "interrupted"
+        # One thread does every store call of the run, in order: a commit (or a WAL checkpoint's
+        # fsync, 10-200 ms on a busy disk) then waits there instead of freezing every worker.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-store")
         try:
             async with httpx.AsyncClient(**client_kwargs) as client:
                 self.client = client
@@ -639,10 +708,15 @@ class Engine:
                 await asyncio.gather(*jobs)
             status = "complete"
         finally:
+            self._db_thread.shutdown(wait=True)
             self.store.set_run_status(run_id, status, finished=status == "complete")
         return RunSummary(run_id, status, len(plan.tasks), stored, len(done), counts, failures, time.monotonic() - t0)
 
     # ------------------------------------------------------------------ workers
+
+    async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run a store call on the store thread; it has returned (committed) when this returns."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, call, *args)
 
     async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
         while True:
@@ -655,11 +729,12 @@ class Engine:
             if not ok:
                 m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(), 0.0,
                                       Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
-                if self.store.add_measurement(m):
+                if await self._db(self.store.add_measurement, m):
                     record(m)
                 continue
             m, body, extra = await self._probe(st, task)
-            if self.store.add_measurement(m, self._stored_body(body), extra_bodies=extra):
+            stored = self._stored_body(body)
+            if await self._db(lambda: self.store.add_measurement(m, stored, extra_bodies=extra)):
                 record(m)
 
     def _stored_body(self, body: bytes | None) -> bytes | None:
@@ -677,7 +752,7 @@ class Engine:
         ok = fetched.classification.verdict is Verdict.not_censored
         m = self._measurement(st, task, st.spec.truism, time.time(), 0.0, fetched, fetched.attempts)
         m.test_keys.control_ok = ok
-        self.store.add_measurement(m, self._stored_body(fetched.body))
+        await self._db(self.store.add_measurement, m, self._stored_body(fetched.body))
         if ok:
             st.control_id = m.measurement_id
         return ok
@@ -811,7 +886,8 @@ class Engine:
         confirmed: bool | None = None
         retest_of: dict[str, Any] | None = None
         if task.role == "probe" and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
-            last = self.store.last_known_verdict(st.spec.name, task.keyword.term, self.opt.vantage.label, self._run_id)
+            last = await self._db(self.store.last_known_verdict, st.spec.name, task.keyword.term,
+                                  self.opt.vantage.label, self._run_id)
             if last is not None and last != verdict.value:
                 again, sent2, soft2 = await self._classify_once(st, task, pending)
                 retested = True
@@ -854,13 +930,15 @@ class Engine:
         for domain in st.profile_domains:
             q = fill(spec.soft_test.probe, {"query": query, "truism": spec.truism, "domain": domain})
             if not await self._domain_control(st, domain):
-                save_profile_cell(self.store, self._run_id, spec.name, task.keyword.term, domain, "no_control", q, None)
+                await self._db(save_profile_cell, self.store, self._run_id, spec.name, task.keyword.term, domain,
+                               "no_control", q, None)
                 continue
             res = await self._send(st, q)
             v = res.classification.verdict
             state = {Verdict.not_censored: "allowed", Verdict.no_results: "withheld", Verdict.hard: "withheld",
                      Verdict.soft: "allowed"}.get(v, f"failure:{res.classification.failure}")
-            save_profile_cell(self.store, self._run_id, spec.name, task.keyword.term, domain, state, q, self._keep(res))
+            await self._db(lambda: save_profile_cell(self.store, self._run_id, spec.name, task.keyword.term, domain,
+                                                     state, q, self._keep(res)))
 
     def _measurement(self, st: _PlatformState, task: ProbeTask, sent: str, t0: float, runtime: float,
                      fetched: Fetched, attempts: int) -> Measurement:

@@ -39,10 +39,11 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
         "SELECT b.sha256, b.size, length(b.data) AS stored FROM bodies b WHERE NOT EXISTS ("
         " SELECT 1 FROM body_refs r JOIN measurements m ON m.measurement_id = r.measurement_id"
         " WHERE r.sha256 = b.sha256 AND m.measurement_start_time >= ?)"
+        " AND NOT EXISTS (SELECT 1 FROM domain_profile d WHERE d.body_sha256 = b.sha256 AND d.measured_at >= ?)"
     )
     c.execute("BEGIN IMMEDIATE")
     try:
-        doomed = c.execute(doomed_sql, (cut,)).fetchall()
+        doomed = c.execute(doomed_sql, (cut, cut)).fetchall()
         shas = [r["sha256"] for r in doomed]
         affected = 0
         for i in range(0, len(shas), 500):
@@ -113,7 +114,8 @@ def check_store(path: Path) -> CheckReport:
         if c.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             problems.append("application id is not the harness's")
         count = lambda sql: c.execute(sql).fetchone()[0]  # noqa: E731
-        orphan = count("SELECT COUNT(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM body_refs r WHERE r.sha256=b.sha256)")
+        orphan = count("SELECT COUNT(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM body_refs r WHERE r.sha256=b.sha256)"
+                       " AND NOT EXISTS (SELECT 1 FROM domain_profile d WHERE d.body_sha256=b.sha256)")
         missing = count(
             "SELECT COUNT(DISTINCT r.sha256) FROM body_refs r"
             " WHERE NOT EXISTS (SELECT 1 FROM bodies b WHERE b.sha256=r.sha256)"

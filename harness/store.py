@@ -195,7 +195,8 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+            # check_same_thread=False: the engine hands its writes to one store thread (never two at once)
+            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             self._prepare(readonly)
         except sqlite3.DatabaseError as exc:

@@ -149,6 +149,11 @@ class Extractor(StrictModel):
             raise ValueError("an extractor needs exactly one of regex, css, json")
         if self.attr is not None and self.css is None:
             raise ValueError("`attr` only goes with `css`")
+        if self.regex is not None:
+            pattern = re.compile(self.regex, re.S)
+            known = isinstance(self.group, int) and 0 <= self.group <= pattern.groups
+            if not (known or (isinstance(self.group, str) and self.group in pattern.groupindex)):
+                raise ValueError(f"group {self.group!r} is not a group of the regular expression {self.regex!r}")
         return self
 
 

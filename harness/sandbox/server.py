@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -182,6 +183,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def real_answer(self, query: str) -> tuple[bytes, str]:
+        """The body and content type the sandbox answers a search with (fault injection reuses it)."""
+        outcome = self.server.sandbox.engine.search(query)
+        if urlsplit(self.path).path == "/api/search":
+            data = {"code": 0, "query": query, "data": {"kind": outcome.kind, "count": outcome.count,
+                    "result": [{"domain": d} for d in outcome.domains]}}
+            return json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8"
+        return render_page(query, outcome).encode("utf-8"), "text/html; charset=utf-8"
+
     def _json(self, status: int, data: Any) -> None:
         self.send_body(status, json.dumps(data, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
@@ -194,12 +204,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             sandbox._record(query)
             if sandbox.responder is not None and sandbox.responder(self, query):
                 return
-            outcome = sandbox.engine.search(query)
-            if parts.path == "/api/search":
-                self._json(200, {"code": 0, "query": query, "data": {"kind": outcome.kind, "count": outcome.count,
-                           "result": [{"domain": d} for d in outcome.domains]}})
-            else:
-                self.send_body(200, render_page(query, outcome).encode("utf-8"), "text/html; charset=utf-8")
+            body, ctype = self.real_answer(query)
+            self.send_body(200, body, ctype)
         elif parts.path == "/_sandbox/state":
             self._json(200, {"epoch": sandbox.engine.epoch.name, "index": sandbox.engine.epoch_index,
                              "epochs": [e.name for e in sandbox.engine.rules.epochs]})
@@ -231,6 +237,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
     sandbox: "Sandbox"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (a capped body, a timeout) is normal, not a server error.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class Sandbox:
@@ -264,6 +276,9 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        close = getattr(self.responder, "close", None)
+        if callable(close):  # a fault injector: wake its stalled answers
+            close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -1,0 +1,114 @@
+"""Engine throughput vs a bare httpx.AsyncClient loop sending the same GETs at the same concurrency.
+
+    .venv/bin/python bench/engine/throughput.py --terms 3000 --concurrency 8 --rounds 3
+
+The sandbox runs in its own process (`harness sandbox serve`); rate limits are off. The harness
+side is a full run through the public API (plan, fetch, classify, store in a real SQLite
+file) with one GET per probe (controls and soft test off, so both sides send exactly the same
+requests); a second harness figure with truism controls and the soft test on is printed for
+information. Also reports the store's insert rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, sandbox_process, term, write_probe_set  # noqa: E402
+
+from harness.engine import RunOptions  # noqa: E402
+from harness.runs import RunRequest, execute, prepare  # noqa: E402
+
+
+async def bare_loop(url: str, n_terms: int, concurrency: int) -> float:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for i in range(n_terms):
+        queue.put_nowait(term(i))
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+
+    async with httpx.AsyncClient(timeout=30, limits=limits, trust_env=False) as client:
+        async def worker() -> None:
+            while True:
+                try:
+                    t = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                async with client.stream("GET", url + "/s", params={"wd": t}) as resp:
+                    async for _ in resp.aiter_bytes():
+                        pass
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n_terms / (time.perf_counter() - t0)
+
+
+def harness_run(url: str, folder: Path, n_terms: int, concurrency: int, *, full: bool, tag: str) -> tuple[float, int]:
+    ps = write_probe_set(folder, n_terms, concurrency=concurrency, soft=full, controls=full, name=f"bench-{tag}")
+    store = folder / f"{tag}.db"
+    req = RunRequest(ps, store, base_urls={"sandbox": url}, new=True, options=RunOptions(seed=1))
+    plan = prepare(req)
+    t0 = time.perf_counter()
+    summary = execute(req, plan)
+    elapsed = time.perf_counter() - t0
+    assert summary.status == "complete" and summary.stored >= n_terms, summary
+    assert sum(summary.failures.values()) == 0, summary.failures
+    return n_terms / elapsed, summary.stored
+
+
+def store_insert_rate(folder: Path, n: int = 20_000) -> tuple[float, float]:
+    """Measurements per second through Store.add_measurement (one transaction each) and the body dedup."""
+    import uuid
+
+    from harness.models import Measurement, Run, Verdict
+    from harness.store import Store, utcnow
+
+    with Store(folder / "insert.db") as st:
+        st.create_run(Run(run_id="r", probe_set="p", started_at=utcnow()))
+        body = b"<html>" + b"x" * 3000 + b"</html>"
+        t0 = time.perf_counter()
+        for i in range(n):
+            m = Measurement(measurement_id=uuid.uuid4().hex, run_id="r", probe_set="p", task_key=f"k{i}",
+                            measurement_start_time=utcnow(), platform="sandbox", role="probe", input=f"t{i}",
+                            query=f"t{i}", verdict=Verdict.not_censored)
+            st.add_measurement(m, body)
+        per_s = n / (time.perf_counter() - t0)
+        size_mb = (folder / "insert.db").stat().st_size / 2**20
+    return per_s, size_mb
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--terms", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp, sandbox_process() as url:
+        folder = Path(tmp)
+        asyncio.run(bare_loop(url, 200, args.concurrency))  # warm the server
+        bare, eng, full = [], [], []
+        for r in range(args.rounds):
+            bare.append(asyncio.run(bare_loop(url, args.terms, args.concurrency)))
+            eng.append(harness_run(url, folder, args.terms, args.concurrency, full=False, tag=f"e{r}")[0])
+            full.append(harness_run(url, folder, args.terms, args.concurrency, full=True, tag=f"f{r}")[0])
+            print(f"round {r + 1}: bare {bare[-1]:.0f} req/s, harness {eng[-1]:.0f} probes/s, "
+                  f"harness+controls+soft {full[-1]:.0f} probes/s")
+        b, e, f = statistics.median(bare), statistics.median(eng), statistics.median(full)
+        ratios = sorted(x / y for x, y in zip(eng, bare))
+        print(f"median of {args.rounds}: bare httpx loop {b:.0f} req/s; harness {e:.0f} probes/s "
+              f"= {e / b:.2f} x bare (target >= 0.70); per-round ratios {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {statistics.median(ratios):.2f}); with controls + soft test {f:.0f} probes/s")
+        per_s, size = store_insert_rate(folder)
+        print(f"store: {per_s:.0f} measurements/s via add_measurement (3 KB body, deduplicated), {size:.1f} MB file")
+
+
+if __name__ == "__main__":
+    main()
