@@ -22,6 +22,9 @@ Method, per probe (Citizen Lab style):
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import ssl
 import hashlib
 import os
 import random
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit, parse_qsl, urlencode
 
+import certifi
 import httpx
 
 from . import __version__
@@ -488,6 +492,14 @@ async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_
 # --------------------------------------------------------------------------- pacing
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+_worker_client: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar("worker_client", default=None)
+
+
 class RateLimiter:
     """Spaces requests to one platform by ``interval_s`` ± ``jitter`` (a fraction of it)."""
 
@@ -682,12 +694,14 @@ class Engine:
 
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         timeout = httpx.Timeout(plan.probe_set.timeout_s)
+        # One TLS context for every client of the run: loading the CA bundle costs ~50 ms a client.
         client_kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False,
-                                         "trust_env": False}
+                                         "trust_env": False, "verify": _tls_context()}
         if self.opt.transport is not None:
             client_kwargs["transport"] = self.opt.transport
         elif self.opt.proxy:
             client_kwargs["proxy"] = self.opt.proxy
+        self._client_kwargs = {**client_kwargs, "limits": httpx.Limits(max_connections=2, max_keepalive_connections=1)}
         status = "interrupted"
         # One thread does every store call of the run, in order: a commit (or a WAL checkpoint's
         # fsync, 10-200 ms on a busy disk) then waits there instead of freezing every worker.
@@ -719,6 +733,17 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, call, *args)
 
     async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
+        if self.opt.transport is not None:  # an injected transport is shared (closing a client closes it)
+            await self._work(st, queue, record)
+            return
+        # A client per worker, with its own connection: httpcore checks every idle pooled
+        # connection each time a request is placed, and a shared pool of workers that spend
+        # time classifying and storing is mostly idle connections (see bench/engine).
+        async with httpx.AsyncClient(**self._client_kwargs) as client:
+            _worker_client.set(client)
+            await self._work(st, queue, record)
+
+    async def _work(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
         while True:
             try:
                 task = queue.get_nowait()
@@ -805,7 +830,7 @@ class Engine:
         fetched = Fetched(failure(FailureCode.internal_error))
         for attempt in range(retries + 1):
             await st.limiter.wait()
-            fetched = await fetch(self.client, st.spec, query, session=st.session)
+            fetched = await fetch(_worker_client.get(None) or self.client, st.spec, query, session=st.session)
             code = fetched.classification.failure
             fetched.attempts = attempt + 1
             if code is None or FailureCode(code) not in RETRYABLE or attempt == retries:
