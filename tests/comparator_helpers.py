@@ -118,3 +118,21 @@ def cli(*args: str) -> CliResult:
     res = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     exc = res.exception if not isinstance(res.exception, SystemExit) else None
     return CliResult(res.exit_code, res.stdout, exc)
+
+
+def build_three_runs(root: Path) -> tuple[Path, list[str]]:
+    """Three runs at vantage 'lab': epoch before; epoch after with an outage and a purge; epoch after again."""
+    ps = make_world(root)
+    [sb] = sandboxes()
+    db = root / "store.db"
+    try:
+        r1 = run(ps, db, {"sandbox": sb.url})
+        sb.set_epoch("after")
+        switch_list(root, include_new=True)
+        sb.responder = outage_and_purge
+        r2 = run(ps, db, {"sandbox": sb.url})
+        sb.responder = None
+        r3 = run(ps, db, {"sandbox": sb.url})
+    finally:
+        sb.stop()
+    return db, [r1.run_id, r2.run_id, r3.run_id]

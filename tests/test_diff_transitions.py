@@ -13,8 +13,8 @@ from harness.diff import (Difference, Filters, RunScope, Transition, cross_diff,
 from harness.errors import InputError, NotFoundError
 from harness.store import Store
 
-from .comparator_helpers import (DROPPED_TERM, NEW_TERM, OUTAGE_TERM, PURGED_TERM, cli, make_world, outage_and_purge,
-                                 run, sandboxes, switch_list)
+from .comparator_helpers import (DROPPED_TERM, NEW_TERM, OUTAGE_TERM, PURGED_TERM, build_three_runs, cli, make_world,
+                                 run, sandboxes)
 from .conftest import run_cli
 
 EXPECTED = {
@@ -33,20 +33,8 @@ EXPECTED = {
 def world(tmp_path_factory):
     """Three runs at vantage 'lab': epoch before; epoch after with an outage and a purge; epoch after again."""
     root = tmp_path_factory.mktemp("world")
-    ps = make_world(root)
-    [sb] = sandboxes()
-    db = root / "store.db"
-    try:
-        r1 = run(ps, db, {"sandbox": sb.url})
-        sb.set_epoch("after")
-        switch_list(root, include_new=True)
-        sb.responder = outage_and_purge
-        r2 = run(ps, db, {"sandbox": sb.url})
-        sb.responder = None
-        r3 = run(ps, db, {"sandbox": sb.url})
-    finally:
-        sb.stop()
-    return {"root": root, "db": db, "runs": [r1.run_id, r2.run_id, r3.run_id]}
+    db, runs = build_three_runs(root)
+    return {"root": root, "db": db, "runs": runs}
 
 
 def _diff(world, a=0, b=1, **kw):

@@ -10,27 +10,13 @@ from harness.errors import NotFoundError
 from harness.store import Store
 from harness.timeline import run_history, term_timeline
 
-from .comparator_helpers import OUTAGE_TERM, cli, make_world, outage_and_purge, run, sandboxes, switch_list
+from .comparator_helpers import OUTAGE_TERM, build_three_runs, cli
 from .conftest import run_cli
 
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tl")
-    ps = make_world(root)
-    [sb] = sandboxes()
-    db = root / "store.db"
-    try:
-        r1 = run(ps, db, {"sandbox": sb.url})
-        sb.set_epoch("after")
-        switch_list(root, include_new=True)
-        sb.responder = outage_and_purge
-        r2 = run(ps, db, {"sandbox": sb.url})
-        sb.responder = None
-        r3 = run(ps, db, {"sandbox": sb.url})
-    finally:
-        sb.stop()
-    return db, [r1.run_id, r2.run_id, r3.run_id]
+    return build_three_runs(tmp_path_factory.mktemp("tl"))
 
 
 def test_periods_with_first_and_last_seen(three_runs):

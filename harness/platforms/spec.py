@@ -53,7 +53,21 @@ def _check_css(selector: str | None) -> str | None:
     return selector
 
 
-class Matcher(StrictModel):
+class _CheckedPatterns(StrictModel):
+    """Refuse a broken regex or CSS selector when the spec loads, not on the first page of a run."""
+
+    @field_validator("regex", check_fields=False)
+    @classmethod
+    def _regex_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("css", check_fields=False)
+    @classmethod
+    def _css_ok(cls, v: str | None) -> str | None:
+        return _check_css(v)
+
+
+class Matcher(_CheckedPatterns):
     """One way of recognising a signal on a page. Exactly one of text/regex/css/json.
 
     - ``text``: the decoded body contains this string.
@@ -80,16 +94,6 @@ class Matcher(StrictModel):
             return {"text": data}
         return data
 
-    @field_validator("regex")
-    @classmethod
-    def _regex_ok(cls, v: str | None) -> str | None:
-        return _check_regex(v)
-
-    @field_validator("css")
-    @classmethod
-    def _css_ok(cls, v: str | None) -> str | None:
-        return _check_css(v)
-
     @model_validator(mode="after")
     def _exactly_one(self) -> "Matcher":
         given = [k for k in ("text", "regex", "css", "json_path") if getattr(self, k) is not None]
@@ -115,7 +119,7 @@ class Matcher(StrictModel):
         return f"json:{self.json_path}{vals}"
 
 
-class Extractor(StrictModel):
+class Extractor(_CheckedPatterns):
     """Pull values out of a page. Exactly one of regex/css/json.
 
     - ``regex``: every match (``group`` selects the group).
@@ -131,16 +135,6 @@ class Extractor(StrictModel):
     json_path: str | None = Field(default=None, alias="json")
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
-
-    @field_validator("regex")
-    @classmethod
-    def _regex_ok(cls, v: str | None) -> str | None:
-        return _check_regex(v)
-
-    @field_validator("css")
-    @classmethod
-    def _css_ok(cls, v: str | None) -> str | None:
-        return _check_css(v)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Extractor":
