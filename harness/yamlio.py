@@ -131,12 +131,37 @@ def load_model(path: str | Path, model: type[M], cls: type[InputError] = InputEr
     return validate_located(doc, model, cls), doc
 
 
+def _mode_for(path: Path) -> int:
+    """The replaced file's permissions, or what a plain ``open()`` would give (0666 less the umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file so that readers see either the old or the new content, never half."""
+    """Write a file so that readers see either the old or the new content, never half.
+
+    The file keeps its permissions (a new one gets the usual ones, not mkstemp's 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

@@ -128,3 +128,23 @@ def test_project_keyword_lists_are_valid_and_curated():
             assert e.source or loaded.keyword_list.source, f"{f}: {e.term} has no source"
         total += len(loaded.keyword_list.entries)
     assert total >= 150
+
+
+def test_atomic_writes_keep_permissions_and_give_new_files_the_usual_ones(tmp_path):
+    import os
+    import stat
+
+    from harness.yamlio import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "new.yaml"
+        atomic_write_text(fresh, "a: 1\n")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.yaml"
+        kept.write_text("a: 0\n")
+        kept.chmod(0o640)
+        atomic_write_text(kept, "a: 2\n")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "a: 2\n"
+    finally:
+        os.umask(old)
