@@ -630,13 +630,7 @@ def add_entry(path: str | Path, entry: Keyword) -> AddResult:
         last = lines[at - 1]
         indent = last[: len(last) - len(last.lstrip(" "))]
         new_lines = [f"{indent}- {json_line(as_dict)}"]
-        cr = "\r" if newline == "\r\n" else ""
-        if at >= len(lines):
-            new_text = text + newline + newline.join(new_lines)
-        else:
-            lines[at:at] = [ln + cr for ln in new_lines]
-            new_text = "\n".join(lines)
-        new_line = at + 1
+        new_text, new_line = _insert_lines(text, lines, at, new_lines, newline)
         # The rest of the file is untouched and was just validated; check the one new line.
         if entry_key(Keyword.model_validate(json.loads(new_lines[0].strip()[2:]))) != key:
             raise KeywordListError("internal error: the new line does not read back as the entry", path)
@@ -679,14 +673,7 @@ def add_entry(path: str | Path, entry: Keyword) -> AddResult:
         else:
             new_lines = [f"{indent}- {json_line(as_dict)}"]
         at = line_no + 1
-        cr = "\r" if newline == "\r\n" else ""
-        if at >= len(lines):
-            # the last entry ends the file, which has no final newline: keep it that way
-            new_text = text + newline + newline.join(new_lines)
-        else:
-            lines[at:at] = [ln + cr for ln in new_lines]
-            new_text = "\n".join(lines)
-        new_line = at + 1
+        new_text, new_line = _insert_lines(text, lines, at, new_lines, newline)
     return _commit_add(path, bom, new_text, loaded, key, entry, new_line, notes)
 
 
@@ -701,6 +688,16 @@ def _commit_add(path: Path, bom: bool, new_text: str, loaded: LoadedList, key: t
         raise KeywordListError("internal error: the new entry did not land at the end of `entries`", path)
     atomic_write_text(path, ("\ufeff" if bom else "") + new_text)
     return AddResult(path, new_line, entry, notes)
+
+
+def _insert_lines(text: str, lines: list[str], at: int, new_lines: list[str], newline: str) -> tuple[str, int]:
+    """Insert ``new_lines`` after line ``at`` (1-based), keeping the file's line endings; the
+    new text and the new entry's line. A file without a final newline keeps not having one."""
+    if at >= len(lines):
+        return text + newline + newline.join(new_lines), at + 1
+    cr = "\r" if newline == "\r\n" else ""
+    lines[at:at] = [ln + cr for ln in new_lines]
+    return "\n".join(lines), at + 1
 
 
 def _deepest_end(node: yaml.Node) -> int:
