@@ -34,7 +34,6 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +70,10 @@ from .variants import expand as expand_variants
 from .platforms.adapters import BuiltRequest, get_adapter
 from .sessions import PlatformSession, Secrets, check_proxy, looks_like_token, redact_userinfo
 from .store import Store, utcnow
+from .storewriter import StoreWriter
 from .yamlio import LocatedYaml, load_model
 
+MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "server", "date", "location", "retry-after")
 SECRET_PARAM_HINTS = ("token", "key", "sign", "auth", "session", "sid", "cookie", "bogus", "pass", "secret", "ticket")
 
@@ -416,6 +417,9 @@ async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | Non
     return b"".join(chunks), None
 
 
+_timeout_scope = getattr(asyncio, "timeout", None)
+
+
 async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5,
                 session: PlatformSession | None = None, deadline_s: float | None = None) -> Fetched:
     """Send one query and classify the answer. Never raises for network trouble.
@@ -431,7 +435,10 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
     if deadline is None:
         return await _fetch(client, spec, query, max_redirects, session)
     try:
-        return await asyncio.wait_for(_fetch(client, spec, query, max_redirects, session), deadline)
+        if _timeout_scope is None:  # Python 3.10
+            return await asyncio.wait_for(_fetch(client, spec, query, max_redirects, session), deadline)
+        async with _timeout_scope(deadline):  # no extra task per request, unlike wait_for
+            return await _fetch(client, spec, query, max_redirects, session)
     except asyncio.TimeoutError:
         return Fetched(failure(FailureCode.timeout, "deadline"))
 
@@ -597,6 +604,7 @@ class _PlatformState:
         self.soft_domain: str | None = None
         self.domain_controls: dict[str, bool] = {}  # restricted truism per domain, this control window
         self.truism_seq = 0
+        self.last_known: dict[str, str] = {}  # term -> latest non-failure verdict before this run (flip retest)
 
 
 def _redacted_probe_set(probe_set: ProbeSet) -> dict[str, Any]:
@@ -705,7 +713,12 @@ class Engine:
         status = "interrupted"
         # One thread does every store call of the run, in order: a commit (or a WAL checkpoint's
         # fsync, 10-200 ms on a busy disk) then waits there instead of freezing every worker.
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-store")
+        # Workers hand a finished measurement over and go on; it is counted once committed.
+        self._writer = StoreWriter(self.store)
+        self._unsettled: set[asyncio.Future[bool]] = set()
+        self._in_flight = asyncio.Semaphore(MAX_UNCOMMITTED)
+        self._write_error: BaseException | None = None
+        self._record = record
         try:
             async with httpx.AsyncClient(**client_kwargs) as client:
                 self.client = client
@@ -713,6 +726,9 @@ class Engine:
                 for pname, spec in plan.specs.items():
                     state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
                                            self._sessions[pname], self._profile_domains(plan, spec))
+                    if plan.probe_set.flip_retest:
+                        state.last_known = await self._db(self.store.last_known_verdicts, pname,
+                                                          self.opt.vantage.label, run_id)
                     queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
                     for t in todo:
                         if t.platform == pname:
@@ -720,9 +736,14 @@ class Engine:
                     for _ in range(plan.rate_limits[pname].concurrency):
                         jobs.append(self._worker(state, queue, record))
                 await asyncio.gather(*jobs)
+            await self._writer.aclose()
+            if self._unsettled:
+                await asyncio.wait(self._unsettled)
+            if self._write_error is not None:
+                raise self._write_error
             status = "complete"
         finally:
-            self._db_thread.shutdown(wait=True)
+            self._writer.close()  # after an error or a cancellation: still writes what was handed over
             self.store.set_run_status(run_id, status, finished=status == "complete")
         return RunSummary(run_id, status, len(plan.tasks), stored, len(done), counts, failures, time.monotonic() - t0)
 
@@ -730,7 +751,34 @@ class Engine:
 
     async def _db(self, call: Callable[..., Any], *args: Any) -> Any:
         """Run a store call on the store thread; it has returned (committed) when this returns."""
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, call, *args)
+        return await self._writer.call(call, *args)
+
+    async def _hand_over(self, m: Measurement, body: bytes | None = None, extra: list[bytes] | None = None) -> None:
+        """Queue a finished measurement for the store thread and go on; it is counted
+        (``record``) only once its transaction has committed."""
+        if self._write_error is not None:
+            raise self._write_error
+        await self._in_flight.acquire()
+        fut = self._writer.add(m, body, extra or ())
+        self._unsettled.add(fut)
+        fut.add_done_callback(functools.partial(self._settled, m))
+
+    def _settled(self, m: Measurement, fut: asyncio.Future[bool]) -> None:
+        self._unsettled.discard(fut)
+        self._in_flight.release()
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            if self._write_error is None:
+                self._write_error = exc
+            return
+        if fut.result():
+            try:
+                self._record(m)
+            except Exception as exc:  # a progress callback's error stops the run, as it would in a worker
+                if self._write_error is None:
+                    self._write_error = exc
 
     async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
         if self.opt.transport is not None:  # an injected transport is shared (closing a client closes it)
@@ -754,13 +802,10 @@ class Engine:
             if not ok:
                 m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(), 0.0,
                                       Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
-                if await self._db(self.store.add_measurement, m):
-                    record(m)
+                await self._hand_over(m)
                 continue
             m, body, extra = await self._probe(st, task)
-            stored = self._stored_body(body)
-            if await self._db(lambda: self.store.add_measurement(m, stored, extra_bodies=extra)):
-                record(m)
+            await self._hand_over(m, self._stored_body(body), extra)
 
     def _stored_body(self, body: bytes | None) -> bytes | None:
         if body is None or not self.opt.keep_bodies:
@@ -911,8 +956,7 @@ class Engine:
         confirmed: bool | None = None
         retest_of: dict[str, Any] | None = None
         if task.role == "probe" and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
-            last = await self._db(self.store.last_known_verdict, st.spec.name, task.keyword.term,
-                                  self.opt.vantage.label, self._run_id)
+            last = st.last_known.get(task.keyword.term)
             if last is not None and last != verdict.value:
                 again, sent2, soft2 = await self._classify_once(st, task, pending)
                 retested = True

@@ -321,6 +321,7 @@ def import_file(store: Store, path: Path) -> ImportSummary:
             summary.runs_created.append(run.run_id)
         c.execute("COMMIT")
     except BaseException:
-        c.execute("ROLLBACK")
+        if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+            c.execute("ROLLBACK")
         raise
     return summary

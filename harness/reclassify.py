@@ -143,7 +143,8 @@ def reclassify_run(store: Store, run_id: str, registry: PlatformRegistry, *, dry
                 " old_failure, new_verdict, new_failure, changed, doc) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                c.execute("ROLLBACK")
             raise
     return result
 

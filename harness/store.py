@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +235,8 @@ class Store:
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                c.execute("ROLLBACK")
             raise
 
     @property
@@ -344,32 +345,47 @@ class Store:
     def add_measurement(self, m: Measurement, body: bytes | None = None, extra_bodies: Iterable[bytes] = ()) -> bool:
         """Store one measurement (and its body, and bodies its test keys refer to) atomically;
         False if its task was already stored."""
+        return self.add_measurements([(m, body, extra_bodies)])[0]
+
+    def add_measurements(self, items: Sequence[tuple[Measurement, bytes | None, Iterable[bytes]]]) -> list[bool]:
+        """Store several measurements in one transaction (a group commit): all or none.
+
+        Each item is (measurement, body, extra bodies); the answer says, per item, whether it
+        was inserted (False: its task was already stored)."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for extra in extra_bodies:
-                self.put_body(extra)
-            if body is not None:
-                sha = self.put_body(body)
-                if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
-                    m.evidence.stored_body_sha256 = sha
-                else:
-                    m.evidence.body_sha256 = sha
-            cur = c.execute(
-                "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
-                " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"
-                " result_count, result_items, status_code, body_sha256, doc)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                self._row(m),
-            )
-            inserted = cur.rowcount == 1
-            if inserted:
-                self.add_body_refs(m)
+            inserted = [self._insert_measurement(m, body, extra) for m, body, extra in items]
             c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
+        except BaseException as exc:
+            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                c.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, locked past the timeout
+                raise StoreError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
+                                 f"resumes where it stopped once this is fixed") from exc
             raise
         return inserted
+
+    def _insert_measurement(self, m: Measurement, body: bytes | None, extra_bodies: Iterable[bytes]) -> bool:
+        for extra in extra_bodies:
+            self.put_body(extra)
+        if body is not None:
+            sha = self.put_body(body)
+            if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
+                m.evidence.stored_body_sha256 = sha
+            else:
+                m.evidence.body_sha256 = sha
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
+            " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"
+            " result_count, result_items, status_code, body_sha256, doc)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self._row(m),
+        )
+        if cur.rowcount != 1:
+            return False
+        self.add_body_refs(m)
+        return True
 
     @staticmethod
     def body_keys(m: Measurement) -> list[str]:
@@ -420,10 +436,23 @@ class Store:
         """Latest non-failure verdict for (platform, term, vantage) in runs other than ``before_run``."""
         row = self.conn.execute(
             "SELECT verdict FROM measurements WHERE platform=? AND input=? AND vantage=? AND role='probe'"
-            " AND verdict != 'failure' AND run_id != ? ORDER BY measurement_start_time DESC LIMIT 1",
+            " AND verdict != 'failure' AND run_id != ? ORDER BY measurement_start_time DESC, rowid DESC LIMIT 1",
             (platform, term, vantage, before_run),
         ).fetchone()
         return row[0] if row else None
+
+    def last_known_verdicts(self, platform: str, vantage: str, before_run: str) -> dict[str, str]:
+        """:meth:`last_known_verdict` for every term of ``platform`` at once (one query at run start)."""
+        return {
+            term: verdict
+            for term, verdict in self.conn.execute(
+                "SELECT input, verdict FROM (SELECT input, verdict, ROW_NUMBER() OVER (PARTITION BY input"
+                " ORDER BY measurement_start_time DESC, rowid DESC) AS n FROM measurements"
+                " WHERE platform=? AND vantage=? AND role='probe' AND verdict != 'failure' AND run_id != ?)"
+                " WHERE n = 1",
+                (platform, vantage, before_run),
+            )
+        }
 
     def verdict_rows(self, run_ids: Iterable[str]) -> Iterator[sqlite3.Row]:
         ids = list(run_ids)

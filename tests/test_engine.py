@@ -235,3 +235,45 @@ def test_an_interrupted_run_resumes_without_loss_or_duplicates(sandbox, store_pa
     with Store(store_path, readonly=True) as st:
         keys = [m.task_key for m in st.measurements(run.run_id) if m.role != "truism"]
     assert sorted(keys) == sorted(t.key for t in plan.tasks)
+
+
+def test_a_full_disk_stops_the_run_and_every_counted_measurement_is_in_the_store(sandbox, store_path, tmp_path):
+    """SQLite's own "database or disk is full" (a page cap on the connection), mid-run: the run
+    stops with the error, is marked interrupted, and counts only what was committed."""
+    import asyncio
+
+    from harness.engine import Engine
+    from harness.errors import StoreError
+    from harness.runs import RunRequest, prepare
+
+    from .conftest import fast_options
+
+    terms = tmp_path / "many.yaml"
+    terms.write_text("name: many\nentries:\n" + "".join(f"  - term: 词{i}\n" for i in range(400)), encoding="utf-8")
+    ps = tmp_path / "many-ps.yaml"
+    ps.write_text(f"name: many\nkeywords:\n  - list: {terms}\nplatforms:\n  - name: sandbox\n"
+                  "    rate_limit: {interval_s: 0, jitter: 0, concurrency: 4}\n"
+                  "controls: {truism: false, lists: []}\n", encoding="utf-8")
+    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, new=True, options=fast_options())
+    plan = prepare(req)
+    counted = []
+    with Store(store_path) as st:
+        pages = st.conn.execute("PRAGMA page_count").fetchone()[0]
+        st.conn.execute(f"PRAGMA max_page_count = {pages + 40}")
+        with pytest.raises(StoreError, match="full.*resumes"):
+            asyncio.run(Engine(st, req.options).run(plan, progress=counted.append))
+        st.conn.execute("PRAGMA max_page_count = 1000000")
+    with Store(store_path, readonly=True) as st:
+        [run] = st.list_runs()
+        assert run.status == "interrupted"
+        stored = {m.measurement_id for m in st.measurements(run.run_id)}
+    assert 0 < len(counted) < 400
+    assert {m.measurement_id for m in counted} == stored
+    # room again: the run resumes and ends with exactly one measurement per task
+    from harness.runs import execute
+
+    summary = execute(RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options()), plan)
+    assert summary.run_id == run.run_id and summary.status == "complete"
+    with Store(store_path, readonly=True) as st:
+        keys = [m.task_key for m in st.measurements(run.run_id)]
+    assert sorted(keys) == sorted(t.key for t in plan.tasks)
