@@ -52,6 +52,7 @@ class Page:
         self._tree: Any = None
         self._json: Any = None
         self._json_loaded = False
+        self._css: dict[str, list[Any]] = {}
 
     @property
     def soup(self) -> Any:
@@ -69,6 +70,13 @@ class Page:
 
             self._tree = LexborHTMLParser(self.text)
         return self._tree
+
+    def css(self, selector: str) -> list[Any]:
+        """Lexbor nodes matching ``selector``, once per page (a spec often reuses one selector)."""
+        nodes = self._css.get(selector)
+        if nodes is None:
+            nodes = self._css[selector] = self.tree.css(selector)
+        return nodes
 
     @property
     def json(self) -> Any:
@@ -119,7 +127,7 @@ def _lexbor_strings(node: Any) -> list[str]:
 def css_texts(page: Page, css: str, separator: str = "", strip: bool = False) -> list[str]:
     """Text of every element matching ``css`` (BeautifulSoup ``get_text`` semantics)."""
     try:
-        nodes = page.tree.css(css)
+        nodes = page.css(css)
     except Exception:  # no selectolax, or a selector Lexbor cannot take (SelectolaxError): bs4 decides
         return [el.get_text(separator, strip=strip) for el in page.soup.select(css)]
     texts = []
@@ -141,7 +149,7 @@ def count_matches(page: Page, ex: Extractor) -> int:
     """How many items ``ex`` finds (for CSS: without extracting any text)."""
     if ex.css is not None and ex.attr is None:
         try:
-            return len(page.tree.css(ex.css))
+            return len(page.css(ex.css))
         except Exception:  # as in css_texts
             return len(page.soup.select(ex.css))
     return len(extract(page, ex))
@@ -149,7 +157,7 @@ def count_matches(page: Page, ex: Extractor) -> int:
 
 def css_attrs(page: Page, css: str, attr: str) -> list[str]:
     try:
-        nodes = page.tree.css(css)
+        nodes = page.css(css)
     except Exception:  # as in css_texts
         return [str(el.get(attr)) for el in page.soup.select(css) if el.get(attr) is not None]
     return [str(v) for v in (n.attributes.get(attr) for n in nodes) if v is not None]

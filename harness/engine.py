@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import ssl
 import hashlib
 import os
 import random
@@ -37,9 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit, parse_qsl, urlencode
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
-import certifi
 import httpx
 
 from . import __version__
@@ -71,6 +69,7 @@ from .platforms.adapters import BuiltRequest, get_adapter
 from .sessions import PlatformSession, Secrets, check_proxy, looks_like_token, redact_userinfo
 from .store import Store, utcnow
 from .storewriter import StoreWriter
+from .transport import Sender
 from .yamlio import LocatedYaml, load_model
 
 MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
@@ -283,16 +282,27 @@ def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = N
 
 
 def redact_url(url: str, secrets: Secrets | None = None) -> str:
-    """Remove credentials, token-like query parameters and known secret values from a URL kept as evidence."""
+    """Remove credentials, token-like query parameters and known secret values from a URL kept as evidence.
+
+    Every other query parameter is kept byte for byte, so a query percent-encoded in GBK
+    (or anything but UTF-8) stays exactly what was sent.
+    """
     parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
-    query = [
-        (k, "REDACTED" if any(h in k.lower() for h in SECRET_PARAM_HINTS) or looks_like_token(v) else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    out = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    query = parts.query
+    if query:
+        kept = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            if any(h in unquote_plus(name, errors="replace").lower() for h in SECRET_PARAM_HINTS) or (
+                    len(value) >= 24 and looks_like_token(unquote_plus(value, errors="replace"))):
+                kept.append(f"{name}=REDACTED")
+            else:
+                kept.append(pair)
+        query = "&".join(kept)
+    out = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     return secrets.scrub(out) if secrets else out
 
 
@@ -383,6 +393,9 @@ async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | Non
     in memory; ``gzip, gzip`` would nest that), so bodies are inflated here with
     ``max_length``: memory stays near ``cap``. Codings we did not ask for are refused.
     """
+    if resp.is_stream_consumed:  # an answer already in memory, decoded (httpx.MockTransport reads it first)
+        body = resp.content
+        return (body[:cap], len(body)) if len(body) > cap else (body, None)
     encoding = resp.headers.get("content-encoding", "").strip().lower()
     chunks: list[bytes] = []
     size = 0
@@ -420,7 +433,7 @@ async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | Non
 _timeout_scope = getattr(asyncio, "timeout", None)
 
 
-async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int = 5,
+async def fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int = 5,
                 session: PlatformSession | None = None, deadline_s: float | None = None) -> Fetched:
     """Send one query and classify the answer. Never raises for network trouble.
 
@@ -428,22 +441,22 @@ async def fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_r
     is usually a login or verification page: ``redirect_offsite``). A body over the
     spec's ``max_body_bytes`` is ``body_too_large``; its prefix is kept as evidence.
     httpx's timeouts bound each read, so a server that trickles a byte at a time would
-    never time out; ``deadline_s`` (default: the client's read timeout) bounds the whole
+    never time out; ``deadline_s`` (default: the sender's read timeout) bounds the whole
     exchange, redirects included.
     """
-    deadline = deadline_s if deadline_s is not None else client.timeout.read
+    deadline = deadline_s if deadline_s is not None else sender.timeout.read
     if deadline is None:
-        return await _fetch(client, spec, query, max_redirects, session)
+        return await _fetch(sender, spec, query, max_redirects, session)
     try:
         if _timeout_scope is None:  # Python 3.10
-            return await asyncio.wait_for(_fetch(client, spec, query, max_redirects, session), deadline)
+            return await asyncio.wait_for(_fetch(sender, spec, query, max_redirects, session), deadline)
         async with _timeout_scope(deadline):  # no extra task per request, unlike wait_for
-            return await _fetch(client, spec, query, max_redirects, session)
+            return await _fetch(sender, spec, query, max_redirects, session)
     except asyncio.TimeoutError:
         return Fetched(failure(FailureCode.timeout, "deadline"))
 
 
-async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_redirects: int,
+async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
                  session: PlatformSession | None) -> Fetched:
     secrets = session.secrets if session else None
     try:
@@ -464,7 +477,7 @@ async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_
                     kwargs["headers"]["Cookie"] = cookie
                 else:
                     kwargs["headers"].pop("Cookie", None)
-            async with client.stream(method, url, **kwargs) as resp:
+            async with sender.stream(method, url, **kwargs) as resp:
                 headers = _kept_headers(resp.headers, secrets)
                 if resp.is_redirect:
                     location = resp.headers.get("location", "")
@@ -499,12 +512,7 @@ async def _fetch(client: httpx.AsyncClient, spec: PlatformSpec, query: str, max_
 # --------------------------------------------------------------------------- pacing
 
 
-@functools.lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=certifi.where())
-
-
-_worker_client: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar("worker_client", default=None)
+_worker_sender: contextvars.ContextVar[Sender] = contextvars.ContextVar("worker_sender")
 
 
 class RateLimiter:
@@ -700,16 +708,7 @@ class Engine:
             if progress:
                 progress(m)
 
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        timeout = httpx.Timeout(plan.probe_set.timeout_s)
-        # One TLS context for every client of the run: loading the CA bundle costs ~50 ms a client.
-        client_kwargs: dict[str, Any] = {"timeout": timeout, "limits": limits, "follow_redirects": False,
-                                         "trust_env": False, "verify": _tls_context()}
-        if self.opt.transport is not None:
-            client_kwargs["transport"] = self.opt.transport
-        elif self.opt.proxy:
-            client_kwargs["proxy"] = self.opt.proxy
-        self._client_kwargs = {**client_kwargs, "limits": httpx.Limits(max_connections=2, max_keepalive_connections=1)}
+        self._timeout = httpx.Timeout(plan.probe_set.timeout_s)
         status = "interrupted"
         # One thread does every store call of the run, in order: a commit (or a WAL checkpoint's
         # fsync, 10-200 ms on a busy disk) then waits there instead of freezing every worker.
@@ -720,22 +719,20 @@ class Engine:
         self._write_error: BaseException | None = None
         self._record = record
         try:
-            async with httpx.AsyncClient(**client_kwargs) as client:
-                self.client = client
-                jobs = []
-                for pname, spec in plan.specs.items():
-                    state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
-                                           self._sessions[pname], self._profile_domains(plan, spec))
-                    if plan.probe_set.flip_retest:
-                        state.last_known = await self._db(self.store.last_known_verdicts, pname,
-                                                          self.opt.vantage.label, run_id)
-                    queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
-                    for t in todo:
-                        if t.platform == pname:
-                            queue.put_nowait(t)
-                    for _ in range(plan.rate_limits[pname].concurrency):
-                        jobs.append(self._worker(state, queue, record))
-                await asyncio.gather(*jobs)
+            jobs = []
+            for pname, spec in plan.specs.items():
+                state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
+                                       self._sessions[pname], self._profile_domains(plan, spec))
+                if plan.probe_set.flip_retest:
+                    state.last_known = await self._db(self.store.last_known_verdicts, pname,
+                                                      self.opt.vantage.label, run_id)
+                queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
+                for t in todo:
+                    if t.platform == pname:
+                        queue.put_nowait(t)
+                for _ in range(plan.rate_limits[pname].concurrency):
+                    jobs.append(self._worker(state, queue))
+            await asyncio.gather(*jobs)
             await self._writer.aclose()
             if self._unsettled:
                 await asyncio.wait(self._unsettled)
@@ -780,18 +777,16 @@ class Engine:
                 if self._write_error is None:
                     self._write_error = exc
 
-    async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
-        if self.opt.transport is not None:  # an injected transport is shared (closing a client closes it)
-            await self._work(st, queue, record)
-            return
-        # A client per worker, with its own connection: httpcore checks every idle pooled
+    async def _worker(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask]) -> None:
+        # A connection pool per worker, with one connection: httpcore checks every idle pooled
         # connection each time a request is placed, and a shared pool of workers that spend
         # time classifying and storing is mostly idle connections (see bench/engine).
-        async with httpx.AsyncClient(**self._client_kwargs) as client:
-            _worker_client.set(client)
-            await self._work(st, queue, record)
+        # An injected transport (tests) is shared and not closed here.
+        async with Sender.open(self._timeout, proxy=self.opt.proxy, transport=self.opt.transport) as sender:
+            _worker_sender.set(sender)
+            await self._work(st, queue)
 
-    async def _work(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask], record: Callable[[Measurement], None]) -> None:
+    async def _work(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask]) -> None:
         while True:
             try:
                 task = queue.get_nowait()
@@ -875,7 +870,7 @@ class Engine:
         fetched = Fetched(failure(FailureCode.internal_error))
         for attempt in range(retries + 1):
             await st.limiter.wait()
-            fetched = await fetch(_worker_client.get(None) or self.client, st.spec, query, session=st.session)
+            fetched = await fetch(_worker_sender.get(), st.spec, query, session=st.session)
             code = fetched.classification.failure
             fetched.attempts = attempt + 1
             if code is None or FailureCode(code) not in RETRYABLE or attempt == retries:

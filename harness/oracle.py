@@ -28,6 +28,7 @@ from .errors import HarnessError
 from .failures import FailureCode
 from .models import RateLimit, Verdict
 from .platforms import PlatformSpec
+from .transport import Sender
 
 
 class OracleFailure(HarnessError):
@@ -90,7 +91,7 @@ class PlatformOracle:
         self.limiter = RateLimiter(self.opt.rate_limit or spec.rate_limit, self.rng)
         self.answers: list[OracleAnswer] = []
         self.stats = OracleStats()
-        self._client: httpx.AsyncClient | None = None
+        self._client: Sender | None = None
         self._control_ok = False
         self._checked_at = -1
         self._soft_domain: str | None = None
@@ -100,13 +101,7 @@ class PlatformOracle:
         return self.spec.combination_separator
 
     async def __aenter__(self) -> "PlatformOracle":
-        kwargs: dict[str, Any] = {"timeout": httpx.Timeout(self.opt.timeout_s), "follow_redirects": False,
-                                  "trust_env": False}
-        if self.opt.transport is not None:
-            kwargs["transport"] = self.opt.transport
-        elif self.opt.proxy:
-            kwargs["proxy"] = self.opt.proxy
-        self._client = httpx.AsyncClient(**kwargs)
+        self._client = Sender.open(self.opt.timeout_s, proxy=self.opt.proxy, transport=self.opt.transport)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

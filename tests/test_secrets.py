@@ -174,17 +174,16 @@ def test_a_wrong_proxy_password_is_a_failure_never_a_verdict(sandbox, proxy, tmp
 def test_an_unreachable_proxy_is_proxy_error(sandbox, tmp_path):
     import asyncio
 
-    import httpx
-
     from harness.engine import fetch
     from harness.platforms import PlatformRegistry
+    from harness.transport import Sender
 
     spec = PlatformRegistry.default(include_cwd=False).get("sandbox").model_copy(update={"base_url": sandbox.url})
     session = PlatformSession.build(proxy="socks5://u:pw@127.0.0.1:9")
 
     async def go():
-        async with httpx.AsyncClient(proxy="socks5://u:pw@127.0.0.1:9", trust_env=False) as client:
-            return await fetch(client, spec, "六四", session=session)
+        async with Sender.open(10, proxy="socks5://u:pw@127.0.0.1:9") as sender:
+            return await fetch(sender, spec, "六四", session=session)
 
     assert asyncio.run(go()).classification.failure == "proxy_error"
 
@@ -354,3 +353,18 @@ def test_runs_through_a_socks5_proxy_with_credentials_never_stored(sandbox, tmp_
             assert {m.failure for m in st.measurements() if m.role == "truism"} == {"proxy_error"}
     finally:
         socks.close()
+
+
+def test_evidence_urls_lose_credentials_and_tokens_but_keep_every_other_byte():
+    from harness.engine import redact_url
+    from harness.sessions import Secrets
+
+    gbk = "%B2%E2%CA%D4"  # 测试 in GBK: not valid UTF-8, must survive as sent
+    url = (f"https://user:pw@www.example.cn:8443/s?wd={gbk}&sign=abc&Session_Id=1"
+           "&x=a1b2c3d4e5f6a1b2c3d4e5f6a1b2&flag&q=a+b&n=12345678901234567890123456#frag")
+    out = redact_url(url)
+    assert out == (f"https://www.example.cn:8443/s?wd={gbk}&sign=REDACTED&Session_Id=REDACTED"
+                   "&x=REDACTED&flag&q=a+b&n=12345678901234567890123456")
+    secrets = Secrets()
+    secrets.add("planted-secret-value")
+    assert "planted" not in redact_url("http://h/p?wd=planted-secret-value", secrets)

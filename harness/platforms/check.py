@@ -16,6 +16,7 @@ import httpx
 from ..classify import Classification, decode_page, evaluate_signals
 from ..sessions import PlatformSession, check_proxy
 from .spec import PlatformSpec
+from ..transport import Sender
 
 
 @dataclass
@@ -52,7 +53,7 @@ class CheckReport:
         return {**asdict(self), "healthy": self.healthy}
 
 
-async def _check_query(client: httpx.AsyncClient, spec: PlatformSpec, query: str,
+async def _check_query(client: Sender, spec: PlatformSpec, query: str,
                        session: PlatformSession) -> QueryCheck:
     from ..engine import fetch
 
@@ -73,12 +74,8 @@ async def check_platform(spec: PlatformSpec, *, query: str | None = None, proxy:
                          session: PlatformSession | None = None, timeout_s: float = 20.0,
                          transport: httpx.AsyncBaseTransport | None = None) -> CheckReport:
     session = session or PlatformSession.build(env_names=spec.request.env_names(), proxy=proxy, platform=spec.name)
-    kwargs: dict[str, Any] = {"timeout": httpx.Timeout(timeout_s), "follow_redirects": False, "trust_env": False}
-    if transport is not None:
-        kwargs["transport"] = transport
-    elif proxy:
-        kwargs["proxy"] = check_proxy(proxy)
-    async with httpx.AsyncClient(**kwargs) as client:
+    async with Sender.open(timeout_s, proxy=check_proxy(proxy) if proxy and transport is None else None,
+                           transport=transport) as client:
         truism = await _check_query(client, spec, query or spec.truism, session)
         soft = None
         if spec.soft_test is not None and query is None:
