@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from .errors import InputError, NotFoundError
 from .models import Run
@@ -104,6 +104,21 @@ class DiffResult(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
     compared: int = 0
+    status_a: str = "complete"
+    status_b: str = "complete"
+    not_reached: int = Field(default=0, description="keys measured in one run that the other, unfinished run "
+                                                    "never reached: not reported as new_term or dropped_term")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def notes(self) -> list[str]:
+        """What a reader must know before trusting the changes (an unfinished run)."""
+        out = []
+        for side, run_id, status in (("A", self.run_a, self.status_a), ("B", self.run_b, self.status_b)):
+            if status != "complete":
+                out.append(f"run {side} ({run_id}) is {status}, not complete: {self.not_reached} terms it (or the other "
+                           f"run) did not reach are left out, not reported as new or dropped")
+        return out
 
 
 class CrossRow(BaseModel):
@@ -378,6 +393,8 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
     conn = store.conn
     raw: list[tuple[tuple[str, str, str], Row | None, Row | None]] = []
     compared = 0
+    # An unfinished run has not measured every term: a key it lacks is "not reached", not dropped or new.
+    a_done, b_done = a.status == "complete", b.status == "complete"
     groups_a, groups_b = run_groups(store, a.run_id, filters), run_groups(store, b.run_id, filters)
     for platform, vantage in sorted(set(groups_a) | set(groups_b)):
         it_a = iter_group(store, a.run_id, platform, vantage, filters) if (platform, vantage) in groups_a else iter(())
@@ -405,6 +422,12 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
             raw.append(((platform, rb[0], vantage), None, rb))
             rb = next(it_b, None)
 
+    not_reached = 0
+    if not (a_done and b_done):
+        kept = [(key, ra, rb) for key, ra, rb in raw
+                if not ((rb is None and not b_done) or (ra is None and not a_done))]
+        not_reached = len(raw) - len(kept)
+        raw = kept
     info = _rows_by_rowid(conn, [r[4] for _, ra, rb in raw for r in (ra, rb) if r is not None])
     pending: list[tuple[tuple[str, str, str], Transition, _State | None, _State | None, float | None]] = []
     for key, ra, rb in raw:
@@ -470,7 +493,8 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
     counts = Counter(c.transition.value for c in changes)
     return DiffResult(run_a=a.run_id, run_b=b.run_id, probe_set=b.probe_set, started_a=a.started_at,
                       started_b=b.started_at, vantage_a=a.vantage, vantage_b=b.vantage, drop_threshold=drop_threshold,
-                      filters=filters.as_dict(), changes=changes, counts=dict(sorted(counts.items())), compared=compared)
+                      filters=filters.as_dict(), changes=changes, counts=dict(sorted(counts.items())), compared=compared,
+                      status_a=a.status, status_b=b.status, not_reached=not_reached)
 
 
 # --------------------------------------------------------------------------- across dimensions
@@ -569,10 +593,13 @@ class RunScope:
     vantage: str | None = None
     exclude_vantage: str | None = None
     now: dt.datetime = field(default_factory=utcnow)
+    include_unfinished: bool = False  # relative references (latest, dates, ages) skip running/interrupted runs
 
 
 def _runs_in_scope(store: Store, scope: RunScope, vantage: str | None) -> list[Run]:
     runs = store.list_runs(scope.probe_set)
+    if not scope.include_unfinished:
+        runs = [r for r in runs if r.status == "complete"]
     want = vantage if vantage is not None else scope.vantage
     if want is not None:
         runs = [r for r in runs if r.vantage == want]
@@ -581,13 +608,27 @@ def _runs_in_scope(store: Store, scope: RunScope, vantage: str | None) -> list[R
     return runs
 
 
+def _unfinished_hint(store: Store, scope: RunScope, vantage: str | None, exclude: str | None = None) -> str:
+    if scope.include_unfinished:
+        return ""
+    wide = RunScope(scope.probe_set, scope.vantage, scope.exclude_vantage, scope.now, include_unfinished=True)
+    unfinished = [r for r in _runs_in_scope(store, wide, vantage) if r.status != "complete" and r.run_id != exclude]
+    if not unfinished:
+        return ""
+    r = unfinished[0]
+    return (f" ({len(unfinished)} unfinished run(s) left out, the latest {r.run_id}, {r.status}; "
+            f"name a run by its id to compare it anyway)")
+
+
 def resolve_run(store: Store, ref: str, probe_set: str | None = None, *, scope: RunScope | None = None) -> Run:
     """Resolve a run reference.
 
     ``latest``, ``latest~N`` (N runs before the latest); a date ``2026-11-01`` (the latest run
     that started on or before that day, UTC); an age ``7d``/``12h``/``2w`` (the latest run that
     started at least that long before ``scope.now``); any of these with ``@VANTAGE`` to pick
-    only runs from that vantage point; or a run id or unique prefix.
+    only runs from that vantage point; or a run id or unique prefix. The relative forms count
+    complete runs only (a running or interrupted run has not measured every term); a run id
+    names any run.
     """
     scope = scope or RunScope(probe_set=probe_set)
     if probe_set is not None:
@@ -602,7 +643,7 @@ def resolve_run(store: Store, ref: str, probe_set: str | None = None, *, scope: 
         n = int(m.group(1) or 0)
         runs = _runs_in_scope(store, scope, vantage)
         if len(runs) <= n:
-            raise NotFoundError(f"there is no run {ref!r}{where}")
+            raise NotFoundError(f"there is no complete run {ref!r}{where}{_unfinished_hint(store, scope, vantage)}")
         return runs[n]
     if _DATE.match(base):
         try:
@@ -612,7 +653,8 @@ def resolve_run(store: Store, ref: str, probe_set: str | None = None, *, scope: 
         cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
         runs = [r for r in _runs_in_scope(store, scope, vantage) if r.started_at < cutoff]
         if not runs:
-            raise NotFoundError(f"no run started on or before {base}{where}")
+            raise NotFoundError(f"no complete run started on or before {base}{where}"
+                                f"{_unfinished_hint(store, scope, vantage)}")
         return runs[0]
     m = _AGO.match(base)
     if m:
@@ -620,7 +662,8 @@ def resolve_run(store: Store, ref: str, probe_set: str | None = None, *, scope: 
         cutoff = scope.now - int(m.group(1)) * unit
         runs = [r for r in _runs_in_scope(store, scope, vantage) if r.started_at <= cutoff]
         if not runs:
-            raise NotFoundError(f"no run started {base} or more before {iso(scope.now)[:19]}Z{where}")
+            raise NotFoundError(f"no complete run started {base} or more before {iso(scope.now)[:19]}Z{where}"
+                                f"{_unfinished_hint(store, scope, vantage)}")
         return runs[0]
     if "@" in ref:
         raise InputError(f"{ref!r}: '@VANTAGE' goes with latest, latest~N, a date or an age (7d)")
@@ -650,8 +693,8 @@ def default_pair(store: Store, a: str | None, b: str | None, *, across_vantage: 
         if across_vantage:
             raise NotFoundError(f"probe set {run_b.probe_set!r} has no run at a vantage point other than "
                                 f"{run_b.vantage!r}; nothing to compare run {run_b.run_id} with")
-        raise NotFoundError(f"probe set {run_b.probe_set!r} has only one run (at vantage {run_b.vantage!r});"
-                            f" nothing to compare it with")
+        raise NotFoundError(f"probe set {run_b.probe_set!r} has only one complete run (at vantage {run_b.vantage!r});"
+                            f" nothing to compare it with{_unfinished_hint(store, scope, None, exclude=run_b.run_id)}")
     return earlier[0], run_b
 
 
@@ -718,6 +761,7 @@ def to_markdown(result: DiffResult | CrossDiff) -> str:
     out.append(f"### {md_escape(result.probe_set)}: {md_escape(result.run_a)} → {md_escape(result.run_b)}\n")
     summary = ", ".join(f"{k}: {v}" for k, v in result.counts.items()) or "no changes"
     out.append(f"{result.compared} keys compared; {summary}.\n")
+    out.extend(f"> **Note:** {md_escape(note)}\n" for note in result.notes)
     if result.changes:
         out.append("| change | platform | term | vantage | before | after | confirmation |")
         out.append("| --- | --- | --- | --- | --- | --- | --- |")

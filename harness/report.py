@@ -304,7 +304,8 @@ def render_html(data: ReportData) -> str:
     ]
     if data.diff is not None:
         summary = ", ".join(f"{h(k)} {v}" for k, v in data.diff.counts.items()) or "none"
-        out.append(f"<tr><th>changes since the previous run</th><td>{summary}</td></tr>")
+        notes = "".join(f"<br><em>note: {h(n)}</em>" for n in data.diff.notes)
+        out.append(f"<tr><th>changes since the previous run</th><td>{summary}{notes}</td></tr>")
     out.append("</table>")
     out.append('<h2 id="over-time">Censored terms per platform over time</h2>')
     out.append(_line_chart(data))

@@ -90,7 +90,7 @@ def test_diff_with_a_single_run_says_so(sandbox, tmp_path):
     db = tmp_path / "s.db"
     assert run_cli("run", str(MINI), "--store", str(db), "--base-url", f"sandbox={sandbox.url}", "-q").returncode == 0
     res = run_cli("diff", "--store", str(db))
-    assert res.returncode == 2 and "only one run" in res.stderr
+    assert res.returncode == 2 and "only one complete run" in res.stderr
 
 
 def test_python_dash_m_and_help():

@@ -77,3 +77,56 @@ def test_run_references(sandbox, store_path):
             resolve_run(st, "latest~5")
         with pytest.raises(NotFoundError):
             resolve_run(st, "no-such-run")
+
+
+def _interrupted_run(sandbox, store_path, after: int) -> str:
+    import asyncio
+
+    from harness.engine import Engine
+    from harness.runs import RunRequest, prepare
+
+    from .conftest import fast_options
+
+    req = RunRequest(MINI, store_path, base_urls={"sandbox": sandbox.url}, new=True, options=fast_options())
+    plan = prepare(req)
+    seen = []
+
+    def stop_after(m):
+        seen.append(m)
+        if len(seen) == after:
+            raise KeyboardInterrupt
+
+    with Store(store_path) as st, pytest.raises(KeyboardInterrupt):
+        asyncio.run(Engine(st, req.options).run(plan, progress=stop_after))
+    with Store(store_path, readonly=True) as st:
+        run = st.list_runs()[0]
+    assert run.status == "interrupted"
+    return run.run_id
+
+
+def test_an_unfinished_run_is_never_latest_and_its_unreached_terms_are_not_dropped(sandbox, store_path):
+    import json
+
+    from .conftest import run_cli
+
+    first = run_probe_set(MINI, store_path, sandbox)
+    partial = _interrupted_run(sandbox, store_path, after=4)
+    with Store(store_path, readonly=True) as st:
+        assert resolve_run(st, "latest").run_id == first.run_id
+        with pytest.raises(NotFoundError, match=f"only one complete run.*unfinished.*{partial}"):
+            default_pair(st, None, None)
+        result = diff_runs(st, first.run_id, partial)  # named by id: compared, with a note
+    assert result.status_b == "interrupted"
+    assert "dropped_term" not in result.counts
+    assert result.not_reached >= 12 - 4 - 1  # mini has 12 probes; 4 or so were stored before the stop
+    assert result.notes and "interrupted" in result.notes[0]
+    cli = run_cli("diff", first.run_id, partial, "--store", str(store_path))
+    assert cli.returncode == 0, cli.stderr
+    assert "not complete" in cli.stdout and "dropped_term" not in cli.stdout
+    as_json = json.loads(run_cli("diff", first.run_id, partial, "--store", str(store_path), "--json").stdout)
+    assert as_json["not_reached"] == result.not_reached and "interrupted" in as_json["notes"][0]
+    # once resumed to completion, it is the latest run again
+    run_probe_set(MINI, store_path, sandbox)
+    with Store(store_path, readonly=True) as st:
+        assert resolve_run(st, "latest").run_id == partial
+        assert default_pair(st, None, None)[0].run_id == first.run_id

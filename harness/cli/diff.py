@@ -64,6 +64,8 @@ def print_diff(result: DiffResult) -> None:
         console.print(f"no changes between {esc(result.run_a)} and {esc(result.run_b)} ({result.compared} terms compared)")
     if result.counts:
         console.print(", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {esc(note)}")
 
 
 def print_cross(result: CrossDiff) -> None:
