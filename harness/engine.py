@@ -544,6 +544,35 @@ class RateLimiter:
         self._next = max(self._next, self.clock() + seconds)
 
 
+async def send_with_retries(sender: Sender, spec: PlatformSpec, query: str, limiter: RateLimiter, rng: random.Random,
+                            *, retries: int, backoff_s: float, max_retry_after_s: float,
+                            session: PlatformSession | None = None, retry_all: bool = False,
+                            on_attempt: Callable[[Fetched], None] | None = None) -> Fetched:
+    """Send one query at the limiter's pace; retry a failure up to ``retries`` times.
+
+    Only retryable failures (:data:`harness.failures.RETRYABLE`) are retried unless
+    ``retry_all``. Between attempts the whole platform waits: ``Retry-After`` when the answer
+    had one (capped at ``max_retry_after_s``), else exponential backoff with jitter.
+    ``on_attempt`` sees every answer. The last answer is returned, failed or not.
+    """
+    fetched = Fetched(failure(FailureCode.internal_error))
+    for attempt in range(retries + 1):
+        await limiter.wait()
+        fetched = await fetch(sender, spec, query, session=session)
+        fetched.attempts = attempt + 1
+        if on_attempt is not None:
+            on_attempt(fetched)
+        code = fetched.classification.failure
+        if code is None or attempt == retries or not (retry_all or FailureCode(code) in RETRYABLE):
+            return fetched
+        if fetched.retry_after is not None:
+            wait = min(fetched.retry_after, max_retry_after_s)
+        else:
+            wait = backoff_s * (2**attempt) * (1 + rng.uniform(0, 0.25))
+        limiter.push_back(wait)
+    return fetched
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -866,21 +895,10 @@ class Engine:
 
     async def _send(self, st: _PlatformState, query: str) -> Fetched:
         """Send one query with retries and backoff for retryable failures."""
-        retries = self._plan.probe_set.retries
-        fetched = Fetched(failure(FailureCode.internal_error))
-        for attempt in range(retries + 1):
-            await st.limiter.wait()
-            fetched = await fetch(_worker_sender.get(), st.spec, query, session=st.session)
-            code = fetched.classification.failure
-            fetched.attempts = attempt + 1
-            if code is None or FailureCode(code) not in RETRYABLE or attempt == retries:
-                return fetched
-            if fetched.retry_after is not None:
-                wait = min(fetched.retry_after, self.opt.max_retry_after_s)
-            else:
-                wait = self.opt.retry_backoff_s * (2**attempt) * (1 + self.rng.uniform(0, 0.25))
-            st.limiter.push_back(wait)
-        return fetched
+        return await send_with_retries(
+            _worker_sender.get(), st.spec, query, st.limiter, self.rng, session=st.session,
+            retries=self._plan.probe_set.retries, backoff_s=self.opt.retry_backoff_s,
+            max_retry_after_s=self.opt.max_retry_after_s)
 
     def _keep(self, fetched: Fetched, pending: list[bytes] | None = None) -> str | None:
         """Keep an extra answer's body (soft probe, first answer of a retest); its key in the bodies table.

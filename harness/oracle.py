@@ -23,9 +23,8 @@ from typing import Any
 
 import httpx
 
-from .engine import Fetched, RateLimiter, fetch, fill
+from .engine import Fetched, RateLimiter, fill, send_with_retries
 from .errors import HarnessError
-from .failures import FailureCode
 from .models import RateLimit, Verdict
 from .platforms import PlatformSpec
 from .transport import Sender
@@ -91,7 +90,7 @@ class PlatformOracle:
         self.limiter = RateLimiter(self.opt.rate_limit or spec.rate_limit, self.rng)
         self.answers: list[OracleAnswer] = []
         self.stats = OracleStats()
-        self._client: Sender | None = None
+        self._sender: Sender | None = None
         self._control_ok = False
         self._checked_at = -1
         self._soft_domain: str | None = None
@@ -101,37 +100,31 @@ class PlatformOracle:
         return self.spec.combination_separator
 
     async def __aenter__(self) -> "PlatformOracle":
-        self._client = Sender.open(self.opt.timeout_s, proxy=self.opt.proxy, transport=self.opt.transport)
+        self._sender = Sender.open(self.opt.timeout_s, proxy=self.opt.proxy, transport=self.opt.transport)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
 
     async def _send(self, query: str) -> Fetched:
         """One classified answer that is not a failure, or :class:`OracleFailure`."""
-        assert self._client is not None, "use PlatformOracle as an async context manager"
-        last: Fetched | None = None
-        for attempt in range(self.opt.retries + 1):
-            await self.limiter.wait()
-            fetched = await fetch(self._client, self.spec, query)
+        assert self._sender is not None, "use PlatformOracle as an async context manager"
+
+        def count(fetched: Fetched) -> None:
             self.stats.requests += 1
-            fetched.attempts = attempt + 1
             code = fetched.classification.failure
-            if code is None:
-                return fetched
-            last = fetched
-            self.stats.failed_attempts += 1
-            self.stats.failures[code] = self.stats.failures.get(code, 0) + 1
-            if attempt == self.opt.retries:
-                break
-            if fetched.retry_after is not None and code == FailureCode.http_429.value:
-                wait = min(fetched.retry_after, self.opt.max_retry_after_s)
-            else:
-                wait = self.opt.retry_backoff_s * (2**attempt) * (1 + self.rng.uniform(0, 0.25))
-            self.limiter.push_back(wait)
-        assert last is not None
+            if code is not None:
+                self.stats.failed_attempts += 1
+                self.stats.failures[code] = self.stats.failures.get(code, 0) + 1
+
+        last = await send_with_retries(self._sender, self.spec, query, self.limiter, self.rng,
+                                       retries=self.opt.retries, backoff_s=self.opt.retry_backoff_s,
+                                       max_retry_after_s=self.opt.max_retry_after_s, retry_all=True,
+                                       on_attempt=count)
+        if last.classification.failure is None:
+            return last
         code = last.classification.failure
         raise OracleFailure(
             f"{self.spec.name}: query {query!r} failed {self.opt.retries + 1} times (last: {code}); "

@@ -62,33 +62,28 @@ def test_waiting_measurements_share_one_commit_and_each_is_committed_when_its_fu
     assert store.conn.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 100
 
 
-def test_a_duplicate_task_in_the_same_batch_is_reported_not_inserted(store):
-    async def main() -> list[bool]:
-        writer = StoreWriter(store)
-        gate = threading.Event()
-        writer.call(gate.wait)
-        futures = [writer.add(_m(1)), writer.add(_m(2, task_key="k1")), writer.add(_m(3))]
-        gate.set()
-        out = await asyncio.gather(*futures)
-        await writer.aclose()
-        return out
-
-    assert asyncio.run(main()) == [True, False, True]
-    assert store.done_task_keys("r1") == {"k1", "k3"}
-
-
-def test_one_bad_measurement_fails_alone_and_its_neighbours_are_stored(store):
+def _one_batch(store: Store, measurements: list[Measurement]) -> list[object]:
+    """Queue ``measurements`` while the store thread is busy, so they are written as one batch."""
     async def main() -> list[object]:
         writer = StoreWriter(store)
         gate = threading.Event()
         writer.call(gate.wait)
-        futures = [writer.add(_m(1)), writer.add(_m(2, run_id="no-such-run")), writer.add(_m(3))]
+        futures = [writer.add(m) for m in measurements]
         gate.set()
         out = await asyncio.gather(*futures, return_exceptions=True)
         await writer.aclose()
         return out
 
-    first, bad, third = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_a_duplicate_task_in_the_same_batch_is_reported_not_inserted(store):
+    assert _one_batch(store, [_m(1), _m(2, task_key="k1"), _m(3)]) == [True, False, True]
+    assert store.done_task_keys("r1") == {"k1", "k3"}
+
+
+def test_one_bad_measurement_fails_alone_and_its_neighbours_are_stored(store):
+    first, bad, third = _one_batch(store, [_m(1), _m(2, run_id="no-such-run"), _m(3)])
     assert first is True and third is True
     assert isinstance(bad, sqlite3.IntegrityError)
     assert store.done_task_keys("r1") == {"k1", "k3"}
