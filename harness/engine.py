@@ -50,7 +50,7 @@ from .classify import (
     failure,
 )
 from .errors import InputError, PlatformSpecError, ProbeSetError
-from .failures import RETRYABLE, FailureCode
+from .failures import DETERMINISTIC, RETRYABLE, FailureCode
 from .keywords import LoadedList, default_search_dirs, find_list, load_keyword_list, select_entries
 from .models import (
     Evidence,
@@ -459,6 +459,9 @@ async def fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: i
 async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
                  session: PlatformSession | None) -> Fetched:
     secrets = session.secrets if session else None
+    limit = spec.request.max_query_chars
+    if limit is not None and len(query) > limit:
+        return Fetched(failure(FailureCode.query_too_long, f"chars:{len(query)}>{limit}"))
     try:
         built = build_request(spec, query, session.env if session else None)
     except UnicodeEncodeError:
@@ -563,7 +566,8 @@ async def send_with_retries(sender: Sender, spec: PlatformSpec, query: str, limi
         if on_attempt is not None:
             on_attempt(fetched)
         code = fetched.classification.failure
-        if code is None or attempt == retries or not (retry_all or FailureCode(code) in RETRYABLE):
+        if code is None or attempt == retries or FailureCode(code) in DETERMINISTIC or not (
+                retry_all or FailureCode(code) in RETRYABLE):
             return fetched
         if fetched.retry_after is not None:
             wait = min(fetched.retry_after, max_retry_after_s)

@@ -31,6 +31,7 @@ class FailureCode(str, Enum):
     truncated_body = "truncated_body"
     body_too_large = "body_too_large"
     decode_error = "decode_error"
+    query_too_long = "query_too_long"
     control_failed = "control_failed"
     soft_control_failed = "soft_control_failed"
     adapter_error = "adapter_error"
@@ -57,6 +58,8 @@ DESCRIPTIONS: dict[FailureCode, str] = {
     FailureCode.truncated_body: "fewer bytes arrived than Content-Length announced",
     FailureCode.body_too_large: "the body exceeded the spec's max_body_bytes (after decompression)",
     FailureCode.decode_error: "bytes not decodable in the page's charset, or a JSON API answered invalid JSON",
+    FailureCode.query_too_long: "the query is longer than the spec's max_query_chars: not sent (the platform "
+                                "would cut it, and the verdict would be about another query)",
     FailureCode.control_failed: "the platform's truism had no results around this probe: the probe was not sent "
                                 "(or its silent-empty verdict could not be confirmed)",
     FailureCode.soft_control_failed: "the soft test could not run: the truism restricted to every configured "
@@ -65,6 +68,9 @@ DESCRIPTIONS: dict[FailureCode, str] = {
     FailureCode.internal_error: "a bug in the harness; please report it",
 }
 
+
+# Sending again cannot change these: never retried, even by callers that retry every failure.
+DETERMINISTIC = frozenset({FailureCode.query_too_long})
 
 RETRYABLE = frozenset(
     {

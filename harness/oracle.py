@@ -127,8 +127,8 @@ class PlatformOracle:
             return last
         code = last.classification.failure
         raise OracleFailure(
-            f"{self.spec.name}: query {query!r} failed {self.opt.retries + 1} times (last: {code}); "
-            "no verdict taken", query, code, self.opt.retries + 1,
+            f"{self.spec.name}: query {query!r} failed {last.attempts} time(s) (last: {code}); "
+            "no verdict taken", query, code, last.attempts,
         )
 
     async def check_control(self) -> None:

@@ -277,3 +277,26 @@ def test_a_full_disk_stops_the_run_and_every_counted_measurement_is_in_the_store
     with Store(store_path, readonly=True) as st:
         keys = [m.task_key for m in st.measurements(run.run_id)]
     assert sorted(keys) == sorted(t.key for t in plan.tasks)
+
+
+def test_a_query_longer_than_the_platform_takes_is_a_failure_and_is_not_sent(sandbox, tmp_path):
+    """A search box that silently cuts a long query would answer for another query."""
+    import asyncio
+
+    from harness.engine import fetch
+    from harness.platforms import PlatformRegistry
+    from harness.transport import Sender
+
+    spec = PlatformRegistry.default(include_cwd=False).get("sandbox")
+    spec = spec.model_copy(update={"base_url": sandbox.url,
+                                   "request": spec.request.model_copy(update={"max_query_chars": 6})})
+
+    async def go(q):
+        async with Sender.open(5) as sender:
+            return await fetch(sender, spec, q)
+
+    long_one = asyncio.run(go("六四天安门事件"))
+    assert long_one.classification.failure == "query_too_long"
+    assert long_one.classification.signals == ["chars:7>6"]
+    assert "六四天安门事件" not in sandbox.queries
+    assert asyncio.run(go("六四天安门")).classification.verdict is Verdict.hard

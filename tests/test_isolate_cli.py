@@ -128,7 +128,7 @@ def test_a_query_that_keeps_failing_stops_with_a_partial_result(rules_sandbox):
     assert len(err) == 1 and err[0].startswith("error: isolation stopped:") and "http_5xx" in err[0]
     assert "Traceback" not in res.stderr
     out = json.loads(res.stdout)
-    assert out["complete"] is False and "failed 3 times" in out["error"]
+    assert out["complete"] is False and "failed 3 time(s)" in out["error"]
     # what was certified before the failure is exact; the failing rule was not guessed
     assert _as_sets(out["rules"]) <= _as_sets(EXPECTED)
     assert ("法轮功",) not in {tuple(r) for r in out["rules"]}
@@ -226,3 +226,18 @@ def test_the_control_is_rechecked_and_a_lost_control_stops_the_isolation(rules_s
     rules_sandbox.responder = truism_breaks_after_start
     broken = asyncio.run(isolate_on_platform(sandbox_spec(rules_sandbox), TEXT, None, fast(control_every=5, retries=1)))
     assert not broken.complete and broken.queries == 5 and "captcha" in (broken.error or "")
+
+
+def test_a_query_too_long_for_the_platform_fails_at_once_without_retries(rules_sandbox):
+    spec = sandbox_spec(rules_sandbox)
+    spec = spec.model_copy(update={"request": spec.request.model_copy(update={"max_query_chars": 8})})
+
+    async def go():
+        async with PlatformOracle(spec, fast(retries=3)) as oracle:
+            with pytest.raises(OracleFailure, match="query_too_long") as info:
+                await oracle.answer("新疆 集中营 和 香港 自由")
+            return info.value, oracle.stats
+
+    failure, stats = asyncio.run(go())
+    assert failure.code == "query_too_long" and failure.attempts == 1
+    assert stats.failures == {"query_too_long": 1}  # the control (2 chars) passed; the long query was tried once

@@ -196,6 +196,8 @@ class RequestTemplate(StrictModel):
     form: dict[str, str] | None = Field(default=None, description="a form-encoded body")
     query_encoding: str = Field(default="utf-8", description="charset used to percent-encode the query (utf-8, gbk ...)")
     space: Literal["%20", "+"] = Field(default="%20", description="how a space is written in the query string")
+    max_query_chars: int | None = Field(default=None, ge=1, description="the longest query the platform takes whole "
+                                        "(characters); a longer one is not sent (failure query_too_long)")
 
     @field_validator("query_encoding")
     @classmethod
