@@ -764,8 +764,14 @@ class Engine:
                     if t.platform == pname:
                         queue.put_nowait(t)
                 for _ in range(plan.rate_limits[pname].concurrency):
-                    jobs.append(self._worker(state, queue))
-            await asyncio.gather(*jobs)
+                    jobs.append(asyncio.ensure_future(self._worker(state, queue)))
+            try:
+                await asyncio.gather(*jobs)
+            except BaseException:
+                for job in jobs:  # one worker failed (or the run was cancelled): stop the others first
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
+                raise
             await self._writer.aclose()
             if self._unsettled:
                 await asyncio.wait(self._unsettled)
