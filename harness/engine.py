@@ -757,7 +757,8 @@ class Engine:
                 state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
                                        self._sessions[pname], self._profile_domains(plan, spec))
                 if plan.probe_set.flip_retest:
-                    state.last_known = await self._db(self.store.last_known_verdicts, pname,
+                    terms = [t.keyword.term for t in todo if t.platform == pname and t.role == "probe"]
+                    state.last_known = await self._db(self.store.last_known_verdicts, pname, terms,
                                                       self.opt.vantage.label, run_id)
                 queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
                 for t in todo:

@@ -144,7 +144,7 @@ def test_last_known_verdicts_equals_the_per_term_query(store):
                                  failure="timeout" if verdict is Verdict.failure else None))
     for vantage in ("", "v2"):
         for before in ("r0", "r1", "r9"):
-            bulk = store.last_known_verdicts("sandbox", vantage, before)
+            bulk = store.last_known_verdicts("sandbox", [f"t{k}" for k in range(45)], vantage, before)
             single = {f"t{k}": store.last_known_verdict("sandbox", f"t{k}", vantage, before) for k in range(40)}
             assert bulk == {t: v for t, v in single.items() if v is not None}
             assert "failure" not in bulk.values()
