@@ -41,21 +41,33 @@ censored (``C`` = components found so far); the next component starts at
 ``b``; continue on ``text[b+1:]`` so that overlapping components are found.
 Three changes make it cheaper while keeping it exact:
 
-1. **Word-level search with a prior.**  The text is segmented with jieba.
-   The start search runs over word boundaries only (plus, for overlaps, the
-   inner characters of the word just guessed) and is a *weighted* binary
-   search: each probe splits the prior probability mass of the remaining
-   outcomes in half instead of splitting positions in half.  A word's weight
-   grows as its dictionary frequency falls (``(freq + 1) ** -freq_exponent``,
-   out-of-vocabulary words having freq 0): censored keywords are rarely
-   function words.  The outcome "``C`` alone is censored" (the rule is
-   complete) is one more point of the same search, with a prior probability,
-   so no separate "are we done?" query is needed.
-2. **Word-level ends, verified later.**  The end of the component starting
-   at ``b`` is searched over word ends only (weighted by a prior on how many
-   words a component spans, depending on the first word's length), with the
-   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; it is not refined
-   character by character here.  Sub-word starts/ends are caught by step 3.
+1. **Boundary-level search with a prior.**  The text is cut with jieba twice,
+   with its HMM (which glues unknown characters into words) and without it
+   (which leaves them single); the start search runs over the word starts of
+   both cuts (plus, for overlaps, the offsets inside the word just guessed)
+   and is a *weighted* search: each probe is the root of the optimal
+   alphabetic search tree for the prior probabilities of the remaining
+   outcomes (Knuth's dynamic programme on intervals of at most 64 outcomes,
+   splitting the mass in half above that).  A start's weight is the rate at
+   which such a boundary was a component start on the benchmark corpus seed 7
+   (``_START_RATE``), by which cut has it, the jieba frequency and length of
+   the word starting there, its script (ASCII, GB2312, other: traditional or
+   rare characters) and the frequency of the next word.  The outcome "``C``
+   alone is censored" (the rule is complete) is one more point of the same
+   search, with a prior that depends on how many components were found and
+   the length of the last one (``_DONE_RATE``), so no separate "are we
+   done?" query is needed.  ``Params(model="power")`` keeps the older prior
+   (HMM word starts only, weight ``(freq + 1) ** -freq_exponent``, ends at
+   word ends); ``model="table-nofreq"`` is the ablation without frequencies.
+2. **Character-level ends.**  The end of the component starting at ``b`` is
+   searched over every offset up to ``max_end_chars`` characters, with the
+   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; an end's weight is
+   the rate at which it ended a component on seed 7 (``_END_RATE``: length in
+   characters, whether it is a word end of both cuts, of the no-HMM cut only
+   or inside a word, and where it falls against the first word).  Ends rarer
+   than ``end_min_rate`` are not offered (each would cost a probe whenever
+   its neighbour is the answer); a too-long guess is caught by step 3, as are
+   starts inside a word of both cuts.
 3. **Certificates that double as completeness checks.**  When the guessed set
    ``C`` is censored, each component ``c`` is checked with ONE query: all the
    maximal windows of the text that do not contain ``c`` (``M_c``).  ``M_c``
@@ -394,6 +406,68 @@ _START_RATE: dict[tuple[str, int, int, str, int], float] = {
     ('N', 6, 1, 'g', 2): 0.001285,
     ('N', 6, 1, 'g', 3): 0.005854,
 }
+# Ablation (``Params.model == "table-nofreq"``): the same start features with the
+# frequencies reduced to "in jieba's dictionary or not", same seed-7 fit.
+_START_RATE_NOFREQ: dict[tuple[str, int, int, str, int], float] = {
+    ('H', 0, 1, 'a', 0): 0.2978,
+    ('H', 0, 1, 'a', 1): 0.3719,
+    ('H', 0, 1, 'a', 3): 0.1042,
+    ('H', 0, 1, 'g', 0): 0.4869,
+    ('H', 0, 1, 'g', 1): 0.2573,
+    ('H', 0, 1, 'x', 0): 0.2263,
+    ('H', 0, 1, 'x', 1): 0.1124,
+    ('H', 0, 2, 'a', 0): 0.2247,
+    ('H', 0, 2, 'a', 1): 0.5849,
+    ('H', 0, 2, 'g', 0): 0.08473,
+    ('H', 0, 2, 'g', 1): 0.02645,
+    ('H', 0, 2, 'g', 3): 0.002252,
+    ('H', 0, 2, 'x', 0): 0.4928,
+    ('H', 0, 2, 'x', 1): 0.4138,
+    ('H', 0, 2, 'x', 3): 0.1789,
+    ('H', 0, 3, 'a', 0): 0.3616,
+    ('H', 0, 3, 'a', 1): 0.6152,
+    ('H', 0, 3, 'g', 0): 0.09897,
+    ('H', 0, 3, 'g', 1): 0.06547,
+    ('H', 0, 3, 'g', 3): 0.1263,
+    ('H', 0, 3, 'x', 0): 0.3616,
+    ('H', 0, 3, 'x', 1): 0.4208,
+    ('H', 0, 3, 'x', 3): 0.1042,
+    ('H', 0, 4, 'a', 0): 0.3542,
+    ('H', 0, 4, 'a', 1): 0.7302,
+    ('H', 0, 4, 'a', 3): 0.1042,
+    ('H', 0, 4, 'g', 0): 0.2247,
+    ('H', 0, 4, 'g', 1): 0.08873,
+    ('H', 0, 4, 'g', 3): 0.01331,
+    ('H', 0, 4, 'x', 0): 0.0122,
+    ('H', 0, 4, 'x', 1): 0.1533,
+    ('H', 1, 1, 'g', 0): 0.02825,
+    ('H', 1, 1, 'g', 1): 0.003828,
+    ('H', 1, 1, 'g', 3): 0.0003147,
+    ('H', 1, 1, 'x', 0): 0.02047,
+    ('H', 1, 1, 'x', 1): 0.007864,
+    ('H', 1, 1, 'x', 3): 0.006969,
+    ('H', 1, 2, 'g', 0): 0.02994,
+    ('H', 1, 2, 'g', 1): 0.01371,
+    ('H', 1, 2, 'g', 3): 0.00655,
+    ('H', 1, 2, 'x', 1): 0.01126,
+    ('H', 1, 3, 'g', 0): 0.03095,
+    ('H', 1, 3, 'g', 1): 0.01913,
+    ('H', 1, 3, 'g', 3): 0.002361,
+    ('H', 1, 3, 'x', 1): 0.01126,
+    ('H', 1, 4, 'g', 0): 0.01245,
+    ('H', 1, 4, 'g', 1): 0.01449,
+    ('H', 1, 4, 'g', 3): 0.00287,
+    ('H', 1, 4, 'x', 0): 0.01331,
+    ('H', 1, 4, 'x', 1): 0.008131,
+    ('N', 0, 1, 'x', 0): 0.1536,
+    ('N', 0, 1, 'x', 1): 0.06098,
+    ('N', 0, 1, 'x', 3): 0.01331,
+    ('N', 1, 1, 'g', 0): 0.06883,
+    ('N', 1, 1, 'g', 1): 0.01258,
+    ('N', 1, 1, 'g', 3): 0.001926,
+    ('N', 1, 1, 'x', 0): 0.2233,
+    ('N', 1, 1, 'x', 1): 0.06772,
+}
 # P(rule complete | components found so far (3 = 3+), length bucket of the last one
 # (1, 2, 3, 4-5, 6+ characters)), same seed-7 fit.
 _DONE_RATE: dict[tuple[int, int], float] = {
@@ -543,12 +617,16 @@ def _script(word: str) -> str:
     return "g"
 
 
-def _start_key(bf: _Bounds, x: int, text: str) -> tuple[str, int, int, str, int]:
-    """Features of a candidate start: cut, frequency bucket, length, script, next word's frequency."""
+def _start_key(bf: _Bounds, x: int, text: str, freq: bool = True) -> tuple[str, int, int, str, int]:
+    """Features of a candidate start: cut, frequency bucket, length, script, next word's frequency.
+
+    With ``freq=False`` (ablation) the two frequencies only say "in jieba's dictionary or not".
+    """
     e = bf.tok_end[x]
     nf = bf.freq.get(e, -1)
-    nb = 3 if nf < 0 else 0 if nf == 0 else 1 if nf < 1000 else 2
-    return (bf.kind[x], _freq_bucket(bf.freq[x]), min(e - x, 4), _script(text[x:e]), nb)
+    nb = 3 if nf < 0 else 0 if nf == 0 else 1 if (nf < 1000 or not freq) else 2
+    fb = _freq_bucket(bf.freq[x]) if freq else min(1, bf.freq[x])
+    return (bf.kind[x], fb, min(e - x, 4), _script(text[x:e]), nb)
 
 
 def _done_key(n_found: int, last_len: int) -> tuple[int, int]:
@@ -569,10 +647,12 @@ def _end_key(bf: _Bounds, x: int, e: int, n: int) -> tuple[int, str, str]:
 def _segment(text: str, params: Params) -> tuple[list[int], dict[int, float]]:
     """Word start offsets of ``text`` and the prior weight of each start."""
     weights: dict[int, float] = {}
-    if params.use_jieba and params.model == "table":
+    if params.use_jieba and params.model in ("table", "table-nofreq"):
         bf = _boundary_features(text)
+        freq = params.model == "table"
+        table = _START_RATE if freq else _START_RATE_NOFREQ
         for x in bf.starts:
-            weights[x] = _START_RATE.get(_start_key(bf, x, text), 0.01)
+            weights[x] = table.get(_start_key(bf, x, text, freq), 0.01)
         return bf.starts, weights
     if params.use_jieba:
         try:
@@ -685,7 +765,7 @@ class _Isolator:
         self.clear_sets: list[Pieces] = []
         self.starts, self.weights = _segment(text, params)
         self.bounds: Optional[_Bounds] = (
-            _boundary_features(text) if params.use_jieba and params.model == "table" else None
+            _boundary_features(text) if params.use_jieba and params.model in ("table", "table-nofreq") else None
         )
         self.cand_ends: dict[int, dict[int, float]] = {}
         if known_components:
@@ -896,8 +976,8 @@ class _Isolator:
             if not n_found:
                 hz = 0.0
             elif self.bounds is not None and not char_level and not base:
-                _gs, gst, gen = guesses[-1]
-                hz = _DONE_RATE[_done_key(n_found, gen - gst)]
+                _gsi, g_start, g_end = guesses[-1]
+                hz = _DONE_RATE[_done_key(n_found, g_end - g_start)]
             else:
                 hz = p.p_done[min(n_found, len(p.p_done)) - 1]
             pdone = hz * (1.0 - plo)
@@ -923,6 +1003,11 @@ class _Isolator:
             found = outcomes[idx]
             if found is None:
                 return [(a, b) for _si, a, b in guesses]
+            if found == lo and used and not pending:
+                # the suffix from the last guess's start + 1 is known censored, and
+                # every offset from there is an outcome: no later start means the
+                # answers contradict each other (guards against looping forever)
+                raise InconsistentOracle("inconsistent oracle answers")
             if found == lo and pending:
                 # the guess is too short: grow it by one word
                 gsi, gs, ge = guesses[-1]

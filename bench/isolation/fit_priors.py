@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--smooth", type=float, default=0.5)
+    ap.add_argument("--no-freq", action="store_true", help="start features without jieba frequencies (ablation table)")
     args = ap.parse_args(argv)
     from bench.isolation import corpus
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                     occ.setdefault(o, set()).add(o + len(c))
                     o = t.find(c, o + 1)
         for x in bf.starts:
-            k = _start_key(bf, x, t)
+            k = _start_key(bf, x, t, not args.no_freq)
             sc[k] += 1
             sp[k] += x in occ
         for x, ends in occ.items():
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     a = args.smooth
     ts = sum(sp.values()) / sum(sc.values())
     te = sum(ep.values()) / sum(ec.values())
-    print("_START_RATE = {")
+    print("_START_RATE_NOFREQ = {" if args.no_freq else "_START_RATE = {")
     for k in sorted(sc):
         print(f"    {k!r}: {(sp[k] + a * ts * 20) / (sc[k] + a * 20):.4g},  # {sp[k]}/{sc[k]}")
     print("}")

@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override any Params field (repeatable), e.g. --set model=power --set end_min_rate=0.01")
     ap.add_argument("--quick", action="store_true", help="skip the baselines (isolate figures only)")
+    ap.add_argument("--filler", choices=["dict", "idf"], default="dict",
+                    help="idf: filler words weighted by jieba's IDF table, not by dict.txt's frequencies "
+                         "(robustness check for the frequency-calibrated priors)")
     args = ap.parse_args(argv)
 
     from bench.isolation import corpus
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
               "(set CITIZENLAB_DATA to its chat-censorship folder)")
         return 0
     t0 = time.time()
-    samples = corpus.build_corpus(seed=args.seed)
+    samples = corpus.build_corpus(seed=args.seed, filler=args.filler)
     known = corpus.load_rules(corpus.data_dir()) if args.priors else None  # type: ignore[arg-type]
     held = HeldOutPriors(corpus.load_rule_sources(corpus.data_dir()), args.strict) if args.held_out else None  # type: ignore[arg-type]
     params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent, comp_gain=args.comp_gain,
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {"base": "CompAwareBinSplit (linear end)", "exp": "CompAwareBinSplit (exp. end)",
              "new": "isolate" + (" + known_rules" if known else "")
              + (f" + held-out {args.held_out}{' (strict)' if args.strict else ''}" if args.held_out else "")}
-    print(f"seed={args.seed} texts={len(samples)} freq_exponent={args.freq_exponent} "
+    print(f"seed={args.seed} filler={args.filler} texts={len(samples)} model={params.model} freq_exponent={args.freq_exponent} "
           f"jieba={not args.no_jieba} known_rules={'yes' if known else 'no'} held_out={args.held_out} strict={args.strict}")
     print("| algorithm / texts | n | mean | median | p95 | exact |")
     print("|---|---:|---:|---:|---:|---:|")
