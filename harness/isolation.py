@@ -41,21 +41,33 @@ censored (``C`` = components found so far); the next component starts at
 ``b``; continue on ``text[b+1:]`` so that overlapping components are found.
 Three changes make it cheaper while keeping it exact:
 
-1. **Word-level search with a prior.**  The text is segmented with jieba.
-   The start search runs over word boundaries only (plus, for overlaps, the
-   inner characters of the word just guessed) and is a *weighted* binary
-   search: each probe splits the prior probability mass of the remaining
-   outcomes in half instead of splitting positions in half.  A word's weight
-   grows as its dictionary frequency falls (``(freq + 1) ** -freq_exponent``,
-   out-of-vocabulary words having freq 0): censored keywords are rarely
-   function words.  The outcome "``C`` alone is censored" (the rule is
-   complete) is one more point of the same search, with a prior probability,
-   so no separate "are we done?" query is needed.
-2. **Word-level ends, verified later.**  The end of the component starting
-   at ``b`` is searched over word ends only (weighted by a prior on how many
-   words a component spans, depending on the first word's length), with the
-   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; it is not refined
-   character by character here.  Sub-word starts/ends are caught by step 3.
+1. **Boundary-level search with a prior.**  The text is cut with jieba twice,
+   with its HMM (which glues unknown characters into words) and without it
+   (which leaves them single); the start search runs over the word starts of
+   both cuts (plus, for overlaps, the offsets inside the word just guessed)
+   and is a *weighted* search: each probe is the root of the optimal
+   alphabetic search tree for the prior probabilities of the remaining
+   outcomes (Knuth's dynamic programme on intervals of at most 64 outcomes,
+   splitting the mass in half above that).  A start's weight is the rate at
+   which such a boundary was a component start on the benchmark corpus seed 7
+   (``_START_RATE``), by which cut has it, the jieba frequency and length of
+   the word starting there, its script (ASCII, GB2312, other: traditional or
+   rare characters) and the frequency of the next word.  The outcome "``C``
+   alone is censored" (the rule is complete) is one more point of the same
+   search, with a prior that depends on how many components were found and
+   the length of the last one (``_DONE_RATE``), so no separate "are we
+   done?" query is needed.  ``Params(model="power")`` keeps the older prior
+   (HMM word starts only, weight ``(freq + 1) ** -freq_exponent``, ends at
+   word ends); ``model="table-nofreq"`` is the ablation without frequencies.
+2. **Character-level ends.**  The end of the component starting at ``b`` is
+   searched over every offset up to ``max_end_chars`` characters, with the
+   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; an end's weight is
+   the rate at which it ended a component on seed 7 (``_END_RATE``: length in
+   characters, whether it is a word end of both cuts, of the no-HMM cut only
+   or inside a word, and where it falls against the first word).  Ends rarer
+   than ``end_min_rate`` are not offered (each would cost a probe whenever
+   its neighbour is the answer); a too-long guess is caught by step 3, as are
+   starts inside a word of both cuts.
 3. **Certificates that double as completeness checks.**  When the guessed set
    ``C`` is censored, each component ``c`` is checked with ONE query: all the
    maximal windows of the text that do not contain ``c`` (``M_c``).  ``M_c``
@@ -103,8 +115,15 @@ exact whatever the priors say (wrong priors cost queries, never exactness).
 It generalises to new *combinations* of known components, which is how a
 researcher meets a new platform: its rules are rarely identical to another
 platform's, but their parts are often known.  On the benchmark (held-out,
-leave-one-source-out priors) it brings the single-rule mean from 0.83 to 0.70
+leave-one-source-out priors) it brings the single-rule mean from 0.785 to 0.67
 of CompAwareBinSplit's; see ``bench/isolation/RESULTS.md``.
+
+**Caveat on the fitted tables.**  ``_START_RATE`` uses jieba's word
+frequencies, and the benchmark's filler is drawn from the same frequencies;
+on filler drawn from another word distribution the frequency features are
+worth about a third of what they are on the benchmark (RESULTS.md).  The
+tables carry no keyword strings; on real text they are a reasonable, not an
+optimal, prior, and exactness never depends on them.
 
 The algorithm is written once as a generator that yields query strings and
 receives verdicts; :func:`isolate` drives it with a plain function and
@@ -145,7 +164,15 @@ class Params:
     """Tuning knobs of the search priors (defaults are used by isolate)."""
 
     use_jieba: bool = True
+    # "table": start/end priors from the fitted ``_START_RATE`` / ``_END_RATE``
+    # tables over the boundaries of two jieba cuts (with and without HMM), ends
+    # searched character by character; "power": the older model (word
+    # boundaries of the HMM cut, weight (freq + 1) ** -freq_exponent, ends at
+    # word ends with the p_short / end_ratio prior).  Without jieba: "power".
+    model: str = "table"
     freq_exponent: float = 0.3  # weight of a word = (freq + 1) ** -freq_exponent
+    end_min_rate: float = 0.02  # "table" model: ends with a lower rate are not tried
+    max_end_chars: int = 40  # "table" model: longest component tried before the window end
     # prior that a one-word guess is too short, by word length 1, 2, 3+
     p_short: tuple[float, ...] = (0.75, 0.48, 0.3)
     p_short_again: float = 0.5  # ... after it was already too short once
@@ -188,6 +215,348 @@ _COMP_P: dict[tuple[int, int, int], float] = {
 }
 
 
+# Prior-free segmentation tables (``Params.model == "table"``): the rate at
+# which a candidate boundary is a component start, by (segmentation that has
+# the boundary: "H" = jieba with HMM, "N" = only jieba without HMM, jieba
+# frequency bucket of the word starting there, its length 1/2/3/4+); and the
+# rate at which a candidate end is a component end, by (component length in
+# characters, 1-10, 11 = 11-15, 12 = 16+; boundary type "HN" = a word end of
+# both cuts, "N" = only of the no-HMM cut, "-" = inside a word; relative to
+# the first word: "in", "first" (its end) or "after").  Fitted on the
+# benchmark corpus seed 7 with ``python -m bench.isolation.fit_priors --seed 7``
+# (the benchmark reports seed 2019).  Non-lexical: no keyword list inside.
+_START_RATE: dict[tuple[str, int, int, str, int], float] = {
+    ('H', 0, 1, 'a', 0): 0.2978,
+    ('H', 0, 1, 'a', 1): 0.4421,
+    ('H', 0, 1, 'a', 2): 0.2578,
+    ('H', 0, 1, 'a', 3): 0.1042,
+    ('H', 0, 1, 'g', 0): 0.4869,
+    ('H', 0, 1, 'g', 1): 0.01331,
+    ('H', 0, 1, 'g', 2): 0.2709,
+    ('H', 0, 1, 'x', 0): 0.2263,
+    ('H', 0, 1, 'x', 1): 0.007703,
+    ('H', 0, 1, 'x', 2): 0.1656,
+    ('H', 0, 2, 'a', 0): 0.2247,
+    ('H', 0, 2, 'a', 1): 0.5043,
+    ('H', 0, 2, 'a', 2): 0.5437,
+    ('H', 0, 2, 'g', 0): 0.08473,
+    ('H', 0, 2, 'g', 1): 0.03676,
+    ('H', 0, 2, 'g', 2): 0.02308,
+    ('H', 0, 2, 'g', 3): 0.002252,
+    ('H', 0, 2, 'x', 0): 0.4928,
+    ('H', 0, 2, 'x', 1): 0.3829,
+    ('H', 0, 2, 'x', 2): 0.3926,
+    ('H', 0, 2, 'x', 3): 0.1789,
+    ('H', 0, 3, 'a', 0): 0.3616,
+    ('H', 0, 3, 'a', 1): 0.5568,
+    ('H', 0, 3, 'a', 2): 0.4715,
+    ('H', 0, 3, 'g', 0): 0.09897,
+    ('H', 0, 3, 'g', 1): 0.08703,
+    ('H', 0, 3, 'g', 2): 0.05696,
+    ('H', 0, 3, 'g', 3): 0.1263,
+    ('H', 0, 3, 'x', 0): 0.3616,
+    ('H', 0, 3, 'x', 1): 0.3761,
+    ('H', 0, 3, 'x', 2): 0.351,
+    ('H', 0, 3, 'x', 3): 0.1042,
+    ('H', 0, 4, 'a', 0): 0.3542,
+    ('H', 0, 4, 'a', 1): 0.5715,
+    ('H', 0, 4, 'a', 2): 0.6909,
+    ('H', 0, 4, 'a', 3): 0.1042,
+    ('H', 0, 4, 'g', 0): 0.2247,
+    ('H', 0, 4, 'g', 1): 0.007703,
+    ('H', 0, 4, 'g', 2): 0.105,
+    ('H', 0, 4, 'g', 3): 0.01331,
+    ('H', 0, 4, 'x', 0): 0.0122,
+    ('H', 0, 4, 'x', 1): 0.01331,
+    ('H', 0, 4, 'x', 2): 0.1651,
+    ('H', 1, 1, 'g', 1): 0.01331,
+    ('H', 1, 1, 'x', 0): 0.07165,
+    ('H', 1, 1, 'x', 1): 0.2073,
+    ('H', 1, 1, 'x', 2): 0.03582,
+    ('H', 1, 2, 'g', 0): 0.1971,
+    ('H', 1, 2, 'g', 1): 0.193,
+    ('H', 1, 2, 'g', 2): 0.09124,
+    ('H', 1, 2, 'g', 3): 0.008131,
+    ('H', 1, 2, 'x', 1): 0.0122,
+    ('H', 1, 2, 'x', 2): 0.01331,
+    ('H', 1, 3, 'g', 0): 0.1005,
+    ('H', 1, 3, 'g', 1): 0.06281,
+    ('H', 1, 3, 'g', 2): 0.0556,
+    ('H', 1, 3, 'g', 3): 0.007703,
+    ('H', 1, 3, 'x', 2): 0.01331,
+    ('H', 1, 4, 'g', 0): 0.04696,
+    ('H', 1, 4, 'g', 1): 0.0523,
+    ('H', 1, 4, 'g', 2): 0.05315,
+    ('H', 1, 4, 'g', 3): 0.01045,
+    ('H', 1, 4, 'x', 0): 0.01331,
+    ('H', 1, 4, 'x', 1): 0.01331,
+    ('H', 1, 4, 'x', 2): 0.008609,
+    ('H', 2, 1, 'g', 0): 0.08255,
+    ('H', 2, 1, 'g', 1): 0.09357,
+    ('H', 2, 1, 'g', 2): 0.01665,
+    ('H', 2, 1, 'x', 0): 0.01045,
+    ('H', 2, 1, 'x', 1): 0.04293,
+    ('H', 2, 1, 'x', 2): 0.01567,
+    ('H', 2, 2, 'g', 0): 0.09982,
+    ('H', 2, 2, 'g', 1): 0.07597,
+    ('H', 2, 2, 'g', 2): 0.04083,
+    ('H', 2, 2, 'g', 3): 0.003404,
+    ('H', 2, 3, 'g', 0): 0.05256,
+    ('H', 2, 3, 'g', 1): 0.04685,
+    ('H', 2, 3, 'g', 2): 0.0194,
+    ('H', 2, 3, 'g', 3): 0.006098,
+    ('H', 2, 4, 'g', 0): 0.001493,
+    ('H', 2, 4, 'g', 1): 0.01264,
+    ('H', 2, 4, 'g', 2): 0.00756,
+    ('H', 2, 4, 'g', 3): 0.006363,
+    ('H', 3, 1, 'g', 0): 0.1689,
+    ('H', 3, 1, 'g', 1): 0.04714,
+    ('H', 3, 1, 'g', 2): 0.01451,
+    ('H', 3, 1, 'g', 3): 0.006098,
+    ('H', 3, 1, 'x', 0): 0.004435,
+    ('H', 3, 1, 'x', 1): 0.0012,
+    ('H', 3, 1, 'x', 2): 0.0003168,
+    ('H', 3, 1, 'x', 3): 0.009757,
+    ('H', 3, 2, 'g', 0): 0.04659,
+    ('H', 3, 2, 'g', 1): 0.03335,
+    ('H', 3, 2, 'g', 2): 0.0173,
+    ('H', 3, 2, 'g', 3): 0.02764,
+    ('H', 3, 3, 'g', 0): 0.004698,
+    ('H', 3, 3, 'g', 1): 0.01952,
+    ('H', 3, 3, 'g', 2): 0.009065,
+    ('H', 3, 3, 'g', 3): 0.005629,
+    ('H', 3, 3, 'x', 1): 0.01331,
+    ('H', 3, 3, 'x', 2): 0.01331,
+    ('H', 3, 4, 'g', 0): 0.01014,
+    ('H', 3, 4, 'g', 1): 0.007301,
+    ('H', 3, 4, 'g', 2): 0.005991,
+    ('H', 3, 4, 'g', 3): 0.007318,
+    ('H', 4, 1, 'g', 0): 0.09725,
+    ('H', 4, 1, 'g', 1): 0.01846,
+    ('H', 4, 1, 'g', 2): 0.006755,
+    ('H', 4, 1, 'g', 3): 0.001702,
+    ('H', 4, 1, 'x', 0): 0.006653,
+    ('H', 4, 1, 'x', 1): 0.001368,
+    ('H', 4, 1, 'x', 2): 0.0005401,
+    ('H', 4, 1, 'x', 3): 0.009147,
+    ('H', 4, 2, 'g', 0): 0.01828,
+    ('H', 4, 2, 'g', 1): 0.01516,
+    ('H', 4, 2, 'g', 2): 0.008964,
+    ('H', 4, 2, 'g', 3): 0.0005762,
+    ('H', 4, 3, 'g', 0): 0.007396,
+    ('H', 4, 3, 'g', 1): 0.004336,
+    ('H', 4, 3, 'g', 2): 0.005649,
+    ('H', 4, 3, 'g', 3): 0.006969,
+    ('H', 4, 4, 'g', 0): 0.001978,
+    ('H', 4, 4, 'g', 1): 0.0008316,
+    ('H', 4, 4, 'g', 2): 0.0002515,
+    ('H', 4, 4, 'g', 3): 0.006098,
+    ('H', 5, 1, 'g', 0): 0.01991,
+    ('H', 5, 1, 'g', 1): 0.007954,
+    ('H', 5, 1, 'g', 2): 0.002105,
+    ('H', 5, 1, 'g', 3): 0.0009566,
+    ('H', 5, 1, 'x', 0): 0.01331,
+    ('H', 5, 1, 'x', 1): 0.01045,
+    ('H', 5, 1, 'x', 2): 0.003851,
+    ('H', 5, 2, 'g', 0): 0.01341,
+    ('H', 5, 2, 'g', 1): 0.00453,
+    ('H', 5, 2, 'g', 2): 0.003538,
+    ('H', 5, 2, 'g', 3): 0.0007318,
+    ('H', 5, 3, 'g', 0): 0.02492,
+    ('H', 5, 3, 'g', 1): 0.05253,
+    ('H', 5, 3, 'g', 2): 0.02375,
+    ('H', 5, 3, 'g', 3): 0.0122,
+    ('H', 5, 4, 'g', 0): 0.006969,
+    ('H', 5, 4, 'g', 1): 0.003114,
+    ('H', 5, 4, 'g', 2): 0.001068,
+    ('H', 6, 1, 'g', 0): 0.002262,
+    ('H', 6, 1, 'g', 1): 0.0009229,
+    ('H', 6, 1, 'g', 2): 0.0004249,
+    ('H', 6, 1, 'g', 3): 0.0006308,
+    ('H', 6, 2, 'g', 0): 0.03023,
+    ('H', 6, 2, 'g', 1): 0.01148,
+    ('H', 6, 2, 'g', 2): 0.005481,
+    ('H', 6, 2, 'g', 3): 0.008131,
+    ('N', 0, 1, 'x', 0): 0.1536,
+    ('N', 0, 1, 'x', 1): 0.1049,
+    ('N', 0, 1, 'x', 2): 0.02388,
+    ('N', 0, 1, 'x', 3): 0.01331,
+    ('N', 1, 1, 'x', 0): 0.1498,
+    ('N', 1, 1, 'x', 1): 0.01045,
+    ('N', 1, 1, 'x', 2): 0.07155,
+    ('N', 2, 1, 'g', 0): 0.01126,
+    ('N', 2, 1, 'g', 1): 0.03953,
+    ('N', 2, 1, 'g', 2): 0.00287,
+    ('N', 2, 1, 'g', 3): 0.01331,
+    ('N', 2, 1, 'x', 0): 0.2182,
+    ('N', 2, 1, 'x', 1): 0.07642,
+    ('N', 2, 1, 'x', 2): 0.04409,
+    ('N', 3, 1, 'g', 0): 0.08293,
+    ('N', 3, 1, 'g', 1): 0.02641,
+    ('N', 3, 1, 'g', 2): 0.02871,
+    ('N', 3, 1, 'x', 0): 0.01331,
+    ('N', 3, 1, 'x', 1): 0.01331,
+    ('N', 3, 1, 'x', 2): 0.05732,
+    ('N', 4, 1, 'g', 0): 0.08823,
+    ('N', 4, 1, 'g', 1): 0.03535,
+    ('N', 4, 1, 'g', 2): 0.01798,
+    ('N', 4, 1, 'g', 3): 0.004574,
+    ('N', 4, 1, 'x', 0): 0.01331,
+    ('N', 4, 1, 'x', 1): 0.0122,
+    ('N', 4, 1, 'x', 2): 0.008131,
+    ('N', 5, 1, 'g', 0): 0.07062,
+    ('N', 5, 1, 'g', 1): 0.01392,
+    ('N', 5, 1, 'g', 2): 0.007757,
+    ('N', 5, 1, 'g', 3): 0.003851,
+    ('N', 6, 1, 'g', 0): 0.0122,
+    ('N', 6, 1, 'g', 1): 0.002196,
+    ('N', 6, 1, 'g', 2): 0.001285,
+    ('N', 6, 1, 'g', 3): 0.005854,
+}
+# Ablation (``Params.model == "table-nofreq"``): the same start features with the
+# frequencies reduced to "in jieba's dictionary or not", same seed-7 fit.
+_START_RATE_NOFREQ: dict[tuple[str, int, int, str, int], float] = {
+    ('H', 0, 1, 'a', 0): 0.2978,
+    ('H', 0, 1, 'a', 1): 0.3719,
+    ('H', 0, 1, 'a', 3): 0.1042,
+    ('H', 0, 1, 'g', 0): 0.4869,
+    ('H', 0, 1, 'g', 1): 0.2573,
+    ('H', 0, 1, 'x', 0): 0.2263,
+    ('H', 0, 1, 'x', 1): 0.1124,
+    ('H', 0, 2, 'a', 0): 0.2247,
+    ('H', 0, 2, 'a', 1): 0.5849,
+    ('H', 0, 2, 'g', 0): 0.08473,
+    ('H', 0, 2, 'g', 1): 0.02645,
+    ('H', 0, 2, 'g', 3): 0.002252,
+    ('H', 0, 2, 'x', 0): 0.4928,
+    ('H', 0, 2, 'x', 1): 0.4138,
+    ('H', 0, 2, 'x', 3): 0.1789,
+    ('H', 0, 3, 'a', 0): 0.3616,
+    ('H', 0, 3, 'a', 1): 0.6152,
+    ('H', 0, 3, 'g', 0): 0.09897,
+    ('H', 0, 3, 'g', 1): 0.06547,
+    ('H', 0, 3, 'g', 3): 0.1263,
+    ('H', 0, 3, 'x', 0): 0.3616,
+    ('H', 0, 3, 'x', 1): 0.4208,
+    ('H', 0, 3, 'x', 3): 0.1042,
+    ('H', 0, 4, 'a', 0): 0.3542,
+    ('H', 0, 4, 'a', 1): 0.7302,
+    ('H', 0, 4, 'a', 3): 0.1042,
+    ('H', 0, 4, 'g', 0): 0.2247,
+    ('H', 0, 4, 'g', 1): 0.08873,
+    ('H', 0, 4, 'g', 3): 0.01331,
+    ('H', 0, 4, 'x', 0): 0.0122,
+    ('H', 0, 4, 'x', 1): 0.1533,
+    ('H', 1, 1, 'g', 0): 0.02825,
+    ('H', 1, 1, 'g', 1): 0.003828,
+    ('H', 1, 1, 'g', 3): 0.0003147,
+    ('H', 1, 1, 'x', 0): 0.02047,
+    ('H', 1, 1, 'x', 1): 0.007864,
+    ('H', 1, 1, 'x', 3): 0.006969,
+    ('H', 1, 2, 'g', 0): 0.02994,
+    ('H', 1, 2, 'g', 1): 0.01371,
+    ('H', 1, 2, 'g', 3): 0.00655,
+    ('H', 1, 2, 'x', 1): 0.01126,
+    ('H', 1, 3, 'g', 0): 0.03095,
+    ('H', 1, 3, 'g', 1): 0.01913,
+    ('H', 1, 3, 'g', 3): 0.002361,
+    ('H', 1, 3, 'x', 1): 0.01126,
+    ('H', 1, 4, 'g', 0): 0.01245,
+    ('H', 1, 4, 'g', 1): 0.01449,
+    ('H', 1, 4, 'g', 3): 0.00287,
+    ('H', 1, 4, 'x', 0): 0.01331,
+    ('H', 1, 4, 'x', 1): 0.008131,
+    ('N', 0, 1, 'x', 0): 0.1536,
+    ('N', 0, 1, 'x', 1): 0.06098,
+    ('N', 0, 1, 'x', 3): 0.01331,
+    ('N', 1, 1, 'g', 0): 0.06883,
+    ('N', 1, 1, 'g', 1): 0.01258,
+    ('N', 1, 1, 'g', 3): 0.001926,
+    ('N', 1, 1, 'x', 0): 0.2233,
+    ('N', 1, 1, 'x', 1): 0.06772,
+}
+# P(rule complete | components found so far (3 = 3+), length bucket of the last one
+# (1, 2, 3, 4-5, 6+ characters)), same seed-7 fit.
+_DONE_RATE: dict[tuple[int, int], float] = {
+    (1, 0): 0.0633,
+    (1, 1): 0.208,
+    (1, 2): 0.683,
+    (1, 3): 0.797,
+    (1, 4): 0.952,
+    (2, 0): 0.78,
+    (2, 1): 0.9,
+    (2, 2): 0.834,
+    (2, 3): 0.818,
+    (2, 4): 0.798,
+    (3, 0): 0.668,
+    (3, 1): 0.653,
+    (3, 2): 0.574,
+    (3, 3): 0.64,
+    (3, 4): 0.566,
+}
+_END_RATE: dict[tuple[int, str, str], float] = {
+    (1, '-', 'in'): 0.001969,
+    (1, 'HN', 'first'): 0.1993,
+    (1, 'N', 'first'): 0.03505,
+    (1, 'N', 'in'): 0.05267,
+    (2, '-', 'after'): 0.1027,
+    (2, '-', 'in'): 0.01688,
+    (2, 'HN', 'after'): 0.3613,
+    (2, 'HN', 'first'): 0.5209,
+    (2, 'N', 'after'): 0.1659,
+    (2, 'N', 'in'): 0.1917,
+    (3, '-', 'after'): 0.004998,
+    (3, '-', 'in'): 0.00913,
+    (3, 'HN', 'after'): 0.2866,
+    (3, 'HN', 'first'): 0.6134,
+    (3, 'N', 'after'): 0.1566,
+    (3, 'N', 'in'): 0.1639,
+    (4, '-', 'after'): 0.00379,
+    (4, '-', 'in'): 0.1505,
+    (4, 'HN', 'after'): 0.2622,
+    (4, 'HN', 'first'): 0.6373,
+    (4, 'N', 'after'): 0.1688,
+    (4, 'N', 'in'): 0.0253,
+    (5, '-', 'after'): 0.001179,
+    (5, '-', 'in'): 0.006471,
+    (5, 'HN', 'after'): 0.1198,
+    (5, 'HN', 'first'): 0.4904,
+    (5, 'N', 'after'): 0.03507,
+    (6, '-', 'after'): 0.001296,
+    (6, '-', 'in'): 0.008184,
+    (6, 'HN', 'after'): 0.1091,
+    (6, 'HN', 'first'): 0.3831,
+    (6, 'N', 'after'): 0.02531,
+    (7, '-', 'after'): 0.0002699,
+    (7, '-', 'in'): 0.009938,
+    (7, 'HN', 'after'): 0.05451,
+    (7, 'HN', 'first'): 0.07989,
+    (7, 'N', 'after'): 0.03857,
+    (8, '-', 'after'): 0.0002799,
+    (8, '-', 'in'): 0.01265,
+    (8, 'HN', 'after'): 0.0173,
+    (8, 'HN', 'first'): 0.07989,
+    (8, 'N', 'after'): 0.01405,
+    (9, '-', 'after'): 0.0002854,
+    (9, '-', 'in'): 0.01739,
+    (9, 'HN', 'after'): 0.007993,
+    (9, 'HN', 'first'): 0.3299,
+    (9, 'N', 'after'): 0.02349,
+    (10, '-', 'after'): 0.0002811,
+    (10, '-', 'in'): 0.01739,
+    (10, 'HN', 'after'): 0.008102,
+    (10, 'N', 'after'): 0.002929,
+    (11, '-', 'after'): 5.708e-05,
+    (11, '-', 'in'): 0.0107,
+    (11, 'HN', 'after'): 0.002844,
+    (11, 'HN', 'first'): 0.3924,
+    (11, 'N', 'after'): 0.0007582,
+    (12, '-', 'after'): 1.257e-05,
+    (12, 'HN', 'after'): 0.0001055,
+    (12, 'N', 'after'): 0.0001456,
+}
+
+
 def component_probability(comp: str, n_rules: int, freq: int) -> float:
     """Prior probability that a known component found in a text is a real one."""
     fb = 0 if freq <= 0 else 1 if freq <= 100 else 2 if freq <= 1000 else 3
@@ -199,9 +568,99 @@ def component_probability(comp: str, n_rules: int, freq: int) -> float:
 # Segmentation
 
 
+@dataclass
+class _Bounds:
+    """Word boundaries of a text under jieba with HMM (``H``) and without (``N``)."""
+
+    starts: list[int]
+    start_set: set[int]
+    kind: dict[int, str]  # start -> "H" (an HMM word starts here) or "N" (only the no-HMM cut)
+    tok_end: dict[int, int]  # start -> end of the word starting there
+    freq: dict[int, int]  # start -> jieba frequency of that word
+    h_ends: set[int]
+    n_ends: set[int]
+
+
+def _boundary_features(text: str) -> _Bounds:
+    import logging
+
+    import jieba  # type: ignore[import-untyped]
+
+    jieba.setLogLevel(logging.WARNING)
+    kind: dict[int, str] = {}
+    tok_end: dict[int, int] = {}
+    freq: dict[int, int] = {}
+    h_ends: set[int] = set()
+    n_ends: set[int] = set()
+    for word, a, b in jieba.tokenize(text, HMM=True):
+        kind[a], tok_end[a], freq[a] = "H", b, jieba.get_FREQ(word) or 0
+        h_ends.add(b)
+    for word, a, b in jieba.tokenize(text, HMM=False):
+        n_ends.add(b)
+        if a not in kind:
+            kind[a], tok_end[a], freq[a] = "N", b, jieba.get_FREQ(word) or 0
+    starts = sorted(kind)
+    return _Bounds(starts, set(starts), kind, tok_end, freq, h_ends, n_ends)
+
+
+def _freq_bucket(f: int) -> int:
+    if f <= 0:
+        return 0
+    b = 1
+    while f >= 10 and b < 6:
+        f //= 10
+        b += 1
+    return b
+
+
+def _script(word: str) -> str:
+    """"a" ASCII, "g" in GB2312 (common simplified Chinese), "x" anything else (traditional, rare)."""
+    if word.isascii():
+        return "a"
+    try:
+        word.encode("gb2312")
+    except UnicodeEncodeError:
+        return "x"
+    return "g"
+
+
+def _start_key(bf: _Bounds, x: int, text: str, freq: bool = True) -> tuple[str, int, int, str, int]:
+    """Features of a candidate start: cut, frequency bucket, length, script, next word's frequency.
+
+    With ``freq=False`` (ablation) the two frequencies only say "in jieba's dictionary or not".
+    """
+    e = bf.tok_end[x]
+    nf = bf.freq.get(e, -1)
+    nb = 3 if nf < 0 else 0 if nf == 0 else 1 if (nf < 1000 or not freq) else 2
+    fb = _freq_bucket(bf.freq[x]) if freq else min(1, bf.freq[x])
+    return (bf.kind[x], fb, min(e - x, 4), _script(text[x:e]), nb)
+
+
+def _done_key(n_found: int, last_len: int) -> tuple[int, int]:
+    """Features of "the rule is complete": components found so far, length of the last one."""
+    lb = 0 if last_len <= 1 else 1 if last_len == 2 else 2 if last_len == 3 else 3 if last_len <= 5 else 4
+    return (min(n_found, 3), lb)
+
+
+def _end_key(bf: _Bounds, x: int, e: int, n: int) -> tuple[int, str, str]:
+    length = e - x
+    lb = length if length <= 10 else 11 if length <= 15 else 12
+    bt = "HN" if (e in bf.h_ends or e >= n) else "N" if e in bf.n_ends else "-"
+    fe = bf.tok_end.get(x, x + 1)
+    rel = "in" if e < fe else "first" if e == fe else "after"
+    return (lb, bt, rel)
+
+
 def _segment(text: str, params: Params) -> tuple[list[int], dict[int, float]]:
     """Word start offsets of ``text`` and the prior weight of each start."""
     weights: dict[int, float] = {}
+    if params.use_jieba and params.model in ("table", "table-nofreq"):
+        bf = _boundary_features(text)
+        freq = params.model == "table"
+        table = _START_RATE if freq else _START_RATE_NOFREQ
+        for x in bf.starts:
+            weights[x] = table.get(_start_key(bf, x, text, freq), 0.01)
+        return bf.starts, weights
     if params.use_jieba:
         try:
             import jieba  # type: ignore[import-untyped]
@@ -312,6 +771,9 @@ class _Isolator:
         self.censored_sets: list[Pieces] = []
         self.clear_sets: list[Pieces] = []
         self.starts, self.weights = _segment(text, params)
+        self.bounds: Optional[_Bounds] = (
+            _boundary_features(text) if params.use_jieba and params.model in ("table", "table-nofreq") else None
+        )
         self.cand_ends: dict[int, dict[int, float]] = {}
         if known_components:
             self._add_component_priors(known_components)
@@ -504,7 +966,13 @@ class _Isolator:
             inner: list[Pos] = []
             if guesses:
                 gsi, gs, ge = guesses[-1]
-                inner = [(gsi, x) for x in range(gs + 1, ge) if (gsi, x) not in pos_set]
+                # every offset between the guess's start and the next candidate
+                # start (or the guess's end) must stay an outcome: the end
+                # search proved that the suffix from gs + 1 is still censored
+                k = bisect.bisect_right(self.starts, gs)
+                nxt = self.starts[k] if k < len(self.starts) else spans[gsi][1]
+                top = min(max(ge, nxt), spans[gsi][1])
+                inner = [(gsi, x) for x in range(gs + 1, top) if (gsi, x) not in pos_set]
                 later = sorted(set(later) | set(inner))
             inner_set = set(inner)
             regular = [q for q in later if q not in inner_set]
@@ -512,7 +980,13 @@ class _Isolator:
                 regular = [lo] + regular
             n_found = len(guesses) + (1 if base else 0)
             plo = p_short if pending else 0.0
-            hz = p.p_done[min(n_found, len(p.p_done)) - 1] if n_found else 0.0
+            if not n_found:
+                hz = 0.0
+            elif self.bounds is not None and not char_level and not base:
+                _gsi, g_start, g_end = guesses[-1]
+                hz = _DONE_RATE[_done_key(n_found, g_end - g_start)]
+            else:
+                hz = p.p_done[min(n_found, len(p.p_done)) - 1]
             pdone = hz * (1.0 - plo)
             pin = p.inner_weight if inner else 0.0
             rest = max(1e-9, 1.0 - pdone - plo - pin)
@@ -536,6 +1010,11 @@ class _Isolator:
             found = outcomes[idx]
             if found is None:
                 return [(a, b) for _si, a, b in guesses]
+            if found == lo and used and not pending:
+                # the suffix from the last guess's start + 1 is known censored, and
+                # every offset from there is an outcome: no later start means the
+                # answers contradict each other (guards against looping forever)
+                raise InconsistentOracle("inconsistent oracle answers")
             if found == lo and pending:
                 # the guess is too short: grow it by one word
                 gsi, gs, ge = guesses[-1]
@@ -568,24 +1047,42 @@ class _Isolator:
         text = self.text
         p = self.params
         b = spans[si][1]
+        bf = self.bounds
         if char_level:
             ends = list(range(x + 1, b + 1))
+        elif bf is not None:
+            ends = list(range(x + 1, min(b, x + p.max_end_chars) + 1))
+            if ends[-1] != b:
+                ends.append(b)
         else:
             k = bisect.bisect_right(self.starts, x)
             ends = [e for e in self.starts[k:] if e < b][: p.max_end_words]
             ends.append(b)
         rest = suffix((si, x + 1)) if x + 1 < b else [t[a:c] for t, (a, c) in ((text, sp) for sp in spans[si + 1 :])]
-        first_len = ends[0] - x
-        if char_level:
-            p1 = 0.5
+        if bf is not None and not char_level:
+            if x not in bf.start_set:  # a window starting inside a word
+                bf.tok_end.setdefault(x, x + 1)
+            n = len(text)
+            rates = [_END_RATE.get(_end_key(bf, x, e, n if e < b else e), 1e-4) for e in ends]
+            # an unlikely end costs a probe whenever the end next to it is the
+            # answer: drop it (a too-long guess is repaired by the certificate)
+            keep = [i for i, r in enumerate(rates) if r >= p.end_min_rate or i == len(ends) - 1]
+            ends = [ends[i] for i in keep]
+            mass = [rates[i] for i in keep]
+            total = sum(mass)
+            mass = [m / total for m in mass]
         else:
-            p1 = 1.0 - p.p_short[min(first_len, len(p.p_short)) - 1]
-        mass = [p1]
-        tail = 1.0 - p1
-        for i in range(1, len(ends)):
-            share = tail * (1.0 - p.end_ratio) if i < len(ends) - 1 else tail
-            mass.append(share)
-            tail -= share
+            first_len = ends[0] - x
+            if char_level:
+                p1 = 0.5
+            else:
+                p1 = 1.0 - p.p_short[min(first_len, len(p.p_short)) - 1]
+            mass = [p1]
+            tail = 1.0 - p1
+            for i in range(1, len(ends)):
+                share = tail * (1.0 - p.end_ratio) if i < len(ends) - 1 else tail
+                mass.append(share)
+                tail -= share
         cands = self.cand_ends.get(x) if not char_level else None
         if cands:
             hits = [i for i, e in enumerate(ends) if e in cands]
@@ -637,6 +1134,35 @@ class _Isolator:
         return current
 
 
+_OPTIMAL_MAX = 64  # intervals at most this long are searched with an optimal tree
+
+
+def _alphabetic_roots(total: list[float], lo: int, hi: int) -> dict[tuple[int, int], int]:
+    """Optimal first probe for every sub-interval [i, j) of [lo, hi).
+
+    Outcomes are ordered and a probe at k separates [i, k) from [k, j); the
+    expected number of probes is minimised (optimal alphabetic tree, Knuth's
+    monotone-root dynamic programme, O(n^2)).
+    """
+    cost: dict[tuple[int, int], float] = {}
+    root: dict[tuple[int, int], int] = {}
+    for i in range(lo, hi):
+        cost[(i, i + 1)] = 0.0
+    for size in range(2, hi - lo + 1):
+        for i in range(lo, hi - size + 1):
+            j = i + size
+            a = root.get((i, j - 1), i + 1)
+            b = root.get((i + 1, j), j - 1)
+            best_k, best = a, float("inf")
+            for k in range(max(a, i + 1), min(b, j - 1) + 1):
+                c = cost[(i, k)] + cost[(k, j)]
+                if c < best:
+                    best_k, best = k, c
+            cost[(i, j)] = best + total[j] - total[i]
+            root[(i, j)] = best_k
+    return root
+
+
 def _weighted_search(
     mass: list[float], probe: Callable[[int], Generator[str, bool, bool]]
 ) -> Generator[str, bool, int]:
@@ -649,7 +1175,16 @@ def _weighted_search(
     total = [0.0]
     for m in mass:
         total.append(total[-1] + max(m, 1e-12))
+    roots: Optional[dict[tuple[int, int], int]] = None
     while hi - lo > 1:
+        if roots is None and hi - lo <= _OPTIMAL_MAX:
+            roots = _alphabetic_roots(total, lo, hi)
+        if roots is not None:
+            if (yield from probe(roots[(lo, hi)])):
+                lo = roots[(lo, hi)]
+            else:
+                hi = roots[(lo, hi)]
+            continue
         target = (total[lo] + total[hi]) / 2
         k = bisect.bisect_left(total, target, lo + 1, hi)
         best = None

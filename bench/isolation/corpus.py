@@ -113,12 +113,36 @@ def _dominated(r2: tuple[str, ...], r1: tuple[str, ...]) -> bool:
     return all(any(a in b for b in r2) for a in r1)
 
 
+def _idf_words() -> tuple[list[str], list[int]]:
+    """Words of jieba's ``analyse/idf.txt`` weighted by document frequency (exp(-idf)).
+
+    A robustness filler: the IDF table was computed on a different corpus than
+    dict.txt's frequencies, so priors calibrated on jieba's frequencies meet a
+    word distribution they were not fitted to.
+    """
+    import math
+
+    import jieba  # type: ignore[import-untyped]
+
+    path = os.path.join(os.path.dirname(jieba.__file__), "analyse", "idf.txt")
+    words, weights = [], []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) == 2:
+                w = int(round(1e6 * math.exp(-float(parts[1]))))
+                if w > 0:
+                    words.append(parts[0])
+                    weights.append(w)
+    return words, weights
+
+
 class Generator:
-    def __init__(self, rules: list[tuple[str, ...]], seed: int) -> None:
+    def __init__(self, rules: list[tuple[str, ...]], seed: int, filler: str = "dict") -> None:
         self.rng = random.Random(seed)
         self.rules = rules
         self.overlap_rules = [r for r in rules if _overlap_pairs(r)]
-        self.words, w = _dict_words()
+        self.words, w = _idf_words() if filler == "idf" else _dict_words()
         self.cum: list[int] = []
         t = 0
         for x in w:
@@ -191,11 +215,12 @@ class Generator:
 
 
 def build_corpus(seed: int = 2019, n_single: int = 900, n_overlap: int = 100,
-                 n_multi2: int = 150, n_multi3: int = 100) -> list[Sample]:
+                 n_multi2: int = 150, n_multi3: int = 100, filler: str = "dict") -> list[Sample]:
+    """``filler="idf"``: words weighted by jieba's IDF table instead of dict.txt (robustness check)."""
     d = data_dir()
     if d is None:
         raise FileNotFoundError(str(DATA_DIR))
-    gen = Generator(load_rules(d), seed)
+    gen = Generator(load_rules(d), seed, filler)
     out: list[Sample] = []
     for kind, n in (("single", n_single), ("overlap", n_overlap),
                     ("multi2", n_multi2), ("multi3", n_multi3)):

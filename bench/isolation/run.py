@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--comp-end-mass", type=float, default=Params().comp_end_mass)
     ap.add_argument("--pos", default="", help="part-of-speech weights, e.g. 'd=0.1,r=0.1,nz=3'")
     ap.add_argument("--strict", action="store_true", help="held-out priors exclude every source of the rule")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override any Params field (repeatable), e.g. --set model=power --set end_min_rate=0.01")
+    ap.add_argument("--quick", action="store_true", help="skip the baselines (isolate figures only)")
+    ap.add_argument("--filler", choices=["dict", "idf"], default="dict",
+                    help="idf: filler words weighted by jieba's IDF table, not by dict.txt's frequencies "
+                         "(robustness check for the frequency-calibrated priors)")
     args = ap.parse_args(argv)
 
     from bench.isolation import corpus
@@ -113,12 +119,23 @@ def main(argv: list[str] | None = None) -> int:
               "(set CITIZENLAB_DATA to its chat-censorship folder)")
         return 0
     t0 = time.time()
-    samples = corpus.build_corpus(seed=args.seed)
+    samples = corpus.build_corpus(seed=args.seed, filler=args.filler)
     known = corpus.load_rules(corpus.data_dir()) if args.priors else None  # type: ignore[arg-type]
     held = HeldOutPriors(corpus.load_rule_sources(corpus.data_dir()), args.strict) if args.held_out else None  # type: ignore[arg-type]
     params = Params(use_jieba=not args.no_jieba, freq_exponent=args.freq_exponent, comp_gain=args.comp_gain,
                     comp_end_mass=args.comp_end_mass,
                     pos_weights=tuple((k, float(v)) for k, v in (x.split("=") for x in args.pos.split(",") if x)))
+    if args.set:
+        import dataclasses
+
+        over: dict[str, object] = {}
+        for item in args.set:
+            k, v = item.split("=", 1)
+            cur = getattr(params, k)
+            over[k] = (tuple(float(x) for x in v.split(",")) if isinstance(cur, tuple)
+                       else v if isinstance(cur, str) else (v.lower() in ("1", "true", "yes")) if isinstance(cur, bool)
+                       else type(cur)(v))
+        params = dataclasses.replace(params, **over)
 
     groups = {"single-all": ["single", "overlap"], "multi": ["multi2", "multi3"]}
     res: dict[str, dict[str, tuple[list[int], list[bool]]]] = {}
@@ -127,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     for s in samples:
         f = oracle_for(s.rules)
         truth = as_set(s.rules)
-        b_rules, b_q = baseline_isolate(s.text, f, SEP, "linear")
-        e_rules, e_q = baseline_isolate(s.text, f, SEP, "exp")
+        if args.quick:
+            b_rules, b_q = e_rules, e_q = s.rules, 1
+        else:
+            b_rules, b_q = baseline_isolate(s.text, f, SEP, "linear")
+            e_rules, e_q = baseline_isolate(s.text, f, SEP, "exp")
         comps = None
         kr = known
         if held is not None:
@@ -150,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {"base": "CompAwareBinSplit (linear end)", "exp": "CompAwareBinSplit (exp. end)",
              "new": "isolate" + (" + known_rules" if known else "")
              + (f" + held-out {args.held_out}{' (strict)' if args.strict else ''}" if args.held_out else "")}
-    print(f"seed={args.seed} texts={len(samples)} freq_exponent={args.freq_exponent} "
+    print(f"seed={args.seed} filler={args.filler} texts={len(samples)} model={params.model} freq_exponent={args.freq_exponent} "
           f"jieba={not args.no_jieba} known_rules={'yes' if known else 'no'} held_out={args.held_out} strict={args.strict}")
     print("| algorithm / texts | n | mean | median | p95 | exact |")
     print("|---|---:|---:|---:|---:|---:|")
