@@ -5,7 +5,7 @@ Usage (repository root, with ../shared/data/citizenlab present):
     python -m bench.isolation.fit_priors --seed 7
 
 Prints ``_START_RATE`` and ``_END_RATE`` as Python literals (the tables in
-``harness/isolation.py`` were produced with ``--seed 7``; the benchmark
+``harness/isolation_priors.py`` were produced with ``--seed 7``; the benchmark
 headline is seed 2019, never used for fitting).
 
 Features are non-lexical: which segmentation (jieba with HMM, or without HMM)
