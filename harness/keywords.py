@@ -197,9 +197,11 @@ def _key_count(block: str) -> int:
     holds: every `": ` outside a string is a key; inside a string the quote is escaped."""
     return block.count('": ') - block.count('\\": ')
 _JSON_YAML_DIFFER_CHARS = re.compile("[\t\u2028\u2029\x85]")
-_JSON_YAML_DIFFER_ESCAPES = re.compile(r"\\(?:/|u[dD][89a-fA-F])")
+_JSON_YAML_DIFFER_ESCAPES = re.compile(r"(?<!\\)(?:\\\\)*\\(?:/|u[dD][89a-fA-F])")
 """Where reading a line as JSON could differ from YAML: tabs, raw YAML line breaks, and the
-backslash-slash and surrogate-pair escapes. (A bare number is a number in both; the schema rejects it.)"""
+backslash-slash and surrogate-pair escapes (an escape starts at a backslash after an even number of
+backslashes: ``"\\\\/"`` is a backslash and a slash, read alike). (A bare number is a number in both;
+the schema rejects it.)"""
 _ENTRIES_ADAPTER = TypeAdapter(list[Keyword])
 _ITEM_LINE = re.compile(r"^( *)- (\S(?:[^\r\n]*\S)?)[ \t\r]*$", re.M)
 _NOT_AN_ITEM_LINE = re.compile(r"^(?![ \t]*#)(?![ \t]*\r?$)(?! *- \S).*$", re.M)
