@@ -21,6 +21,7 @@ built only for changes. Two runs of a million measurements each diff in a few se
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -611,7 +612,7 @@ def _runs_in_scope(store: Store, scope: RunScope, vantage: str | None) -> list[R
 def _unfinished_hint(store: Store, scope: RunScope, vantage: str | None, exclude: str | None = None) -> str:
     if scope.include_unfinished:
         return ""
-    wide = RunScope(scope.probe_set, scope.vantage, scope.exclude_vantage, scope.now, include_unfinished=True)
+    wide = dataclasses.replace(scope, include_unfinished=True)
     unfinished = [r for r in _runs_in_scope(store, wide, vantage) if r.status != "complete" and r.run_id != exclude]
     if not unfinished:
         return ""

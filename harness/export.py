@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InputError, NotFoundError
 from .models import Measurement, Run
-from .store import Store
+from .store import Store, immediate_transaction
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -271,8 +271,7 @@ def import_file(store: Store, path: Path) -> ImportSummary:
     known_runs = {r[0] for r in c.execute("SELECT run_id FROM runs")}
     synthesized: dict[str, Run] = {}
     where = "row" if path.suffix.lower() == ".parquet" else "line"
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(c):
         # runs described only by their measurements are created at the end: check the FK at commit
         c.execute("PRAGMA defer_foreign_keys = ON")
         for lineno, rec in _read_records(path):
@@ -304,24 +303,11 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                 summary.bodies_added += c.total_changes - before
                 if sha != key:
                     raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {key}")
-            cur = c.execute(
-                "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
-                " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"
-                " result_count, result_items, status_code, body_sha256, doc)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                store._row(m),
-            )
-            if cur.rowcount == 1:
-                store.add_body_refs(m)
+            if store.insert_measurement_row(m):
                 summary.added += 1
             else:
                 summary.duplicates += 1
         for run in synthesized.values():
             store.create_run(run)
             summary.runs_created.append(run.run_id)
-        c.execute("COMMIT")
-    except BaseException:
-        if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
-            c.execute("ROLLBACK")
-        raise
     return summary

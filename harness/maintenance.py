@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from .errors import RunLockedError, StoreError
 from .locking import all_holders
 from .runs import effective_status
-from .store import APPLICATION_ID, SCHEMA_VERSION, Store, iso, utcnow
+from .store import APPLICATION_ID, SCHEMA_VERSION, Store, immediate_transaction, iso, utcnow
 
 
 class PruneReport(BaseModel):
@@ -41,8 +41,7 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
         " WHERE r.sha256 = b.sha256 AND m.measurement_start_time >= ?)"
         " AND NOT EXISTS (SELECT 1 FROM domain_profile d WHERE d.body_sha256 = b.sha256 AND d.measured_at >= ?)"
     )
-    c.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate_transaction(c):
         doomed = c.execute(doomed_sql, (cut, cut)).fetchall()
         shas = [r["sha256"] for r in doomed]
         affected = 0
@@ -59,11 +58,8 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
                 )
                 c.execute(f"DELETE FROM bodies WHERE sha256 IN ({marks})", chunk)
         kept = c.execute("SELECT COUNT(*) FROM bodies").fetchone()[0]
-        c.execute("ROLLBACK" if dry_run else "COMMIT")
-    except BaseException:
-        if c.in_transaction:
+        if dry_run:
             c.execute("ROLLBACK")
-        raise
     if dry_run:
         kept -= len(shas)
     return PruneReport(cutoff=cutoff, dry_run=dry_run, bodies_deleted=len(shas),

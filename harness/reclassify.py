@@ -29,7 +29,7 @@ from .errors import NotFoundError
 from .failures import FailureCode
 from .models import Measurement, Verdict
 from .platforms import PlatformRegistry, PlatformSpec
-from .store import Store, iso, utcnow
+from .store import Store, immediate_transaction, iso, utcnow
 
 
 class Reclassified(BaseModel):
@@ -136,16 +136,10 @@ def reclassify_run(store: Store, run_id: str, registry: PlatformRegistry, *, dry
                      json.dumps({"signals": r.signals, "note": r.note, "role": r.role}, ensure_ascii=False)))
     if not dry_run and rows:
         c = store.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(c):
             c.executemany(
                 "INSERT INTO reclassifications (batch_id, created_at, run_id, measurement_id, spec_sha256, old_verdict,"
                 " old_failure, new_verdict, new_failure, changed, doc) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
-                c.execute("ROLLBACK")
-            raise
     return result
 
 

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,22 @@ def parse_iso(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception. The block may roll
+    back itself (a dry run); after an error such as ``SQLITE_FULL`` SQLite has already rolled
+    back, and a second ``ROLLBACK`` would raise and hide the cause."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         return
@@ -224,8 +241,7 @@ class Store:
 
     def _migrate(self, version: int) -> None:
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(c):
             current = c.execute("PRAGMA user_version").fetchone()[0]
             for i in range(current, SCHEMA_VERSION):
                 for statement in MIGRATIONS[i].split(";"):
@@ -233,11 +249,6 @@ class Store:
                         c.execute(statement)
             c.execute(f"PRAGMA application_id={APPLICATION_ID}")
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            c.execute("COMMIT")
-        except BaseException:
-            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
-                c.execute("ROLLBACK")
-            raise
 
     @property
     def schema_version(self) -> int:
@@ -352,19 +363,12 @@ class Store:
 
         Each item is (measurement, body, extra bodies); the answer says, per item, whether it
         was inserted (False: its task was already stored)."""
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
         try:
-            inserted = [self._insert_measurement(m, body, extra) for m, body, extra in items]
-            c.execute("COMMIT")
-        except BaseException as exc:
-            if c.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
-                c.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, locked past the timeout
-                raise StoreError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
-                                 f"resumes where it stopped once this is fixed") from exc
-            raise
-        return inserted
+            with immediate_transaction(self.conn):
+                return [self._insert_measurement(m, body, extra) for m, body, extra in items]
+        except sqlite3.OperationalError as exc:  # disk full, I/O error, locked past the timeout
+            raise StoreError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
+                             f"resumes where it stopped once this is fixed") from exc
 
     def _insert_measurement(self, m: Measurement, body: bytes | None, extra_bodies: Iterable[bytes]) -> bool:
         for extra in extra_bodies:
@@ -375,6 +379,11 @@ class Store:
                 m.evidence.stored_body_sha256 = sha
             else:
                 m.evidence.body_sha256 = sha
+        return self.insert_measurement_row(m)
+
+    def insert_measurement_row(self, m: Measurement) -> bool:
+        """The measurement's row and its body references (inside the caller's transaction; bodies
+        already stored); False if its task, or its id, was already stored."""
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO measurements (measurement_id, run_id, task_key, measurement_start_time, platform,"
             " role, input, query, list_name, category, variant, vantage, probe_cc, probe_asn, verdict, failure,"
