@@ -1,3 +1,5 @@
+"""``python -m harness``: the same command as ``harness``."""
+
 from .cli import main
 
 if __name__ == "__main__":

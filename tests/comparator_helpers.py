@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.engine import Vantage
-from harness.runs import RunRequest, execute, prepare
+from harness.measure.engine import Vantage
+from harness.operations.runs import RunRequest, execute, prepare
 from harness.sandbox import Sandbox, SandboxRules
 from harness.sandbox.server import SearchOutcome, render_page
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import RunOptions
-from harness.runs import RunRequest, execute, prepare
+from harness.measure.engine import RunOptions
+from harness.operations.runs import RunRequest, execute, prepare
 from harness.sandbox import Sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"

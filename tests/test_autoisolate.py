@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from harness.autoisolate import find_newly_censored, isolate_new_censorship
-from harness.keywords import load_keyword_list
+from harness.isolation.after_runs import find_newly_censored, isolate_new_censorship
+from harness.keywords.lists import load_keyword_list
 from harness.models import ProbeSet
-from harness.runs import RunRequest, prepare
-from harness.store import Store
+from harness.operations.runs import RunRequest, prepare
+from harness.store.sqlite import Store
 
 from .conftest import run_probe_set
 
@@ -64,7 +64,7 @@ def test_newly_censored_phrases_are_isolated_recorded_and_not_redone(sandbox, tm
         assert found["乌鲁木齐高楼火灾遇难者"].verdict == "soft"
         assert found["白纸运动抗议现场"].previous == "not_censored"
 
-        # The run itself isolated them (the probe set's `isolate` option, wired in harness.runs).
+        # The run itself isolated them (the probe set's `isolate` option, wired in harness.operations.runs).
         rules = {r["term"]: r["rules"] for r in second.isolations}
         assert rules == {"白纸运动抗议现场": [["白纸"]], "乌鲁木齐高楼火灾遇难者": [["乌鲁木齐", "火灾"]]}
         assert all(r["complete"] and r["queries"] <= 30 for r in second.isolations)

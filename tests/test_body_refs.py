@@ -3,10 +3,10 @@
 import datetime as dt
 import sqlite3
 
-from harness.export import export_store, import_file
-from harness.maintenance import check_store, prune_evidence
+from harness.analysis.export import export_store, import_file
 from harness.models import Verdict
-from harness.store import SCHEMA_VERSION, Store, utcnow
+from harness.store.sqlite import SCHEMA_VERSION, Store, utcnow
+from harness.store.upkeep import check_store, prune_evidence
 
 from .conftest import FIXTURES, run_probe_set
 

@@ -1,8 +1,8 @@
 import pytest
 
-from harness.classify import classify_http, domain_of
 from harness.models import Verdict
-from harness.platforms import PlatformRegistry
+from harness.platforms.classify import classify_http, domain_of
+from harness.platforms.registry import PlatformRegistry
 from harness.sandbox.server import SearchOutcome, render_page
 
 

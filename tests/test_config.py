@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_cookie_header, load_config, mask_url, masked
+from harness.operations.config import ConfigError, load_config, load_cookie_header, mask_url, masked
 
 from .conftest import FIXTURES
 from .test_schedule_support import cli_inprocess
@@ -126,7 +126,7 @@ def test_run_uses_the_configuration_and_keeps_secrets_out_of_store_and_logs(sand
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "complete"
     assert seen_cookies and set(seen_cookies) == {"SESSIONID=topsecretvalue42"}
-    from harness.store import Store
+    from harness.store.sqlite import Store
 
     with Store(db, readonly=True) as st:
         [run] = st.list_runs()
@@ -157,7 +157,7 @@ def test_too_many_failures_exit_3_with_one_line(sandbox, tmp_path, capsys):
 def test_config_rate_limits_apply_only_where_the_probe_set_sets_none(tmp_path, clean_env):
     from harness.cli.run import request_from_config
     from harness.models import RateLimit
-    from harness.runs import prepare
+    from harness.operations.runs import prepare
 
     f = write(tmp_path / "harness.toml", '[rate_limit]\ninterval_s = 42\n\n[rate_limits.toutiao]\ninterval_s = 77\n')
     cfg = load_config(f, proxy="http://u:pw@127.0.0.1:3128")
@@ -177,7 +177,7 @@ def test_config_rate_limits_apply_only_where_the_probe_set_sets_none(tmp_path, c
 
 
 def test_logs_mask_secrets_whatever_the_caller_passes(tmp_path):
-    from harness.logs import event, get_logger, setup_logging
+    from harness.operations.logs import event, get_logger, setup_logging
 
     log = tmp_path / "h.jsonl"
     setup_logging(log)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from harness.sandbox import Sandbox
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import REPO
 

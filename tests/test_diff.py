@@ -1,8 +1,8 @@
 import pytest
 
-from harness.diff import Transition, classify_transition, default_pair, diff_runs, resolve_run
+from harness.analysis.diff import Transition, classify_transition, default_pair, diff_runs, resolve_run
 from harness.errors import NotFoundError
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, run_probe_set
 
@@ -82,8 +82,8 @@ def test_run_references(sandbox, store_path):
 def _interrupted_run(sandbox, store_path, after: int) -> str:
     import asyncio
 
-    from harness.engine import Engine
-    from harness.runs import RunRequest, prepare
+    from harness.measure.engine import Engine
+    from harness.operations.runs import RunRequest, prepare
 
     from .conftest import fast_options
 

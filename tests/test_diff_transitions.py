@@ -8,13 +8,32 @@ import json
 
 import pytest
 
-from harness.diff import (Difference, Filters, RunScope, Transition, cross_diff, default_pair, diff_runs, resolve_run,
-                          to_csv, to_markdown)
+from harness.analysis.diff import (
+    Difference,
+    Filters,
+    RunScope,
+    Transition,
+    cross_diff,
+    default_pair,
+    diff_runs,
+    resolve_run,
+    to_csv,
+    to_markdown,
+)
 from harness.errors import InputError, NotFoundError
-from harness.store import Store
+from harness.store.sqlite import Store
 
-from .comparator_helpers import (DROPPED_TERM, NEW_TERM, OUTAGE_TERM, PURGED_TERM, build_three_runs, cli, make_world,
-                                 run, sandboxes)
+from .comparator_helpers import (
+    DROPPED_TERM,
+    NEW_TERM,
+    OUTAGE_TERM,
+    PURGED_TERM,
+    build_three_runs,
+    cli,
+    make_world,
+    run,
+    sandboxes,
+)
 from .conftest import run_cli
 
 EXPECTED = {
@@ -214,7 +233,7 @@ def test_cli_outputs(world):
 
 
 def test_csv_and_markdown_escape_hostile_terms():
-    from harness.diff import Change, DiffResult, md_escape
+    from harness.analysis.diff import Change, DiffResult, md_escape
 
     evil = "a|b<script>`x`</script>[l](javascript:alert(1))"
     result = DiffResult(run_a="a", run_b="b", probe_set="p", changes=[

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from harness.discovery import DiscoveredList, discover, load_texts, state_path
 from harness.errors import InputError
-from harness.keywords import load_keyword_list
+from harness.isolation.discovery import DiscoveredList, discover, load_texts, state_path
+from harness.keywords.lists import load_keyword_list
 from harness.sandbox import Sandbox
 
 from .test_isolate_cli import RULES, cli, fast, sandbox_spec

@@ -5,7 +5,7 @@ import pytest
 
 from harness.models import Verdict
 from harness.sandbox.server import SandboxHandler
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, run_probe_set
 
@@ -150,7 +150,7 @@ def test_rate_limiter_gaps_stay_within_the_jitter():
     import asyncio
     import random
 
-    from harness.engine import RateLimiter
+    from harness.measure.pacing import RateLimiter
     from harness.models import RateLimit
 
     now = [0.0]
@@ -211,9 +211,10 @@ def test_an_unconfirmed_flip_keeps_the_retest_verdict(sandbox, store_path):
 
 
 def test_an_interrupted_run_resumes_without_loss_or_duplicates(sandbox, store_path):
-    from harness.engine import Engine, RunOptions
-    from harness.runs import RunRequest, execute, prepare
     import asyncio
+
+    from harness.measure.engine import Engine, RunOptions
+    from harness.operations.runs import RunRequest, execute, prepare
 
     req = RunRequest(MINI, store_path, base_urls={"sandbox": sandbox.url},
                      options=RunOptions(retry_backoff_s=0.01, control_backoff_s=0.01))
@@ -242,9 +243,9 @@ def test_a_full_disk_stops_the_run_and_every_counted_measurement_is_in_the_store
     stops with the error, is marked interrupted, and counts only what was committed."""
     import asyncio
 
-    from harness.engine import Engine
     from harness.errors import StoreError
-    from harness.runs import RunRequest, prepare
+    from harness.measure.engine import Engine
+    from harness.operations.runs import RunRequest, prepare
 
     from .conftest import fast_options
 
@@ -270,7 +271,7 @@ def test_a_full_disk_stops_the_run_and_every_counted_measurement_is_in_the_store
     assert 0 < len(counted) < 400
     assert {m.measurement_id for m in counted} == stored
     # room again: the run resumes and ends with exactly one measurement per task
-    from harness.runs import execute
+    from harness.operations.runs import execute
 
     summary = execute(RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options()), plan)
     assert summary.run_id == run.run_id and summary.status == "complete"
@@ -283,9 +284,9 @@ def test_a_query_longer_than_the_platform_takes_is_a_failure_and_is_not_sent(san
     """A search box that silently cuts a long query would answer for another query."""
     import asyncio
 
-    from harness.engine import fetch
-    from harness.platforms import PlatformRegistry
-    from harness.transport import Sender
+    from harness.measure.request import fetch
+    from harness.measure.transport import Sender
+    from harness.platforms.registry import PlatformRegistry
 
     spec = PlatformRegistry.default(include_cwd=False).get("sandbox")
     spec = spec.model_copy(update={"base_url": sandbox.url,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.diff import Difference, cross_diff
+from harness.analysis.diff import Difference, cross_diff
+from harness.analysis.export import export_store, import_file, iter_records
 from harness.errors import InputError
-from harness.export import export_store, import_file, iter_records
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .comparator_helpers import cli, make_world, run, sandboxes
 from .conftest import run_cli

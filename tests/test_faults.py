@@ -16,7 +16,7 @@ from harness.failures import FailureCode
 from harness.models import Verdict
 from harness.sandbox import Sandbox
 from harness.sandbox.faults import CAPTCHA_TEXT, FaultInjector, FaultKind, FaultPlan, gzip_bomb, parse_fault_spec
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, run_cli, run_probe_set
 

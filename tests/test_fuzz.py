@@ -17,14 +17,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.classify import Classification, classify_http
 from harness.cli import main as cli_main
 from harness.errors import HarnessError, InputError
 from harness.failures import FailureCode
-from harness.keywords import load_keyword_list
+from harness.keywords.lists import load_keyword_list
 from harness.models import Verdict
-from harness.platforms import PlatformRegistry, PlatformSpec, load_spec
-from harness.runs import RunRequest, prepare
+from harness.operations.runs import RunRequest, prepare
+from harness.platforms.classification import Classification
+from harness.platforms.classify import classify_http
+from harness.platforms.registry import PlatformRegistry, load_spec
+from harness.platforms.spec import PlatformSpec
 
 from .conftest import FIXTURES
 

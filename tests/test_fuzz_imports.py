@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.analysis.export import export_store, import_file
 from harness.errors import HarnessError
-from harness.export import export_store, import_file
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, run_probe_set
 

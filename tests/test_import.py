@@ -11,8 +11,8 @@ import pytest
 
 from harness.cli import main
 from harness.errors import KeywordListError
-from harness.importers import import_file, write_import
-from harness.keywords import export_csv, load_keyword_list, validate_lists
+from harness.keywords.importers import import_file, write_import
+from harness.keywords.lists import export_csv, load_keyword_list, validate_lists
 
 from .conftest import FIXTURES, run_cli
 

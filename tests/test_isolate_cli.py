@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from harness.oracle import OracleFailure, OracleOptions, PlatformOracle, isolate_on_platform
-from harness.platforms import PlatformRegistry
+from harness.isolation.oracle import OracleFailure, OracleOptions, PlatformOracle, isolate_on_platform
+from harness.platforms.registry import PlatformRegistry
 from harness.sandbox import Sandbox
 from harness.sandbox.server import Epoch, SandboxRules
 

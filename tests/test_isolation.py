@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.isolation import IsolationResult, aisolate, isolate
+from harness.isolation.algorithm import IsolationResult, aisolate, isolate
 
 Rules = list[tuple[str, ...]]
 

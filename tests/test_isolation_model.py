@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.isolation import Params, _alphabetic_roots, _weighted_search, isolate
+from harness.isolation.algorithm import Params, _alphabetic_roots, _weighted_search, isolate
 
 from .test_isolation import Rules, as_set, oracle, run, truth
 

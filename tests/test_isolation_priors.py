@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.isolation import component_probability, isolate
+from harness.isolation.algorithm import component_probability, isolate
 
 from .test_isolation import FILLER, Rules, as_set, oracle, run, scenario, truth
 
@@ -54,7 +54,7 @@ def test_property_exact_with_any_component_priors(sc: tuple[str, Rules, dict[str
 
 
 def test_part_of_speech_prior_keeps_exactness() -> None:
-    from harness.isolation import Params
+    from harness.isolation.algorithm import Params
 
     text = FILLER[:14] + "习近平" + FILLER[14:30] + "连任" + FILLER[30:]
     pos = Params(pos_weights=(("d", 0.1), ("r", 0.1), ("nz", 3.0), ("nr", 1.5)))

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import KeywordListError, NotFoundError
-from harness.keywords import find_list, load_keyword_list, select_entries
+from harness.keywords.lists import find_list, load_keyword_list, select_entries
 from harness.models import KeywordSelection
 
 from .conftest import FIXTURES, run_cli
@@ -118,7 +118,7 @@ def test_cli_validate_reports_file_line_and_exits_2(tmp_path):
 
 
 def test_project_keyword_lists_are_valid_and_curated():
-    from harness.keywords import iter_list_files
+    from harness.keywords.lists import iter_list_files
 
     total = 0
     for f in iter_list_files(Path(__file__).resolve().parent.parent / "keywords"):

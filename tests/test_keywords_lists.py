@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import KeywordListError
-from harness.keywords import (
+from harness.keywords.lists import (
     add_entry,
     bulk_keys,
     entry_key,

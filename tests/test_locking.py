@@ -13,13 +13,13 @@ import threading
 import pytest
 
 from harness.errors import RunLockedError
-from harness.locking import ProbeSetLock, all_holders, current_holder, lock_dir_for
-from harness.maintenance import check_store
 from harness.models import Measurement, Run, Verdict
-from harness.store import Store
+from harness.store.locking import ProbeSetLock, all_holders, current_holder, lock_dir_for
+from harness.store.sqlite import Store
+from harness.store.upkeep import check_store
 
-from .test_schedule_support import cli_inprocess
 from .test_resume import paced_probe_set, start_run, wait_for
+from .test_schedule_support import cli_inprocess
 
 
 def test_a_second_lock_on_the_same_probe_set_is_refused_naming_the_holder(store_path):
@@ -40,7 +40,7 @@ def test_a_second_lock_on_the_same_probe_set_is_refused_naming_the_holder(store_
 def test_a_lock_held_by_another_process_is_refused(store_path):
     code = (
         "import sys, time\n"
-        "from harness.locking import ProbeSetLock\n"
+        "from harness.store.locking import ProbeSetLock\n"
         f"lock = ProbeSetLock({str(store_path)!r}, 'ps').acquire()\n"
         "print('held', flush=True)\n"
         "sys.stdin.readline()\n"

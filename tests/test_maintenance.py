@@ -7,12 +7,12 @@ import sqlite3
 
 import pytest
 
-from harness.config import parse_duration
 from harness.errors import NotFoundError, RunLockedError
-from harness.locking import ProbeSetLock
-from harness.maintenance import check_store, prune_evidence, vacuum_store
 from harness.models import Measurement, Run, Verdict
-from harness.store import Store
+from harness.operations.config import parse_duration
+from harness.store.locking import ProbeSetLock
+from harness.store.sqlite import Store
+from harness.store.upkeep import check_store, prune_evidence, vacuum_store
 
 from .test_schedule_support import cli_inprocess
 
@@ -123,7 +123,7 @@ def test_durations(text, seconds):
 
 def test_an_old_store_is_migrated_to_the_retention_schema(store_path):
     con = sqlite3.connect(store_path)
-    from harness.store import MIGRATIONS, APPLICATION_ID
+    from harness.store.sqlite import APPLICATION_ID, MIGRATIONS
 
     for stmt in MIGRATIONS[0].split(";"):
         if stmt.strip():

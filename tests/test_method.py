@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.classify import Classification
+from harness.analysis.reclassify import batches, latest_verdicts, reclassify_run
 from harness.models import Verdict
-from harness.platforms import BUILTIN_DIR
+from harness.operations.runs import RunRequest, execute, prepare
 from harness.platforms.adapters import BuiltRequest, register_adapter, unregister_adapter
-from harness.reclassify import batches, latest_verdicts, reclassify_run
-from harness.platforms import PlatformRegistry
-from harness.runs import RunRequest, execute, prepare
-from harness.store import Store
+from harness.platforms.classification import Classification
+from harness.platforms.registry import BUILTIN_DIR, PlatformRegistry
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, fast_options, run_cli
 
@@ -290,7 +289,7 @@ def test_reclassify_unknown_run_is_a_not_found_error(store_path, sandbox, tmp_pa
 def test_authorized_domain_profile_is_a_term_by_domain_matrix(sandbox, store_path, tmp_path):
     ps = probe_set(tmp_path, options="options: {domain_profile: [people.com.cn, sohu.com, xinhuanet.com, zhihu.com]}")
     summary = run(ps, store_path, sandbox)
-    from harness.platforms.profile import load_profiles
+    from harness.store.domain_profile import load_profiles
 
     with Store(store_path, readonly=True) as st:
         [prof] = [p.as_dict() for p in load_profiles(st, summary.run_id)]

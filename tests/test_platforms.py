@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.classify import apply_soft_test, apply_truism_method, classify_http
 from harness.errors import PlatformSpecError
 from harness.models import Verdict
-from harness.platforms import BUILTIN_DIR, PlatformRegistry, load_spec
+from harness.platforms.classify import apply_soft_test, apply_truism_method, classify_http
+from harness.platforms.registry import BUILTIN_DIR, PlatformRegistry, load_spec
 
 from .conftest import FIXTURES
 
@@ -109,7 +109,7 @@ def test_a_failed_soft_probe_is_a_failure_not_a_verdict(registry):
 
 
 def test_zhidao_query_is_sent_gbk_encoded(registry):
-    from harness.engine import build_request
+    from harness.measure.request import build_request
 
     built = build_request(registry.get("baidu_zhidao"), "六四 的")
     assert "word=%C1%F9%CB%C4%20%B5%C4" in built.url
@@ -118,7 +118,7 @@ def test_zhidao_query_is_sent_gbk_encoded(registry):
 
 
 def test_space_style_and_json_bodies(tmp_path):
-    from harness.engine import build_request
+    from harness.measure.request import build_request
 
     spec = write_spec(tmp_path, """
         name: api
@@ -197,8 +197,8 @@ def test_failure_codes_are_documented_in_one_place():
 
 
 def test_an_adapter_cannot_invent_a_failure_code(registry):
-    from harness.classify import Classification
     from harness.platforms.adapters import register_adapter, unregister_adapter
+    from harness.platforms.classification import Classification
 
     class Inventive:
         def classify(self, spec, status, headers, body):
@@ -214,7 +214,7 @@ def test_an_adapter_cannot_invent_a_failure_code(registry):
 
 
 def test_platforms_check_against_the_sandbox(sandbox):
-    from harness.platforms.check import check_platform_sync
+    from harness.measure.check import check_platform_sync
 
     spec = PlatformRegistry.default(include_cwd=False).get("sandbox").model_copy(update={"base_url": sandbox.url})
     report = check_platform_sync(spec)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, run_cli
 
@@ -89,8 +89,8 @@ def test_platforms_check_reports_the_signals_of_the_live_truism(zhaosou):
 
 
 def test_platforms_check_on_a_captcha_is_unhealthy_and_says_why(zhaosou, monkeypatch):
-    from harness.platforms import PlatformRegistry
-    from harness.platforms.check import check_platform_sync
+    from harness.measure.check import check_platform_sync
+    from harness.platforms.registry import PlatformRegistry
 
     monkeypatch.setattr(ZhaosouHandler, "captcha_for", {"的"})
     spec = PlatformRegistry.default([USER], include_cwd=False).get("zhaosou").model_copy(update={"base_url": url(zhaosou)})
@@ -161,9 +161,9 @@ class JsonApiHandler(BaseHTTPRequestHandler):
 
 
 def test_a_json_post_api_spec_over_a_real_socket(tmp_path):
-    from harness.platforms import PlatformRegistry
-    from harness.platforms.check import check_platform_sync
-    from harness.runs import RunRequest, execute, prepare
+    from harness.measure.check import check_platform_sync
+    from harness.operations.runs import RunRequest, execute, prepare
+    from harness.platforms.registry import PlatformRegistry
 
     from .conftest import fast_options
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import load_probe_set, plan_run
-from harness.platforms import PlatformRegistry
+from harness.measure.plan import load_probe_set, plan_run
+from harness.platforms.registry import PlatformRegistry
 
 from .conftest import REPO
 

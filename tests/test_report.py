@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import build_report, h, safe_link
-from harness.store import Store
+from harness.analysis.report import build_report, h, safe_link
+from harness.store.sqlite import Store
 
 from .comparator_helpers import cli, make_world, outage_and_purge, run, sandboxes, switch_list
 from .conftest import run_cli

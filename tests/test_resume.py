@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli.runs import run_dict
-from harness.engine import Engine
-from harness.logs import setup_logging
-from harness.runs import RunRequest, effective_status, execute, prepare
-from harness.store import Store
+from harness.measure.engine import Engine
+from harness.operations.logs import setup_logging
+from harness.operations.runs import RunRequest, execute, prepare
+from harness.store.locking import effective_status
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, REPO, fast_options, run_probe_set
 from .test_schedule_support import cli_inprocess
@@ -147,7 +148,7 @@ def test_a_changed_keyword_list_starts_a_new_run_instead_of_mixing(sandbox, tmp_
 
 
 def test_a_different_vantage_point_does_not_resume_anothers_run(sandbox, tmp_path, store_path):
-    from harness.engine import Vantage
+    from harness.measure.engine import Vantage
 
     ps = paced_probe_set(tmp_path, interval=0)
     req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options())

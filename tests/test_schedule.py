@@ -14,18 +14,17 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from harness.engine import load_probe_set
 from harness.errors import ProbeSetError
-from harness.locking import ProbeSetLock
+from harness.measure.plan import load_probe_set
 from harness.models import Run, Schedule
-from harness.schedule import (
+from harness.operations.schedule import (
     Decision,
     LastRun,
     RunResult,
     ScheduledProbeSet,
     Scheduler,
-    crontab_block,
     cron_to_oncalendar,
+    crontab_block,
     decide,
     due_probe_sets,
     jitter_offset,
@@ -34,7 +33,8 @@ from harness.schedule import (
     next_due,
     systemd_units,
 )
-from harness.store import Store
+from harness.store.locking import ProbeSetLock
+from harness.store.sqlite import Store
 
 from .conftest import FIXTURES
 from .test_schedule_support import cli_inprocess

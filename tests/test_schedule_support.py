@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.logs import setup_logging
+from harness.operations.logs import setup_logging
 
 
 @dataclass

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness.engine import RunOptions
 from harness.errors import InputError
-from harness.platforms import BUILTIN_DIR
-from harness.sessions import PlatformSession, Secrets, load_cookies
+from harness.measure.engine import RunOptions
+from harness.measure.sessions import PlatformSession, Secrets, load_cookies
+from harness.platforms.registry import BUILTIN_DIR
 
 from .conftest import FIXTURES, run_cli
 
@@ -142,7 +142,7 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     for marker in MARKERS:
         assert marker.encode() not in stored, marker
         assert all(marker not in text for text in outputs), marker
-    from harness.store import Store
+    from harness.store.sqlite import Store
 
     with Store(db, readonly=True) as st:
         redirected = next(m for m in st.measurements(run_id) if m.input == "白纸")
@@ -152,8 +152,8 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
 
 
 def test_a_wrong_proxy_password_is_a_failure_never_a_verdict(sandbox, proxy, tmp_path):
-    from harness.runs import RunRequest, execute, prepare
-    from harness.store import Store
+    from harness.operations.runs import RunRequest, execute, prepare
+    from harness.store.sqlite import Store
 
     from .conftest import fast_options
 
@@ -174,9 +174,9 @@ def test_a_wrong_proxy_password_is_a_failure_never_a_verdict(sandbox, proxy, tmp
 def test_an_unreachable_proxy_is_proxy_error(sandbox, tmp_path):
     import asyncio
 
-    from harness.engine import fetch
-    from harness.platforms import PlatformRegistry
-    from harness.transport import Sender
+    from harness.measure.request import fetch
+    from harness.measure.transport import Sender
+    from harness.platforms.registry import PlatformRegistry
 
     spec = PlatformRegistry.default(include_cwd=False).get("sandbox").model_copy(update={"base_url": sandbox.url})
     session = PlatformSession.build(proxy="socks5://u:pw@127.0.0.1:9")
@@ -220,7 +220,7 @@ def test_cli_bad_cookies_file_is_one_line_and_writes_nothing(sandbox, tmp_path):
     res = run_cli("run", str(FIXTURES / "probes" / "mini.yaml"), "--store", str(db), "--base-url",
                   f"sandbox={sandbox.url}", "--cookies", f"sandbox={bad}")
     assert res.returncode == 2 and str(bad) in res.stderr and "Traceback" not in res.stderr
-    from harness.store import Store
+    from harness.store.sqlite import Store
 
     with Store(db, readonly=True) as st:
         assert st.list_runs() == []
@@ -325,8 +325,8 @@ class Socks5Server:
 
 
 def test_runs_through_a_socks5_proxy_with_credentials_never_stored(sandbox, tmp_path):
-    from harness.runs import RunRequest, execute, prepare
-    from harness.store import Store
+    from harness.operations.runs import RunRequest, execute, prepare
+    from harness.store.sqlite import Store
 
     from .conftest import fast_options
 
@@ -356,8 +356,8 @@ def test_runs_through_a_socks5_proxy_with_credentials_never_stored(sandbox, tmp_
 
 
 def test_evidence_urls_lose_credentials_and_tokens_but_keep_every_other_byte():
-    from harness.engine import redact_url
-    from harness.sessions import Secrets
+    from harness.measure.request import redact_url
+    from harness.measure.sessions import Secrets
 
     gbk = "%B2%E2%CA%D4"  # 测试 in GBK: not valid UTF-8, must survive as sent
     url = (f"https://user:pw@www.example.cn:8443/s?wd={gbk}&sign=abc&Session_Id=1"

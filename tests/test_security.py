@@ -11,7 +11,7 @@ import pytest
 from harness.models import Verdict
 from harness.sandbox import Sandbox
 from harness.sandbox.faults import FaultInjector, FaultKind, FaultPlan, gzip_bomb
-from harness.store import Store
+from harness.store.sqlite import Store
 
 from .conftest import run_probe_set
 from .test_faults import RssSampler, _write_probe_set, probes

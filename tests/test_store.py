@@ -5,7 +5,7 @@ import pytest
 
 from harness.errors import StoreError
 from harness.models import Measurement, Run, Verdict
-from harness.store import SCHEMA_VERSION, Store
+from harness.store.sqlite import SCHEMA_VERSION, Store
 
 
 def _run(run_id="r1"):

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from harness.models import Measurement, Run, Verdict
-from harness.store import Store
-from harness.storewriter import StoreWriter
+from harness.store.sqlite import Store
+from harness.store.writer import StoreWriter
 
 
 def _m(i: int, run_id: str = "r1", **kw) -> Measurement:

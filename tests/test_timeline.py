@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from harness.analysis.timeline import run_history, term_timeline
 from harness.errors import NotFoundError
-from harness.store import Store
-from harness.timeline import run_history, term_timeline
+from harness.store.sqlite import Store
 
 from .comparator_helpers import OUTAGE_TERM, build_three_runs, cli
 from .conftest import run_cli

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from harness.engine import fetch
-from harness.platforms import PlatformRegistry
-from harness.transport import DEFAULT_HEADERS, Sender, merge_headers
+from harness.measure.request import fetch
+from harness.measure.transport import DEFAULT_HEADERS, Sender, merge_headers
+from harness.platforms.registry import PlatformRegistry
 
 from .conftest import FIXTURES, run_probe_set
 

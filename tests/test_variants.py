@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from harness.engine import plan_run
+from harness.keywords.variants import detect_script, expand, fold, generate, st_concat, to_fullwidth, to_halfwidth
+from harness.measure.plan import plan_run
 from harness.models import Keyword, ProbeSet
-from harness.platforms import PlatformRegistry
-from harness.store import Store
-from harness.variants import detect_script, expand, fold, generate, st_concat, to_fullwidth, to_halfwidth
+from harness.platforms.registry import PlatformRegistry
+from harness.store.sqlite import Store
 
 from .conftest import run_probe_set
 
@@ -87,7 +87,7 @@ def _write_probe_set(tmp_path, variants: list[str]) -> object:
 
 
 def test_plan_adds_variant_tasks_with_distinct_stable_keys(tmp_path):
-    from harness.engine import load_probe_set
+    from harness.measure.plan import load_probe_set
 
     ps_path = _write_probe_set(tmp_path, ["traditional", "st_concat"])
     probe_set, doc = load_probe_set(ps_path)

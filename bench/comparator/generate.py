@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 from harness.models import Measurement, Run, Verdict
-from harness.store import Store
+from harness.store.sqlite import Store
 
 PLATFORMS = ["baidu", "bing_cn", "weibo", "sogou", "douyin", "toutiao", "bilibili", "zhidao", "jd", "sandbox"]
 VERDICTS = ["not_censored", "not_censored", "not_censored", "hard", "soft", "no_results"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 
 def _diff(store: str) -> dict:
-    from harness.diff import diff_runs
-    from harness.store import Store
+    from harness.analysis.diff import diff_runs
+    from harness.store.sqlite import Store
 
     with Store(store, readonly=True) as st:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -36,8 +36,8 @@ def _diff(store: str) -> dict:
 
 
 def _timeline(store: str, term: str) -> dict:
-    from harness.store import Store
-    from harness.timeline import term_timeline
+    from harness.analysis.timeline import term_timeline
+    from harness.store.sqlite import Store
 
     with Store(store, readonly=True) as st:
         times = []

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, rss_mb, sandbox_process, write_probe_set  # noqa: E402
 
-from harness.engine import RunOptions  # noqa: E402
-from harness.models import Measurement  # noqa: E402
-from harness.runs import RunRequest, execute, prepare  # noqa: E402
+from harness.measure.engine import RunOptions
+from harness.models import Measurement
+from harness.operations.runs import RunRequest, execute, prepare
 
 
 def main() -> None:

@@ -29,8 +29,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, sandbox_process, term, write_probe_set  # noqa: E402
 
-from harness.engine import RunOptions  # noqa: E402
-from harness.runs import RunRequest, execute, prepare  # noqa: E402
+from harness.measure.engine import RunOptions
+from harness.operations.runs import RunRequest, execute, prepare
 
 
 async def bare_loop(url: str, n_terms: int, concurrency: int) -> float:
@@ -99,7 +99,7 @@ def store_insert_rate(folder: Path, n: int = 20_000, batch: int = 1) -> tuple[fl
     import uuid
 
     from harness.models import Measurement, Run, Verdict
-    from harness.store import Store, utcnow
+    from harness.store.sqlite import Store, utcnow
 
     path = folder / f"insert-{batch}.db"
     with Store(path) as st:

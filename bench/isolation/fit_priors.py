@@ -5,7 +5,7 @@ Usage (repository root, with ../shared/data/citizenlab present):
     python -m bench.isolation.fit_priors --seed 7
 
 Prints ``_START_RATE`` and ``_END_RATE`` as Python literals (the tables in
-``harness/isolation_priors.py`` were produced with ``--seed 7``; the benchmark
+``harness/isolation/fitted_tables.py`` were produced with ``--seed 7``; the benchmark
 headline is seed 2019, never used for fitting).
 
 Features are non-lexical: which segmentation (jieba with HMM, or without HMM)
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.isolation import _boundary_features, _done_key, _end_key, _start_key  # noqa: E402
+from harness.isolation.algorithm import _boundary_features, _done_key, _end_key, _start_key  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.isolation.baseline import baseline_isolate  # noqa: E402
-from harness.isolation import Params, isolate  # noqa: E402
+from harness.isolation.algorithm import Params, isolate
 
 SEP = " "
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.keywords import load_keyword_list, render_list_yaml, validate_lists  # noqa: E402
+from harness.keywords.lists import load_keyword_list, render_list_yaml, validate_lists  # noqa: E402
 from harness.models import Keyword, KeywordList  # noqa: E402
 
 HAN = "习近平李克强胡锦涛温家宝江泽民六四天安门新疆集中营西藏达赖法轮功香港独立民主自由習錦濤溫寶澤門達賴輪獨"

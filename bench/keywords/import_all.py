@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from harness.errors import HarnessError  # noqa: E402
-from harness.importers import import_file  # noqa: E402
+from harness.keywords.importers import import_file  # noqa: E402
 
 
 def main() -> None:

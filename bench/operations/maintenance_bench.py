@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.config import parse_duration
-from harness.maintenance import check_store, prune_evidence, vacuum_store
 from harness.models import Measurement, Run, Schedule, Verdict
-from harness.schedule import LastRun, decide
-from harness.store import Store
+from harness.operations.config import parse_duration
+from harness.operations.schedule import LastRun, decide
+from harness.store.sqlite import Store
+from harness.store.upkeep import check_store, prune_evidence, vacuum_store
 
 
 def build(path: Path, n_measurements: int, n_bodies: int, now: dt.datetime) -> None:

@@ -10,8 +10,8 @@ import statistics
 import time
 from pathlib import Path
 
-from harness.classify import classify_http
-from harness.platforms import BUILTIN_DIR, PlatformRegistry, load_spec
+from harness.platforms.classify import classify_http
+from harness.platforms.registry import BUILTIN_DIR, PlatformRegistry, load_spec
 
 PAGES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "platforms"
 

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
 from ..errors import HarnessError
+from ._app import app
 from ._common import err_console
 
-app = typer.Typer(
-    name="harness",
-    help="Measure keyword censorship on Chinese search platforms.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+__all__ = ["app", "main"]
 
 
 def _register() -> None:
-    from . import demo, diff, export, keywords, platforms, reclassify, report, run, sandbox, timeline  # noqa: F401
-    from . import config, runs, schedule, store  # noqa: F401 - operations (scheduler, resume, maintenance)
-    from . import isolate  # noqa: F401 - isolate, discover
+    from . import (  # noqa: F401  # noqa: F401 - operations (scheduler, resume, maintenance)
+        config,
+        demo,
+        diff,
+        export,
+        isolate,  # noqa: F401 - isolate, discover
+        keywords,
+        platforms,
+        reclassify,
+        report,
+        run,
+        runs,
+        sandbox,
+        schedule,
+        store,
+        timeline,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..store import DEFAULT_STORE_PATH
+from ..store.sqlite import DEFAULT_STORE_PATH
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -27,7 +27,7 @@ def store_path(store: Path | None) -> Path:
     env = os.environ.get("HARNESS_STORE")
     if env:
         return Path(env)
-    from ..config import find_config_file, load_config
+    from ..operations.config import find_config_file, load_config
 
     return Path(load_config().store) if find_config_file(None) is not None else DEFAULT_STORE_PATH
 

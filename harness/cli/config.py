@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config, masked
-from . import app
+from ..operations.config import load_config, masked
+from ._app import app
 from ._common import JsonOption, console, esc, print_json
 
 config_app = typer.Typer(help="Configuration (harness.toml and HARNESS_* variables).", no_args_is_help=True)

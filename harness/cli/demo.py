@@ -1,3 +1,5 @@
+"""``harness demo``: the offline end-to-end demo against the embedded sandbox (two rule epochs, a diff)."""
+
 from __future__ import annotations
 
 import tempfile
@@ -6,13 +8,13 @@ from pathlib import Path
 
 import typer
 
-from ..engine import RunOptions
+from ..analysis.diff import diff_runs
 from ..errors import NotFoundError
-from ..diff import diff_runs
-from ..runs import RunRequest, prepare
+from ..measure.engine import RunOptions
+from ..operations.runs import RunRequest, prepare
 from ..sandbox import Sandbox
-from ..store import Store
-from . import app
+from ..store.sqlite import Store
+from ._app import app
 from ._common import JsonOption, console, print_json
 from .diff import print_diff
 from .run import run_with_progress, summary_dict, summary_table

@@ -1,3 +1,5 @@
+"""``harness diff``: which terms became filtered or unfiltered between two runs, or across vantages."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -6,11 +8,23 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..diff import (DEFAULT_DROP_THRESHOLD, NOT_CONFIRMABLE, CrossDiff, DiffResult, Filters, cross_diff, default_pair, diff_runs,
-                    resolve_run, to_csv, to_json, to_markdown)
+from ..analysis.diff import (
+    DEFAULT_DROP_THRESHOLD,
+    NOT_CONFIRMABLE,
+    CrossDiff,
+    DiffResult,
+    Filters,
+    cross_diff,
+    default_pair,
+    diff_runs,
+    resolve_run,
+    to_csv,
+    to_json,
+    to_markdown,
+)
 from ..errors import InputError
-from ..store import Store
-from . import app
+from ..store.sqlite import Store
+from ._app import app
 from ._common import StoreOption, console, esc, store_path
 
 

@@ -1,3 +1,5 @@
+"""``harness export`` and ``harness import``: measurements out to JSONL/CSV/Parquet, and merged back in."""
+
 from __future__ import annotations
 
 import sys
@@ -5,11 +7,11 @@ from pathlib import Path
 
 import typer
 
+from ..analysis.export import export_store, import_file
 from ..errors import InputError
-from ..export import export_store, import_file
-from ..store import Store
-from . import app
-from ._common import JsonOption, StoreOption, console, esc, err_console, print_json, store_path
+from ..store.sqlite import Store
+from ._app import app
+from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
 
 
 @app.command("export")

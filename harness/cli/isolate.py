@@ -9,12 +9,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..discovery import SampleText, check_outputs, discover, load_priors, load_texts
 from ..errors import HarnessError, InputError
+from ..isolation.discovery import SampleText, check_outputs, discover, load_priors, load_texts
+from ..isolation.oracle import OracleOptions, PlatformIsolation, isolate_on_platform
 from ..models import RateLimit
-from ..oracle import OracleOptions, PlatformIsolation, isolate_on_platform
-from ..platforms import PlatformRegistry, PlatformSpec
-from . import app
+from ..platforms.registry import PlatformRegistry
+from ..platforms.spec import PlatformSpec
+from ._app import app
 from ._common import JsonOption, console, err_console, esc, print_json
 from .run import parse_base_urls
 

@@ -1,3 +1,5 @@
+"""``harness keywords import | add | validate | stats | search | export``: keyword lists from the command line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +8,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from ..categories import find_codebook, load_codebook
 from ..errors import KeywordListError
-from ..importers import FLAG_EXPLANATIONS, FORMATS, SKIP_EXPLANATIONS, import_file, write_import
-from ..keywords import (
+from ..keywords.categories import find_codebook, load_codebook
+from ..keywords.importers import FLAG_EXPLANATIONS, FORMATS, SKIP_EXPLANATIONS, import_file, write_import
+from ..keywords.lists import (
     add_entry,
     default_search_dirs,
     expand_paths,
@@ -23,7 +25,7 @@ from ..keywords import (
 )
 from ..models import Keyword
 from ..yamlio import atomic_write_text
-from . import app
+from ._app import app
 from ._common import JsonOption, console, err_console, esc, print_json
 
 keywords_app = typer.Typer(help="Keyword lists: import, add, validate, inspect, search, export.", no_args_is_help=True)

@@ -1,3 +1,5 @@
+"""``harness platforms list | show | check | profile``: platform specs and a live check of one."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,12 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..platforms import PlatformRegistry
-from ..platforms.check import CheckReport, QueryCheck, check_platform_sync
-from ..platforms.profile import load_profiles
-from ..sessions import PlatformSession, redact_userinfo
-from ..store import Store
-from . import app
+from ..measure.check import CheckReport, QueryCheck, check_platform_sync
+from ..measure.sessions import PlatformSession, redact_userinfo
+from ..platforms.registry import PlatformRegistry
+from ..store.domain_profile import load_profiles
+from ..store.sqlite import Store
+from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
 
 platforms_app = typer.Typer(help="Platform specs: list, inspect, check against the live platform.", no_args_is_help=True)

@@ -1,3 +1,5 @@
+"""``harness reclassify``: re-apply the current platform specs to a run's stored evidence."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,10 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..platforms import PlatformRegistry
-from ..reclassify import reclassify_run
-from ..store import Store
-from . import app
+from ..analysis.reclassify import reclassify_run
+from ..platforms.registry import PlatformRegistry
+from ..store.sqlite import Store
+from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
 
 

@@ -1,13 +1,15 @@
+"""``harness report``: a run (or two) as one self-contained HTML file or Markdown."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from ..report import build_report
-from ..store import Store
+from ..analysis.report import build_report
+from ..store.sqlite import Store
 from ..yamlio import atomic_write_text
-from . import app
+from ._app import app
 from ._common import StoreOption, console, esc, store_path
 
 

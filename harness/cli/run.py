@@ -1,3 +1,5 @@
+"""``harness run``: run a probe set (plan, lock, resume, progress, summary)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,14 +8,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..engine import RunOptions, RunPlan, RunSummary, Vantage
 from ..errors import HarnessError
+from ..measure.engine import RunOptions, RunSummary, Vantage
+from ..measure.plan import RunPlan
+from ..measure.sessions import check_proxy
 from ..models import Measurement
-from ..config import HarnessConfig, load_config
-from ..logs import setup_logging
-from ..runs import RunRequest, execute, prepare
-from ..sessions import check_proxy
-from . import app
+from ..operations.config import HarnessConfig, load_config
+from ..operations.logs import setup_logging
+from ..operations.runs import RunRequest, execute, prepare
+from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, print_json
 
 ConfigOption = typer.Option(None, "--config", help="harness.toml to use (default: ./harness.toml if present, or $HARNESS_CONFIG)")

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from ..models import Run
-from ..runs import effective_status
-from ..store import Store
-from . import app
+from ..store.locking import effective_status
+from ..store.sqlite import Store
+from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
 
 runs_app = typer.Typer(help="Runs in the store: list them, show one.", no_args_is_help=True)

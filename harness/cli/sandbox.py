@@ -1,3 +1,5 @@
+"""``harness sandbox serve``: the embedded sandbox search engine, on 127.0.0.1, for trying things out."""
+
 from __future__ import annotations
 
 import time
@@ -7,7 +9,7 @@ import typer
 
 from ..sandbox import DEFAULT_RULES_PATH, Sandbox, load_rules
 from ..sandbox.faults import FaultInjector, parse_fault_spec
-from . import app
+from ._app import app
 from ._common import console
 
 sandbox_app = typer.Typer(help="The embedded sandbox platform (a local search engine with censorship rules).",

@@ -14,10 +14,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ..config import load_config
 from ..errors import HarnessError, InputError
-from ..logs import setup_logging
-from ..schedule import (
+from ..operations.config import load_config
+from ..operations.logs import setup_logging
+from ..operations.schedule import (
     Scheduler,
     SubprocessRunner,
     crontab_block,
@@ -27,9 +27,9 @@ from ..schedule import (
     user_unit_dir,
 )
 from ..yamlio import atomic_write_text
-from . import app
+from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from .run import ConfigOption, EXIT_TOO_MANY_FAILURES, parse_base_urls
+from .run import EXIT_TOO_MANY_FAILURES, ConfigOption, parse_base_urls
 
 schedule_app = typer.Typer(help="Scheduled runs: a foreground scheduler, status, crontab/systemd installation.",
                            no_args_is_help=True)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_config, parse_duration
 from ..errors import HarnessError
-from ..logs import event, get_logger, setup_logging
-from ..maintenance import check_store, prune_evidence, vacuum_store
-from ..store import Store
-from . import app
+from ..operations.config import load_config, parse_duration
+from ..operations.logs import event, get_logger, setup_logging
+from ..store.sqlite import Store
+from ..store.upkeep import check_store, prune_evidence, vacuum_store
+from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
 
 store_app = typer.Typer(help="Store maintenance: integrity check, evidence retention, vacuum.", no_args_is_help=True)

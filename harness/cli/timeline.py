@@ -1,3 +1,5 @@
+"""``harness timeline`` and ``harness history``: one term through time, and the runs of a probe set."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -5,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..store import Store
-from ..timeline import run_history, term_timeline
-from . import app
+from ..analysis.timeline import run_history, term_timeline
+from ..store.sqlite import Store
+from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
 
 

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import PlatformSpecError
-
-if TYPE_CHECKING:
-    from ..classify import Classification
-    from .spec import PlatformSpec
+from .classification import Classification
+from .spec import PlatformSpec
 
 ENTRY_POINT_GROUP = "harness.platforms"
 

@@ -1,0 +1,313 @@
+"""Exports (JSON lines in an OONI-style envelope, CSV, Parquet) and merging exports into a store.
+
+A JSON-lines record is one measurement::
+
+    {"measurement_uid": ..., "report_id": RUN_ID, "measurement_start_time": ..., "test_name": ...,
+     "test_version": ..., "software_name": ..., "software_version": ..., "input": TERM,
+     "probe_cc": ..., "probe_asn": ..., "test_runtime": ...,
+     "annotations": {"vantage": ..., "probe_set": ..., "task_key": ..., "run": {...}},
+     "test_keys": {"platform": ..., "verdict": ..., "failure": ..., "signals": [...], ...,
+                   "evidence": {...}, "bodies_b64": {sha256: base64} (with bodies)}}
+
+Every field of the stored measurement and of its run is in the record, so export → import
+is lossless. ``import_file`` merges records into a store in one transaction: measurements
+already present (same ``measurement_uid``, or the same task of the same run) are skipped,
+runs are created as needed; a bad line aborts the import and nothing is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import InputError, NotFoundError
+from ..models import Measurement, Run
+from ..store.sqlite import Store, immediate_transaction
+
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+
+_ENVELOPE_TOP = ("test_name", "test_version", "software_name", "software_version", "input", "probe_cc", "probe_asn",
+                 "test_runtime")
+_MOVED_TO_TEST_KEYS = ("platform", "verdict", "failure", "role", "query", "components", "list_name", "category", "tags",
+                       "variant", "repeat")
+CSV_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "probe_set", "platform", "vantage",
+               "probe_cc", "probe_asn", "input", "list_name", "category", "tags", "role", "verdict", "failure",
+               "result_count", "result_items", "signals", "confirmed", "status_code", "body_sha256"]
+
+
+class ImportSummary(BaseModel):
+    path: str
+    records: int = 0
+    added: int = 0
+    duplicates: int = 0
+    runs_created: list[str] = []
+    bodies_added: int = 0
+
+
+def _run_doc(run: Run) -> dict[str, Any]:
+    return json.loads(run.model_dump_json())
+
+
+def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None,
+              bodies: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """One stored measurement (its JSON ``doc``) as an OONI-style record."""
+    tk = dict(doc.get("test_keys") or {})
+    rec: dict[str, Any] = {
+        "measurement_uid": doc["measurement_id"],
+        "report_id": doc["run_id"],
+        "measurement_start_time": doc["measurement_start_time"],
+    }
+    for k in _ENVELOPE_TOP:
+        rec[k] = doc.get(k)
+    test_keys: dict[str, Any] = {k: doc.get(k) for k in _MOVED_TO_TEST_KEYS}
+    test_keys.update(tk)
+    test_keys["evidence"] = doc.get("evidence") or {}
+    if bodies:
+        test_keys["bodies_b64"] = {k: base64.b64encode(v).decode("ascii") for k, v in bodies.items()}
+    annotations: dict[str, Any] = {"vantage": doc.get("vantage", ""), "probe_set": doc["probe_set"],
+                                   "task_key": doc["task_key"]}
+    if run is not None:
+        annotations["run"] = run
+    rec["annotations"] = annotations
+    rec["test_keys"] = test_keys
+    return rec
+
+
+def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, dict[str, bytes]]:
+    """Inverse of :func:`to_record` (validated)."""
+    if not isinstance(rec, dict):
+        raise ValueError("a record must be a JSON object")
+    tk = dict(rec.get("test_keys") or {})
+    ann = dict(rec.get("annotations") or {})
+    bodies_b64 = tk.pop("bodies_b64", None) or {}
+    evidence = tk.pop("evidence", {})
+    doc: dict[str, Any] = {k: tk.pop(k) for k in _MOVED_TO_TEST_KEYS if k in tk}
+    for k in _ENVELOPE_TOP:
+        if k in rec:
+            doc[k] = rec[k]
+    doc.update(measurement_id=rec.get("measurement_uid"), run_id=rec.get("report_id"),
+               measurement_start_time=rec.get("measurement_start_time"), probe_set=ann.get("probe_set"),
+               task_key=ann.get("task_key"), vantage=ann.get("vantage", ""), test_keys=tk, evidence=evidence)
+    m = Measurement.model_validate(doc)
+    run = Run.model_validate(ann["run"]) if ann.get("run") else None
+    if run is not None and run.run_id != m.run_id:
+        raise ValueError(f"annotations.run.run_id {run.run_id!r} differs from report_id {m.run_id!r}")
+    if not isinstance(bodies_b64, dict):
+        raise ValueError("test_keys.bodies_b64 must map SHA-256 keys to base64 bodies")
+    bodies = {str(k): base64.b64decode(v, validate=True) for k, v in bodies_b64.items()}
+    return m, run, bodies
+
+
+def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | None = None,
+                 platforms: Iterable[str] = (), roles: Iterable[str] = ("probe", "control", "truism"),
+                 bodies: bool = False) -> Iterator[dict[str, Any]]:
+    """Stream the store's measurements as OONI-style records, oldest first."""
+    runs = {r.run_id: _run_doc(r) for r in store.list_runs()}
+    cond, args = [], []
+    ids = list(run_ids)
+    if ids:
+        cond.append(f"run_id IN ({','.join('?' * len(ids))})")
+        args += ids
+    if probe_set:
+        cond.append("run_id IN (SELECT run_id FROM runs WHERE probe_set = ?)")
+        args.append(probe_set)
+    plats = list(platforms)
+    if plats:
+        cond.append(f"platform IN ({','.join('?' * len(plats))})")
+        args += plats
+    rl = list(roles)
+    cond.append(f"role IN ({','.join('?' * len(rl))})")
+    args += rl
+    sql = "SELECT doc, measurement_id FROM measurements WHERE " + " AND ".join(cond) + " ORDER BY measurement_start_time, rowid"
+    cur = store.conn.execute(sql, args)
+    cur.row_factory = None
+    for doc_text, mid in cur:
+        doc = json.loads(doc_text)
+        found: dict[str, bytes] = {}
+        if bodies:
+            for (sha,) in store.conn.execute("SELECT sha256 FROM body_refs WHERE measurement_id=?", (mid,)).fetchall():
+                try:
+                    found[sha] = store.get_body(sha)
+                except NotFoundError:  # pruned by retention: exported without it
+                    pass
+        yield to_record(doc, runs.get(doc["run_id"]), found)
+
+
+def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
+    tk = rec["test_keys"]
+    ev = tk.get("evidence") or {}
+    row = {
+        "measurement_uid": rec["measurement_uid"], "report_id": rec["report_id"],
+        "measurement_start_time": rec["measurement_start_time"], "probe_set": rec["annotations"].get("probe_set"),
+        "platform": tk.get("platform"), "vantage": rec["annotations"].get("vantage"), "probe_cc": rec.get("probe_cc"),
+        "probe_asn": rec.get("probe_asn"), "input": rec.get("input"), "list_name": tk.get("list_name"),
+        "category": tk.get("category"), "tags": ";".join(tk.get("tags") or []), "role": tk.get("role"),
+        "verdict": tk.get("verdict"), "failure": tk.get("failure"), "result_count": tk.get("result_count"),
+        "result_items": tk.get("result_items"), "signals": ";".join(tk.get("signals") or []),
+        "confirmed": tk.get("confirmed"), "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),
+    }
+    return {k: ("" if v is None else v) for k, v in row.items()}
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+    n = 0
+    for rec in records:
+        out.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
+        out.write("\n")
+        n += 1
+    return n
+
+
+def write_csv(records: Iterable[dict[str, Any]], out: TextIO) -> int:
+    w = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    n = 0
+    for rec in records:
+        w.writerow(_csv_row(rec))
+        n += 1
+    return n
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("Parquet needs the optional extra: pip install 'censorship-harness[parquet]'") from None
+    return pa, pq
+
+
+def write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int = 50_000) -> int:
+    """Flat columns (as in CSV) plus ``record``: the whole JSON record, so the file imports losslessly."""
+    pa, pq = _pyarrow()
+    cols = CSV_COLUMNS + ["record"]
+    schema = pa.schema([(c, pa.string()) for c in cols])
+    n = 0
+    with pq.ParquetWriter(str(path), schema) as writer:
+        buf: dict[str, list[Any]] = {c: [] for c in cols}
+
+        def flush() -> None:
+            if buf["record"]:
+                writer.write_table(pa.table({c: buf[c] for c in cols}, schema=schema))
+                for c in cols:
+                    buf[c].clear()
+
+        for rec in records:
+            row = _csv_row(rec)
+            for c in CSV_COLUMNS:
+                buf[c].append(str(row[c]))
+            buf["record"].append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
+            n += 1
+            if len(buf["record"]) >= batch:
+                flush()
+        flush()
+    return n
+
+
+def export_store(store: Store, path: Path | None, fmt: ExportFormat, out: TextIO | None = None, **selection: Any) -> int:
+    """Write an export; ``path=None`` writes JSONL/CSV to ``out``. Returns the number of records."""
+    records = iter_records(store, **selection)
+    if fmt == "parquet":
+        if path is None:
+            raise InputError("a Parquet export needs an output file (--output)")
+        return write_parquet(records, path)
+    writer = write_jsonl if fmt == "jsonl" else write_csv
+    if path is None:
+        assert out is not None
+        return writer(records, out)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        n = writer(records, fh)
+    tmp.replace(path)
+    return n
+
+
+# --------------------------------------------------------------------------- import
+
+
+def _read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line or row number, record) from a JSONL or Parquet export."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() == ".parquet":
+        _, pq = _pyarrow()
+        try:
+            table = pq.read_table(str(path), columns=["record"])
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
+            raise InputError(f"{path}: not a harness Parquet export ({exc})") from None
+        for i, text in enumerate(table.column("record").to_pylist(), start=1):
+            try:
+                yield i, json.loads(text)
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise InputError(f"{path}: row {i}: record is not JSON ({exc})") from None
+        return
+    if path.suffix.lower() == ".csv":
+        raise InputError(f"{path}: CSV exports are flat and lossy; import the JSONL or Parquet export instead")
+    with path.open("r", encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield i, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{i}: not a JSON record ({exc.msg})") from None
+
+
+def _run_for(m: Measurement) -> Run:
+    return Run(run_id=m.run_id, probe_set=m.probe_set, started_at=m.measurement_start_time, status="complete",
+               probe_cc=m.probe_cc, probe_asn=m.probe_asn, vantage=m.vantage, software_version=m.software_version)
+
+
+def import_file(store: Store, path: Path) -> ImportSummary:
+    """Merge an export into ``store``: all or nothing, duplicates skipped by measurement id."""
+    summary = ImportSummary(path=str(path))
+    c = store.conn
+    known_runs = {r[0] for r in c.execute("SELECT run_id FROM runs")}
+    synthesized: dict[str, Run] = {}
+    where = "row" if path.suffix.lower() == ".parquet" else "line"
+    with immediate_transaction(c):
+        # runs described only by their measurements are created at the end: check the FK at commit
+        c.execute("PRAGMA defer_foreign_keys = ON")
+        for lineno, rec in _read_records(path):
+            try:
+                m, run, bodies = from_record(rec)
+            except (ValidationError, ValueError, KeyError, TypeError) as exc:
+                msg = str(exc).splitlines()
+                detail = "; ".join(x.strip() for x in msg[:3]) if msg else type(exc).__name__
+                sep = f":{lineno}" if where == "line" else f": row {lineno}"
+                raise InputError(f"{path}{sep}: not a measurement record: {detail}") from None
+            summary.records += 1
+            if m.run_id not in known_runs:
+                if run is not None:
+                    store.create_run(run)
+                    known_runs.add(m.run_id)
+                    summary.runs_created.append(m.run_id)
+                else:
+                    syn = synthesized.get(m.run_id)
+                    if syn is None:
+                        synthesized[m.run_id] = _run_for(m)
+                    else:
+                        if m.measurement_start_time < syn.started_at:
+                            syn.started_at = m.measurement_start_time
+                        if syn.finished_at is None or m.measurement_start_time > syn.finished_at:
+                            syn.finished_at = m.measurement_start_time
+            for key, body in bodies.items():
+                before = c.total_changes
+                sha = store.put_body(body)
+                summary.bodies_added += c.total_changes - before
+                if sha != key:
+                    raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {key}")
+            if store.insert_measurement_row(m):
+                summary.added += 1
+            else:
+                summary.duplicates += 1
+        for run in synthesized.values():
+            store.create_run(run)
+            summary.runs_created.append(run.run_id)
+    return summary

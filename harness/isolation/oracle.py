@@ -1,0 +1,239 @@
+"""A platform as an isolation oracle: ``await oracle(query) -> censored?``.
+
+:func:`harness.isolation.aisolate` needs a yes/no answer per query. Against a platform
+"yes" means a **hard or soft verdict** under the same method as a run (see
+:mod:`harness.measure.engine`): the truism must work before the first query; a platform that
+censors silently gets the truism appended; a page with results is soft-tested with the
+spec's restricted-truism templates. ``no_results`` is not censorship.
+
+A failure (timeout, reset, 429, 5xx, CAPTCHA, an unreadable page) is **never** an
+answer: it is retried with exponential backoff (honouring ``Retry-After``), and when a
+query keeps failing :class:`OracleFailure` is raised, so the isolation stops with a
+partial result marked incomplete instead of guessing.
+
+Built only from the engine's public pieces (``fetch``, ``RateLimiter``, ``fill``); the
+small retry loop duplicates ``Engine._send`` on purpose so the engine stays untouched.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import HarnessError
+from ..measure.pacing import RateLimiter, send_with_retries
+from ..measure.request import Fetched, fill
+from ..measure.transport import Sender
+from ..models import RateLimit, Verdict
+from ..platforms.spec import PlatformSpec
+
+
+class OracleFailure(HarnessError):
+    """A query kept failing (or the platform's control failed): no verdict could be had."""
+
+    def __init__(self, message: str, query: str | None = None, code: str | None = None, attempts: int = 0):
+        self.query = query
+        self.code = code
+        self.attempts = attempts
+        super().__init__(message)
+
+
+@dataclass
+class OracleOptions:
+    """How hard the oracle tries. Defaults are conservative for real platforms."""
+
+    retries: int = 4
+    retry_backoff_s: float = 5.0
+    max_retry_after_s: float = 600.0
+    timeout_s: float = 20.0
+    soft_test: bool = True
+    control_every: int = 25  # re-check the truism every this many answers (0: only at start)
+    rate_limit: RateLimit | None = None  # None: the spec's own rate limit
+    proxy: str | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    seed: int | None = None
+
+
+@dataclass
+class OracleAnswer:
+    """One answered query, with what the verdict rests on."""
+
+    query: str
+    sent: str
+    verdict: Verdict
+    signals: list[str]
+    status_code: int | None
+    attempts: int
+    soft: dict[str, Any] | None = None
+
+    @property
+    def censored(self) -> bool:
+        return self.verdict.is_censored
+
+
+@dataclass
+class OracleStats:
+    requests: int = 0
+    failed_attempts: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class PlatformOracle:
+    """``async with PlatformOracle(spec) as oracle: censored = await oracle("新疆 集中营")``."""
+
+    def __init__(self, spec: PlatformSpec, options: OracleOptions | None = None):
+        self.spec = spec
+        self.opt = options or OracleOptions()
+        self.rng = random.Random(self.opt.seed)
+        self.limiter = RateLimiter(self.opt.rate_limit or spec.rate_limit, self.rng)
+        self.answers: list[OracleAnswer] = []
+        self.stats = OracleStats()
+        self._sender: Sender | None = None
+        self._control_ok = False
+        self._checked_at = -1
+        self._soft_domain: str | None = None
+
+    @property
+    def separator(self) -> str:
+        return self.spec.combination_separator
+
+    async def __aenter__(self) -> "PlatformOracle":
+        self._sender = Sender.open(self.opt.timeout_s, proxy=self.opt.proxy, transport=self.opt.transport)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sender is not None:
+            await self._sender.aclose()
+            self._sender = None
+
+    async def _send(self, query: str) -> Fetched:
+        """One classified answer that is not a failure, or :class:`OracleFailure`."""
+        assert self._sender is not None, "use PlatformOracle as an async context manager"
+
+        def count(fetched: Fetched) -> None:
+            self.stats.requests += 1
+            code = fetched.classification.failure
+            if code is not None:
+                self.stats.failed_attempts += 1
+                self.stats.failures[code] = self.stats.failures.get(code, 0) + 1
+
+        last = await send_with_retries(self._sender, self.spec, query, self.limiter, self.rng,
+                                       retries=self.opt.retries, backoff_s=self.opt.retry_backoff_s,
+                                       max_retry_after_s=self.opt.max_retry_after_s, retry_all=True,
+                                       on_attempt=count)
+        if last.classification.failure is None:
+            return last
+        code = last.classification.failure
+        raise OracleFailure(
+            f"{self.spec.name}: query {query!r} failed {last.attempts} time(s) (last: {code}); "
+            "no verdict taken", query, code, last.attempts,
+        )
+
+    async def check_control(self) -> None:
+        """The truism must return results before any verdict is believed."""
+        fetched = await self._send(self.spec.truism)
+        if fetched.classification.verdict is not Verdict.not_censored:
+            raise OracleFailure(
+                f"{self.spec.name}: the control query (truism {self.spec.truism!r}) returned "
+                f"{fetched.classification.verdict.value}, not results; the platform cannot be measured now",
+                self.spec.truism, "control_failed", fetched.attempts,
+            )
+        self._control_ok = True
+
+    async def _soft(self, query: str) -> dict[str, Any]:
+        st = self.spec.soft_test
+        assert st is not None
+        if self._soft_domain is None:
+            for domain in st.domains:
+                ctrl = await self._send(fill(st.control, {"truism": self.spec.truism, "domain": domain}))
+                if ctrl.classification.verdict is Verdict.not_censored:
+                    self._soft_domain = domain
+                    break
+            if self._soft_domain is None:
+                raise OracleFailure(f"{self.spec.name}: no soft-test domain has results for the truism",
+                                    None, "soft_control_failed")
+        sent = fill(st.probe, {"query": query, "truism": self.spec.truism, "domain": self._soft_domain})
+        res = await self._send(sent)
+        return {"domain": self._soft_domain, "query": sent, "verdict": res.classification.verdict.value}
+
+    async def answer(self, query: str) -> OracleAnswer:
+        """Classify one query like a run does (hard test, then soft test)."""
+        every = self.opt.control_every
+        if not self._control_ok or (every and self.answers and len(self.answers) % every == 0
+                                    and self._checked_at != len(self.answers)):
+            self._checked_at = len(self.answers)
+            await self.check_control()
+        spec = self.spec
+        sent = query + spec.combination_separator + spec.truism if spec.hard_needs_truism else query
+        fetched = await self._send(sent)
+        c = fetched.classification
+        verdict = c.verdict
+        signals = list(c.signals)
+        soft_info = None
+        if spec.hard_needs_truism and verdict is Verdict.no_results:
+            verdict = Verdict.hard
+            signals.append("silent_empty_with_truism")
+        if verdict is Verdict.not_censored and self.opt.soft_test and spec.soft_test is not None:
+            soft_info = await self._soft(query)
+            if soft_info["verdict"] in (Verdict.no_results.value, Verdict.hard.value):
+                verdict = Verdict.soft
+                signals.append("soft_restricted_truism_empty")
+        ans = OracleAnswer(query, sent, verdict, signals, fetched.status, fetched.attempts, soft_info)
+        self.answers.append(ans)
+        return ans
+
+    async def __call__(self, query: str) -> bool:
+        return (await self.answer(query)).censored
+
+
+@dataclass
+class PlatformIsolation:
+    """The outcome of isolating one text against one platform."""
+
+    platform: str
+    text: str
+    rules: list[tuple[str, ...]]
+    queries: int
+    requests: int
+    complete: bool
+    budget: int | None
+    error: str | None = None
+    censored: bool | None = None  # the whole text's verdict (None if even that failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"platform": self.platform, "text": self.text, "censored": self.censored,
+                "rules": [list(r) for r in self.rules], "queries": self.queries, "requests": self.requests,
+                "complete": self.complete, "budget": self.budget, "error": self.error}
+
+
+@dataclass
+class Priors:
+    """Known rules and how many of them use each component (see ``harness.isolation.algorithm``)."""
+
+    rules: list[tuple[str, ...]] = field(default_factory=list)
+    components: dict[str, int] = field(default_factory=dict)
+
+
+async def isolate_with(oracle: PlatformOracle, text: str, budget: int | None = None,
+                       priors: Priors | None = None) -> PlatformIsolation:
+    """Isolate ``text`` through an open oracle; an :class:`OracleFailure` ends it incomplete."""
+    from .algorithm import InconsistentOracle, aisolate
+
+    before = oracle.stats.requests
+    result = await aisolate(text, oracle, separator=oracle.separator, budget=budget,
+                            known_rules=priors.rules if priors else None,
+                            known_components=priors.components if priors else None, stop_on=(OracleFailure, InconsistentOracle))
+    censored = result.trace[0][1] if result.trace else None
+    return PlatformIsolation(
+        oracle.spec.name, text, result.rules, result.queries, oracle.stats.requests - before, result.complete,
+        budget, str(result.error) if result.error else None, censored,
+    )
+
+
+async def isolate_on_platform(spec: PlatformSpec, text: str, budget: int | None = None,
+                              options: OracleOptions | None = None, priors: Priors | None = None) -> PlatformIsolation:
+    async with PlatformOracle(spec, options) as oracle:
+        return await isolate_with(oracle, text, budget, priors)

@@ -1,0 +1,324 @@
+"""One query to one platform: build the request from the spec, send it, read the answer, classify it.
+
+:func:`fetch` never raises for network trouble: every way an exchange can go wrong
+becomes a failure code (:mod:`harness.failures`). Redirects are followed by hand and
+only on the spec's own origin; bodies are read with a cap (gzip bombs included) and a
+deadline bounds the whole exchange. What is kept as evidence (final URL, a header
+subset) is stripped of credentials and token-like values here. Pacing and retries are
+:mod:`harness.measure.pacing`'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+import httpx
+
+from ..errors import PlatformSpecError
+from ..failures import FailureCode
+from ..platforms.adapters import BuiltRequest, get_adapter
+from ..platforms.classification import Classification, failure
+from ..platforms.classify import classify_http
+from ..platforms.spec import PlatformSpec
+from .sessions import PlatformSession, Secrets, looks_like_token
+from .transport import Sender
+
+KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "server", "date", "location", "retry-after")
+SECRET_PARAM_HINTS = ("token", "key", "sign", "auth", "session", "sid", "cookie", "bogus", "pass", "secret", "ticket")
+
+
+@dataclass
+class Fetched:
+    classification: Classification
+    status: int | None = None
+    final_url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    truncated: bool = False  # ``body`` is only a prefix (the answer was over max_body_bytes)
+    retry_after: float | None = None
+    attempts: int = 1
+    body_size: int | None = None
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    out = template
+    for k, v in values.items():
+        out = out.replace("{" + k + "}", v)
+    return out
+
+
+def _fill_obj(obj: Any, values: dict[str, str]) -> Any:
+    if isinstance(obj, str):
+        return fill(obj, values)
+    if isinstance(obj, dict):
+        return {k: _fill_obj(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_fill_obj(v, values) for v in obj]
+    return obj
+
+
+def encode_component(value: str, encoding: str, space: str = "%20") -> str:
+    """Percent-encode one query-string value in the platform's charset."""
+    out = quote(value, safe="", encoding=encoding, errors="strict")
+    return out.replace("%20", "+") if space == "+" else out
+
+
+def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = None) -> BuiltRequest:
+    """The request for one query, from the spec's template (and its adapter, if any)."""
+    req = spec.request
+    enc = req.query_encoding
+    values = {"base_url": spec.base_url, "truism": spec.truism}
+    for name, value in (env or {}).items():
+        values[f"env:{name}"] = value
+    raw = {**values, "query": query}
+    url = fill(req.url, {**values, "query": encode_component(query, enc, req.space)})
+    if req.params:
+        pairs = [(encode_component(k, enc, req.space), encode_component(fill(v, raw), enc, req.space))
+                 for k, v in req.params.items()]
+        url += ("&" if "?" in url else "?") + "&".join(f"{k}={v}" for k, v in pairs)
+    built = BuiltRequest(
+        method=req.method, url=url, headers=_fill_obj(dict(req.headers), values),
+        json=_fill_obj(req.json_body, raw) if req.json_body is not None else None,
+        data=_fill_obj(req.form, raw) if req.form is not None else None,
+    )
+    if spec.adapter:
+        adapter = get_adapter(spec.adapter)
+        if hasattr(adapter, "build_request"):
+            built = adapter.build_request(spec, query, built)
+    return built
+
+
+def redact_url(url: str, secrets: Secrets | None = None) -> str:
+    """Remove credentials, token-like query parameters and known secret values from a URL kept as evidence.
+
+    Every other query parameter is kept byte for byte, so a query percent-encoded in GBK
+    (or anything but UTF-8) stays exactly what was sent.
+    """
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    query = parts.query
+    if query:
+        kept = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            if any(h in unquote_plus(name, errors="replace").lower() for h in SECRET_PARAM_HINTS) or (
+                    len(value) >= 24 and looks_like_token(unquote_plus(value, errors="replace"))):
+                kept.append(f"{name}=REDACTED")
+            else:
+                kept.append(pair)
+        query = "&".join(kept)
+    out = urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return secrets.scrub(out) if secrets else out
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def _failure_for_exception(exc: Exception) -> FailureCode:
+    text = " | ".join(str(e) for e in _causes(exc)).lower()
+    if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) and not isinstance(exc, httpx.ProxyError):
+        return FailureCode.connection_refused
+    if isinstance(exc, httpx.TimeoutException):
+        return FailureCode.timeout
+    if isinstance(exc, httpx.ProxyError):
+        return FailureCode.proxy_error
+    if isinstance(exc, httpx.TooManyRedirects):
+        return FailureCode.too_many_redirects
+    if isinstance(exc, httpx.DecodingError):
+        return FailureCode.decode_error
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if "incomplete" in text or "complete message body" in text or "less data" in text:
+            return FailureCode.truncated_body
+        return FailureCode.connection_reset
+    if isinstance(exc, httpx.ConnectError):
+        if "socks" in text or "proxy" in text:
+            return FailureCode.proxy_error
+        if "refused" in text:
+            return FailureCode.connection_refused
+        if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "resolution" in text:
+            return FailureCode.dns_error
+        if "ssl" in text or "certificate" in text:
+            return FailureCode.tls_error
+        return FailureCode.network_error
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+        return FailureCode.connection_reset
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return FailureCode.connection_reset
+    return FailureCode.network_error
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _kept_headers(headers: httpx.Headers, secrets: Secrets | None) -> dict[str, str]:
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    if "location" in kept:
+        kept["location"] = redact_url(kept["location"], secrets) if "//" in kept["location"] else (
+            secrets.scrub(kept["location"]) if secrets else kept["location"])
+    return kept
+
+
+_INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port: a redirect may only stay on the spec's own origin."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a Location with a port that is not a number
+        port = -1
+    return parts.scheme, parts.hostname, port
+
+
+async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | None]:
+    """The decoded body and None; or, once it grows past ``cap`` bytes, its first ``cap``
+    bytes and how many were seen (the prefix is kept as evidence).
+
+    httpx inflates a whole network chunk at once (a 64 KB gzip bomb chunk becomes 64 MB
+    in memory; ``gzip, gzip`` would nest that), so bodies are inflated here with
+    ``max_length``: memory stays near ``cap``. Codings we did not ask for are refused.
+    """
+    if resp.is_stream_consumed:  # an answer already in memory, decoded (httpx.MockTransport reads it first)
+        body = resp.content
+        return (body[:cap], len(body)) if len(body) > cap else (body, None)
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    chunks: list[bytes] = []
+    size = 0
+
+    def over() -> tuple[bytes, int]:
+        return b"".join(chunks)[:cap], size
+
+    if encoding not in ("", "identity"):
+        if encoding not in _INFLATE_WBITS:
+            raise httpx.DecodingError(f"unsupported content-encoding {encoding[:40]!r}")
+        inflater = zlib.decompressobj(_INFLATE_WBITS[encoding])
+        try:
+            async for raw in resp.aiter_raw():
+                data = inflater.decompress(raw, cap - size + 1)
+                size += len(data)
+                chunks.append(data)
+                if size > cap:
+                    return over()
+            tail = inflater.flush()
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"gzip: {exc}") from None
+        size += len(tail)
+        chunks.append(tail)
+        if size > cap:
+            return over()
+        return b"".join(chunks), None
+    async for chunk in resp.aiter_raw():
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > cap:
+            return over()
+    return b"".join(chunks), None
+
+
+_timeout_scope = getattr(asyncio, "timeout", None)
+
+
+async def fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int = 5,
+                session: PlatformSession | None = None, deadline_s: float | None = None) -> Fetched:
+    """Send one query and classify the answer. Never raises for network trouble.
+
+    Redirects are followed by hand, only on the spec's own origin (an off-site redirect
+    is usually a login or verification page: ``redirect_offsite``). A body over the
+    spec's ``max_body_bytes`` is ``body_too_large``; its prefix is kept as evidence.
+    httpx's timeouts bound each read, so a server that trickles a byte at a time would
+    never time out; ``deadline_s`` (default: the sender's read timeout) bounds the whole
+    exchange, redirects included.
+    """
+    deadline = deadline_s if deadline_s is not None else sender.timeout.read
+    if deadline is None:
+        return await _fetch(sender, spec, query, max_redirects, session)
+    try:
+        if _timeout_scope is None:  # Python 3.10
+            return await asyncio.wait_for(_fetch(sender, spec, query, max_redirects, session), deadline)
+        async with _timeout_scope(deadline):  # no extra task per request, unlike wait_for
+            return await _fetch(sender, spec, query, max_redirects, session)
+    except asyncio.TimeoutError:
+        return Fetched(failure(FailureCode.timeout, "deadline"))
+
+
+async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
+                 session: PlatformSession | None) -> Fetched:
+    secrets = session.secrets if session else None
+    limit = spec.request.max_query_chars
+    if limit is not None and len(query) > limit:
+        return Fetched(failure(FailureCode.query_too_long, f"chars:{len(query)}>{limit}"))
+    try:
+        built = build_request(spec, query, session.env if session else None)
+    except UnicodeEncodeError:
+        return Fetched(failure(FailureCode.decode_error, f"query_not_encodable:{spec.request.query_encoding}"))
+    except PlatformSpecError:
+        raise
+    except Exception as exc:  # an adapter's build_request is third-party code
+        return Fetched(failure(FailureCode.adapter_error, type(exc).__name__))
+    method, url, kwargs = built.method, built.url, built.httpx_kwargs()
+    origin = _origin(url)
+    try:
+        for _ in range(max_redirects + 1):
+            if session and session.cookies:
+                cookie = session.cookie_header(url)
+                if cookie:
+                    kwargs["headers"]["Cookie"] = cookie
+                else:
+                    kwargs["headers"].pop("Cookie", None)
+            async with sender.stream(method, url, **kwargs) as resp:
+                headers = _kept_headers(resp.headers, secrets)
+                if resp.is_redirect:
+                    location = resp.headers.get("location", "")
+                    nxt = str(resp.url.join(location))
+                    if _origin(nxt) != origin:
+                        return Fetched(failure(FailureCode.redirect_offsite, f"location:{urlsplit(nxt).hostname}"),
+                                       resp.status_code, redact_url(str(resp.url), secrets), headers)
+                    url, method = nxt, "GET"
+                    kwargs.pop("json", None)
+                    kwargs.pop("data", None)
+                    continue
+                body, seen = await _read_capped(resp, spec.max_body_bytes)
+                if seen is not None:
+                    return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
+                                   resp.status_code, redact_url(str(resp.url), secrets), headers, body,
+                                   truncated=True, body_size=seen)
+                return Fetched(
+                    classify_http(spec, resp.status_code, headers, body),
+                    resp.status_code, redact_url(str(resp.url), secrets), headers, body,
+                    retry_after=_retry_after(resp.headers), body_size=len(body),
+                )
+        return Fetched(failure(FailureCode.too_many_redirects))
+    except httpx.HTTPError as exc:
+        code = _failure_for_exception(exc)
+        if session is not None and session.via_proxy and isinstance(exc, httpx.ConnectError):
+            code = FailureCode.proxy_error  # with a proxy, the connection that failed is the one to the proxy
+        return Fetched(failure(code, type(exc).__name__))
+    except (OSError, ValueError) as exc:
+        return Fetched(failure(FailureCode.network_error, type(exc).__name__))

@@ -1,0 +1,209 @@
+"""Sessions: per-platform cookies, proxy settings, and the secrets they carry.
+
+Cookies load from a Netscape ``cookies.txt`` (what browser extensions and curl write)
+or from JSON (a list of ``{name, value, domain, path}`` objects as browser exports
+write them, or a plain ``{name: value}`` mapping). Every cookie value, every
+``{env:NAME}`` value a spec uses and the proxy's credentials are *secrets*: the
+:class:`Secrets` scrubber removes them from any URL or text the harness keeps. Nothing
+here is ever written to the store; error messages name the file and line, never a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from ..errors import InputError
+
+REDACTED = "REDACTED"
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+@dataclass(frozen=True)
+class Cookie:
+    name: str
+    value: str
+    domain: str = ""  # empty: every host of the platform
+    path: str = "/"
+    expires: float | None = None
+
+    def applies_to(self, host: str, path: str = "/") -> bool:
+        dom = self.domain.lstrip(".").lower()
+        host = host.lower()
+        if dom and not (host == dom or host.endswith("." + dom)):
+            return False
+        if self.expires and self.expires < time.time():
+            return False
+        return path.startswith(self.path or "/")
+
+
+def _cookie_error(path: Path, line: int | None, message: str) -> InputError:
+    return InputError(message, path, line)
+
+
+def load_cookies(path: str | Path) -> list[Cookie]:
+    """Read a cookies file: Netscape cookies.txt, JSON, or one ``Cookie:`` header line (``a=1; b=2``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError("cookies file not found", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the cookies file: {type(exc).__name__}", path) from None
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        return _json_cookies(path, text)
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(lines) == 1 and "\t" not in lines[0] and "=" in lines[0]:
+        return _header_cookies(lines[0])
+    return _netscape_cookies(path, text)
+
+
+def _header_cookies(line: str) -> list[Cookie]:
+    header = line.strip().removeprefix("Cookie:").strip()
+    out = []
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            out.append(Cookie(name, value))
+    return out
+
+
+def _json_cookies(path: Path, text: str) -> list[Cookie]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _cookie_error(path, exc.lineno, "invalid JSON in the cookies file") from None
+    out: list[Cookie] = []
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if not isinstance(value, str):
+                raise _cookie_error(path, None, f"cookie {name!r}: the value must be a string")
+            out.append(Cookie(str(name), value))
+        return out
+    if not isinstance(data, list):
+        raise _cookie_error(path, None, "a JSON cookies file is a list of cookies or a {name: value} mapping")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("value"), str):
+            raise _cookie_error(path, None, f"cookie #{i + 1}: needs string 'name' and 'value'")
+        expires = item.get("expirationDate", item.get("expires"))
+        out.append(Cookie(item["name"], item["value"], str(item.get("domain") or ""), str(item.get("path") or "/"),
+                          float(expires) if isinstance(expires, (int, float)) and expires > 0 else None))
+    return out
+
+
+def _netscape_cookies(path: Path, text: str) -> list[Cookie]:
+    out: list[Cookie] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip("\r\n")
+        if line.startswith("#HttpOnly_"):
+            line = line[len("#HttpOnly_"):]
+        elif not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 7:
+            raise _cookie_error(path, lineno, f"a Netscape cookie line has 7 tab-separated fields, not {len(fields)}")
+        domain, _flag, cpath, _secure, expiry, name, value = fields
+        try:
+            exp = float(expiry)
+        except ValueError:
+            raise _cookie_error(path, lineno, "the expiry field is not a number") from None
+        out.append(Cookie(name, value, domain, cpath or "/", exp if exp > 0 else None))
+    return out
+
+
+def cookie_header(cookies: Iterable[Cookie], url: str) -> str | None:
+    parts = urlsplit(url)
+    chosen = [c for c in cookies if c.applies_to(parts.hostname or "", parts.path or "/")]
+    return "; ".join(f"{c.name}={c.value}" for c in chosen) or None
+
+
+def check_proxy(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in PROXY_SCHEMES or not parts.hostname:
+        raise InputError(f"--proxy takes {'|'.join(PROXY_SCHEMES)}://[user:password@]host:port, "
+                         f"got a URL with scheme {parts.scheme or 'none'!r}")
+    return url
+
+
+def redact_userinfo(url: str) -> str:
+    """A URL with any ``user:password@`` removed (safe to print or store)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class Secrets:
+    """Values that must never be kept: replaced by ``REDACTED`` wherever they appear."""
+
+    values: set[str] = field(default_factory=set)
+
+    def add(self, *values: str | None) -> None:
+        for v in values:
+            if v and len(v) >= 3:  # shorter values would redact ordinary text
+                self.values.add(v)
+                self.values.add(quote(v, safe=""))
+                self.values.add(quote(v, safe="").replace("%20", "+"))
+                self.values.add(unquote(v))
+
+    def scrub(self, text: str) -> str:
+        for v in sorted(self.values, key=len, reverse=True):
+            if v in text:
+                text = text.replace(v, REDACTED)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
+@dataclass
+class PlatformSession:
+    """What one platform's requests carry besides the spec: cookies and ``{env:NAME}`` values."""
+
+    cookies: list[Cookie] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets)
+    via_proxy: bool = False
+
+    @classmethod
+    def build(cls, *, cookies_file: str | Path | None = None, env_names: Iterable[str] = (),
+              proxy: str | None = None, platform: str = "") -> "PlatformSession":
+        session = cls()
+        if cookies_file is not None:
+            session.cookies = load_cookies(cookies_file)
+            for c in session.cookies:
+                session.secrets.add(c.value)
+        for name in env_names:
+            value = os.environ.get(name)
+            if value is None:
+                raise InputError(f"platform {platform!r} needs the environment variable {name} "
+                                 f"(its request template uses {{env:{name}}})")
+            session.env[name] = value
+            session.secrets.add(value)
+        if proxy:
+            session.via_proxy = True
+            parts = urlsplit(proxy)
+            session.secrets.add(parts.username and unquote(parts.username), parts.password and unquote(parts.password))
+        return session
+
+    def cookie_header(self, url: str) -> str | None:
+        return cookie_header(self.cookies, url)
+
+
+_TOKENISH = re.compile(r"[A-Za-z0-9_\-]{24,}")
+
+
+def looks_like_token(value: str) -> bool:
+    """Long opaque strings (signatures, session ids) in URLs are treated as secrets."""
+    return bool(_TOKENISH.fullmatch(value)) and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)

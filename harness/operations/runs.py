@@ -1,0 +1,253 @@
+"""Run a probe set end to end: plan it, lock it, pick up an interrupted run, execute it.
+
+This is the library entry point the CLI, the demo and the scheduler share.
+
+Run status. A run is ``running`` while its process holds the probe set's lock
+(:mod:`harness.store.locking`), ``complete`` when every planned task is stored, and
+``interrupted`` when it stopped before that: the engine writes ``interrupted`` when it
+is stopped (Ctrl-C, SIGTERM, an error), and a run still marked ``running`` whose
+process is gone (SIGKILL, power loss) is *shown* as interrupted by
+:func:`effective_status` and *recorded* as such by the next run of its probe set.
+
+Resume. The next run of the same probe set continues the latest interrupted run
+(same run id, its task keys already stored are skipped) when nothing that shapes the
+run has changed: the probe set's content, the planned task list (keyword lists can
+change under an unchanged probe set), and the vantage point. Otherwise a new run
+starts and the old one stays interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..measure.engine import Engine, ProgressCallback, RunOptions, RunSummary
+from ..measure.plan import RunPlan, load_probe_set, plan_run
+from ..models import RateLimit, Run
+from ..platforms.registry import PlatformRegistry
+from ..store.locking import ProbeSetLock, effective_status, pid_alive
+from ..store.sqlite import Store
+from .logs import event, get_logger
+
+log = get_logger("run")
+
+__all__ = [
+    "RunRequest", "prepare", "execute", "find_resumable", "effective_status", "record_dead_runs", "pid_alive",
+    "resume_refusal",
+]
+
+
+# --------------------------------------------------------------------------- status
+
+
+def record_dead_runs(store: Store, store_path: Path, probe_set: str | None = None) -> list[str]:
+    """Write ``interrupted`` for runs marked ``running`` whose process is gone; returns their ids."""
+    dead = []
+    for run in store.list_runs(probe_set):
+        if run.status == "running" and effective_status(run, store_path) == "interrupted":
+            store.conn.execute("UPDATE runs SET status='interrupted' WHERE run_id=? AND status='running'", (run.run_id,))
+            dead.append(run.run_id)
+    return dead
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def resume_refusal(store: Store, plan: RunPlan, run: Run, options: RunOptions | None) -> str | None:
+    """Why ``run`` cannot be continued by ``plan`` (None: it can)."""
+    if run.status == "complete":
+        return "the latest run is complete"
+    if run.probe_set_sha256 != plan.probe_set_sha256:
+        return "the probe set changed since the interrupted run"
+    if run.planned != len(plan.tasks):
+        return f"the plan changed since the interrupted run ({run.planned} → {len(plan.tasks)} tasks; keyword lists edited?)"
+    planned_keys = {t.key for t in plan.tasks}
+    stray = [k for k in store.done_task_keys(run.run_id) if "\x1ftruism\x1f" not in k and k not in planned_keys]
+    if stray:
+        return f"the plan changed since the interrupted run ({len(stray)} stored tasks are no longer planned)"
+    if options is not None:
+        v = options.vantage
+        if (run.probe_cc, run.probe_asn, run.vantage) != (v.probe_cc, v.probe_asn, v.label):
+            return (f"the vantage point differs from the interrupted run's ({run.probe_cc}/{run.probe_asn}/{run.vantage!r}"
+                    f" → {v.probe_cc}/{v.probe_asn}/{v.label!r})")
+    return None
+
+
+def find_resumable(store: Store, plan: RunPlan, options: RunOptions | None = None) -> Run | None:
+    """The latest run of this probe set, if it is unfinished and can be continued by ``plan``.
+
+    Call it while holding the probe set's lock: a run then marked ``running`` is dead.
+    """
+    for run in store.list_runs(plan.probe_set.name, limit=1):
+        return run if resume_refusal(store, plan, run, options) is None else None
+    return None
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass
+class RunRequest:
+    probe_set_path: Path
+    store_path: Path
+    platform_dirs: tuple[Path, ...] = ()
+    keyword_dirs: tuple[Path, ...] = ()
+    base_urls: dict[str, str] | None = None
+    new: bool = False
+    options: RunOptions | None = None
+    cookie_files: dict[str, Path] = field(default_factory=dict)
+    """platform → cookie file (its contents go into that platform's requests only, never into the store or logs)."""
+    default_rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    """platform → pace used when the probe set gives none for it (from the configuration)."""
+    default_rate_limit: RateLimit | None = None
+    lock: bool = True
+
+
+def prepare(req: RunRequest) -> RunPlan:
+    probe_set, doc = load_probe_set(req.probe_set_path)
+    registry = PlatformRegistry.default(req.platform_dirs)
+    plan = plan_run(probe_set, registry, doc=doc, keyword_dirs=list(req.keyword_dirs), base_urls=req.base_urls)
+    explicit_top = "rate_limit" in probe_set.model_fields_set
+    for sel in probe_set.platforms:
+        if sel.rate_limit is None and not explicit_top:
+            default = req.default_rate_limits.get(sel.name) or req.default_rate_limit
+            if default is not None:
+                plan.rate_limits[sel.name] = default
+    if req.cookie_files:
+        # Configured cookie files go through the engine's sessions (scrubbed from evidence), for the
+        # platforms this probe set probes; a file given on the command line wins.
+        req.options = req.options or RunOptions()
+        for name, cookie_file in req.cookie_files.items():
+            if name in plan.specs:
+                req.options.cookies.setdefault(name, cookie_file)
+    return plan
+
+
+def _isolate_new_censorship(store: Store, run_id: str, plan: RunPlan, req: RunRequest) -> list[dict[str, Any]]:
+    """The probe set's ``isolate`` option: find the rule behind each phrase that became censored."""
+    from ..isolation.after_runs import isolate_new_censorship
+    from ..isolation.oracle import OracleOptions
+
+    opts = req.options or RunOptions()
+    keywords_dir = (plan.source.resolve().parent.parent / "keywords") if plan.source is not None else Path("keywords")
+    oracle_opts = OracleOptions(retries=plan.probe_set.retries, retry_backoff_s=opts.retry_backoff_s,
+                                timeout_s=plan.probe_set.timeout_s, proxy=opts.proxy, transport=opts.transport)
+    results = [r.to_dict() for r in isolate_new_censorship(store, run_id, plan, keywords_dir=keywords_dir,
+                                                            options=oracle_opts)]
+    for r in results:
+        event(log, "isolated", f"{r['platform']}: {r['term']!r} -> {r['new_rules'] or r.get('rules')}",
+              run_id=run_id, platform=r["platform"], queries=r.get("queries"))
+    return results
+
+
+class _LockedEngine(Engine):
+    """An engine that writes the run id into the probe set's lock file once it is known."""
+
+    def __init__(self, store: Store, options: RunOptions | None, lock: ProbeSetLock | None):
+        super().__init__(store, options)
+        self._probe_lock = lock
+
+    def start_run(self, plan: RunPlan, run_id: str | None = None) -> str:
+        run_id = super().start_run(plan, run_id)
+        if self._probe_lock is not None:
+            self._probe_lock.update(run_id=run_id)
+        return run_id
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM (systemd stop, docker stop, kill) into KeyboardInterrupt, so the run is recorded as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _done_planned(store: Store, run_id: str, plan: RunPlan) -> int:
+    planned = {t.key for t in plan.tasks}
+    return sum(1 for k in store.done_task_keys(run_id) if k in planned)
+
+
+def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = None,
+            on_start: Callable[[RunPlan, Run | None, int], None] | None = None) -> RunSummary:
+    """Run (or resume) the plan under the probe set's lock.
+
+    Raises :class:`~harness.errors.RunLockedError` naming the running process when the
+    probe set is already running against this store. The summary's counts cover the
+    whole run, sessions before a resume included.
+    """
+    name = plan.probe_set.name
+    lock = ProbeSetLock(req.store_path, name) if req.lock else None
+    try:
+        if lock is not None:
+            lock.acquire()
+    except Exception as exc:
+        event(log, "run_refused", str(exc), logging.WARNING, probe_set=name)
+        raise
+    try:
+        if lock is not None and lock.took_over is not None:
+            event(log, "stale_lock", f"took over the stale lock of {name!r} left by {lock.took_over.describe()}",
+                  logging.WARNING, probe_set=name, stale_pid=lock.took_over.pid)
+        with Store(req.store_path) as store:
+            if lock is not None:
+                for run_id in record_dead_runs(store, req.store_path, name):
+                    event(log, "run_died", f"run {run_id} of {name!r} had stopped without notice: now interrupted",
+                          logging.WARNING, probe_set=name, run_id=run_id)
+            resume = None
+            if not req.new:
+                latest = store.list_runs(name, limit=1)
+                if latest and latest[0].status != "complete":
+                    why = resume_refusal(store, plan, latest[0], req.options)
+                    if why is None:
+                        resume = latest[0]
+                    else:
+                        event(log, "resume_declined", f"not resuming run {latest[0].run_id}: {why}",
+                              probe_set=name, run_id=latest[0].run_id, reason=why)
+            already = _done_planned(store, resume.run_id, plan) if resume else 0
+            engine = _LockedEngine(store, req.options, lock)
+            if on_start:
+                on_start(plan, resume, already)
+            if resume:
+                event(log, "run_resumed", f"resuming run {resume.run_id} of {name!r} ({already}/{len(plan.tasks)} done)",
+                      probe_set=name, run_id=resume.run_id, done=already, planned=len(plan.tasks))
+            else:
+                event(log, "run_started", f"starting a run of {name!r} ({len(plan.tasks)} tasks)",
+                      probe_set=name, planned=len(plan.tasks))
+            try:
+                with _sigterm_interrupts():
+                    summary = asyncio.run(engine.run(plan, resume.run_id if resume else None, progress))
+            except BaseException as exc:
+                run_id = getattr(engine, "_run_id", None)
+                event(log, "run_interrupted", f"run {run_id} of {name!r} interrupted ({type(exc).__name__})",
+                      logging.WARNING, probe_set=name, run_id=run_id)
+                raise
+            whole = store.platform_counts(summary.run_id)
+            summary.counts = {p: Counter(whole.get(p, {})) for p in plan.specs}
+            summary.failures = Counter(store.failure_counts(summary.run_id))
+            event(log, "run_finished", f"run {summary.run_id} of {name!r} {summary.status}",
+                  probe_set=name, run_id=summary.run_id, status=summary.status, planned=summary.planned,
+                  stored=summary.stored, resumed_with=summary.skipped, elapsed_s=round(summary.elapsed_s, 3),
+                  failure_share=round(summary.failure_share, 4),
+                  counts={p: dict(c) for p, c in summary.counts.items()}, failures=dict(summary.failures))
+            if summary.status == "complete" and plan.probe_set.isolate.enabled:
+                summary.isolations = _isolate_new_censorship(store, summary.run_id, plan, req)
+            return summary
+    finally:
+        if lock is not None:
+            lock.release()

@@ -1,0 +1,345 @@
+"""Classify one HTTP answer with a platform spec. Pure functions: no I/O.
+
+The order matters and is the heart of measurement validity: anything that looks like
+an outage, a CAPTCHA or a rate limit is a failure *before* we look for censorship
+notices, and a page that shows none of the spec's expected markers is
+``unexpected_page``, never ``not_censored``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..failures import FailureCode
+from ..models import Verdict
+from .adapters import get_adapter
+from .classification import Classification, failure
+from .spec import SIGNAL_KINDS, Extractor, Matcher, PlatformSpec
+
+_CHARSET_RE = re.compile(r"charset=([\w.:-]+)", re.I)
+_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.I)
+_NUMBER_RE = re.compile(r"\d[\d,，]*")
+
+
+class Page:
+    """A decoded answer with lazily built views (HTML tree, JSON document)."""
+
+    def __init__(self, text: str, fmt: str):
+        self.text = text
+        self.fmt = fmt
+        self._soup: Any = None
+        self._tree: Any = None
+        self._json: Any = None
+        self._json_loaded = False
+        self._css: dict[str, list[Any]] = {}
+
+    @property
+    def soup(self) -> Any:
+        if self._soup is None:
+            from bs4 import BeautifulSoup
+
+            self._soup = BeautifulSoup(self.text, "html.parser")
+        return self._soup
+
+    @property
+    def tree(self) -> Any:
+        """A Lexbor (selectolax) tree: ~50x faster than BeautifulSoup for parse + select."""
+        if self._tree is None:
+            from selectolax.lexbor import LexborHTMLParser
+
+            self._tree = LexborHTMLParser(self.text)
+        return self._tree
+
+    def css(self, selector: str) -> list[Any]:
+        """Lexbor nodes matching ``selector``, once per page (a spec often reuses one selector)."""
+        nodes = self._css.get(selector)
+        if nodes is None:
+            nodes = self._css[selector] = self.tree.css(selector)
+        return nodes
+
+    @property
+    def json(self) -> Any:
+        if not self._json_loaded:
+            self._json = json.loads(self.text)
+            self._json_loaded = True
+        return self._json
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.S)
+
+
+def _walk_json(doc: Any, path: str) -> list[Any]:
+    nodes = [doc]
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for node in nodes:
+            if part == "*":
+                if isinstance(node, list):
+                    nxt.extend(node)
+                elif isinstance(node, dict):
+                    nxt.extend(node.values())
+            elif isinstance(node, dict) and part in node:
+                nxt.append(node[part])
+            elif isinstance(node, list) and part.lstrip("-").isdigit():
+                idx = int(part)
+                if -len(node) <= idx < len(node):
+                    nxt.append(node[idx])
+        nodes = nxt
+    return nodes
+
+
+_SKIPPED_TEXT_PARENTS = frozenset({"script", "style", "template"})
+_SKIPPED_TEXT_SELECTOR = ",".join(sorted(_SKIPPED_TEXT_PARENTS))
+
+
+def _lexbor_strings(node: Any) -> list[str]:
+    """The text nodes under ``node``, as BeautifulSoup's get_text sees them (no script/style/comments)."""
+    out = []
+    for child in node.traverse(include_text=True):
+        if child.tag == "-text" and (child.parent is None or child.parent.tag not in _SKIPPED_TEXT_PARENTS):
+            out.append(child.text_content or "")
+    return out
+
+
+def css_texts(page: Page, css: str, separator: str = "", strip: bool = False) -> list[str]:
+    """Text of every element matching ``css`` (BeautifulSoup ``get_text`` semantics)."""
+    try:
+        nodes = page.css(css)
+    except Exception:  # no selectolax, or a selector Lexbor cannot take (SelectolaxError): bs4 decides
+        return [el.get_text(separator, strip=strip) for el in page.soup.select(css)]
+    texts = []
+    for node in nodes:
+        if node.css_first(_SKIPPED_TEXT_SELECTOR) is None:  # common case: Lexbor joins the text in C
+            if not strip:
+                texts.append(node.text(deep=True, separator=separator))
+                continue
+            strings = node.text(deep=True, separator="\x00", strip=True).split("\x00")
+        else:
+            strings = _lexbor_strings(node)
+        if strip:
+            strings = [t.strip() for t in strings if t.strip()]
+        texts.append(separator.join(strings))
+    return texts
+
+
+def count_matches(page: Page, ex: Extractor) -> int:
+    """How many items ``ex`` finds (for CSS: without extracting any text)."""
+    if ex.css is not None and ex.attr is None:
+        try:
+            return len(page.css(ex.css))
+        except Exception:  # as in css_texts
+            return len(page.soup.select(ex.css))
+    return len(extract(page, ex))
+
+
+def css_attrs(page: Page, css: str, attr: str) -> list[str]:
+    try:
+        nodes = page.css(css)
+    except Exception:  # as in css_texts
+        return [str(el.get(attr)) for el in page.soup.select(css) if el.get(attr) is not None]
+    return [str(v) for v in (n.attributes.get(attr) for n in nodes) if v is not None]
+
+
+def matches(page: Page, m: Matcher) -> bool:
+    if m.text is not None:
+        return m.text in page.text
+    if m.regex is not None:
+        return _compiled(m.regex).search(page.text) is not None
+    if m.css is not None:
+        return any(m.contains is None or m.contains in text for text in css_texts(page, m.css))
+    values = _walk_json(page.json, m.json_path or "")
+    if m.values is None:
+        return any(v not in (None, "", [], {}) for v in values)
+    return any(v in m.values for v in values)
+
+
+def extract(page: Page, ex: Extractor) -> list[str]:
+    if ex.regex is not None:
+        out = []
+        for mo in _compiled(ex.regex).finditer(page.text):
+            out.append(mo.group(ex.group))
+        return out
+    if ex.css is not None:
+        if ex.attr:
+            return css_attrs(page, ex.css, ex.attr)
+        return css_texts(page, ex.css, " ", strip=True)
+    return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in _walk_json(page.json, ex.json_path or "")]
+
+
+def domain_of(value: str) -> str:
+    value = value.strip()
+    if "//" in value:
+        host = urlsplit(value if "://" in value else "http:" + value).hostname or ""
+    else:
+        host = value.split("/")[0].split(":")[0]
+    return host.lower().strip(".")
+
+
+def domain_in(domain: str, domains: list[str]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
+
+
+def _parse_count(values: list[str]) -> int | None:
+    for v in values:
+        mo = _NUMBER_RE.search(v)
+        if mo:
+            return int(re.sub(r"[,，]", "", mo.group(0)))
+    return None
+
+
+def charset_of(headers: dict[str, str], body: bytes, spec: PlatformSpec) -> str:
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    mo = _CHARSET_RE.search(ctype)
+    if mo:
+        return mo.group(1)
+    mo2 = _META_CHARSET_RE.search(body[:2048])
+    if mo2:
+        return mo2.group(1).decode("ascii", "replace")
+    return spec.page_encoding or "utf-8"
+
+
+def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Page | Classification:
+    charset = charset_of(headers, body, spec)
+    try:
+        text = body.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return failure(FailureCode.decode_error, f"charset:{charset}")
+    page = Page(text, spec.response_format)
+    if spec.response_format == "json":
+        try:
+            page.json  # noqa: B018 - parse once to find broken JSON now
+        except ValueError:
+            return failure(FailureCode.decode_error, "invalid_json")
+    return page
+
+
+@dataclass
+class SignalReport:
+    """Every signal of a spec, evaluated on one page (for ``harness platforms check``)."""
+
+    matched: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    result_items: int = 0
+    result_count: int | None = None
+    result_domains: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def evaluate_signals(spec: PlatformSpec, page: Page) -> SignalReport:
+    report = SignalReport()
+    sig = spec.signals
+    try:
+        for kind in SIGNAL_KINDS:
+            for m in getattr(sig, kind):
+                bucket = report.matched if matches(page, m) else report.missing
+                bucket.setdefault(kind, []).append(m.label)
+        report.result_items = len(extract(page, sig.result_item)) if sig.result_item else 0
+        report.result_count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
+        if sig.result_domain:
+            report.result_domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d]
+    except (ValueError, TypeError) as exc:
+        report.error = f"parse:{type(exc).__name__}"
+    return report
+
+
+def classify_page(spec: PlatformSpec, page: Page) -> Classification:
+    """Classify a decoded page that came with HTTP 2xx."""
+    sig = spec.signals
+    try:
+        for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
+                           (sig.session_invalid, FailureCode.session_invalid)):
+            for m in kind:
+                if matches(page, m):
+                    return failure(code, m.label)
+        hard = [m.label for m in sig.hard if matches(page, m)]
+        soft = [m.label for m in sig.soft if matches(page, m)]
+        n_items = count_matches(page, sig.result_item) if sig.result_item else 0
+        domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d] if sig.result_domain else []
+        count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
+        no_results = [m.label for m in sig.no_results if matches(page, m)]
+        page_ok = [m.label for m in sig.page_ok if matches(page, m)]
+    except (ValueError, TypeError, AttributeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
+        return failure(FailureCode.unexpected_page, f"parse:{type(exc).__name__}")
+    if hard:
+        return Classification(Verdict.hard, None, hard, count, n_items, domains)
+    if soft:
+        return Classification(Verdict.soft if n_items else Verdict.hard, None, soft, count, n_items, domains)
+    if n_items > 0:
+        signals = ["results"]
+        if domains and spec.authorized_domains and all(domain_in(d, spec.authorized_domains) for d in domains):
+            signals.append("only_authorized_sources")
+        return Classification(Verdict.not_censored, None, signals, count, n_items, domains)
+    if no_results or page_ok:
+        return Classification(Verdict.no_results, None, no_results or page_ok, count, 0, domains)
+    return failure(FailureCode.unexpected_page)
+
+
+def classify_http(
+    spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes
+) -> Classification:
+    """Classify a complete HTTP answer (status, headers, body bytes already size-checked).
+
+    A spec with an ``adapter`` whose object has ``classify`` lets the adapter decide first;
+    it may return ``None`` to fall back to the declarative signals.
+    """
+    if spec.adapter:
+        adapter = get_adapter(spec.adapter)
+        if hasattr(adapter, "classify"):
+            try:
+                decided = adapter.classify(spec, status, headers, body)
+            except Exception as exc:  # an adapter is third-party code: its bug is a failure, not a verdict
+                return failure(FailureCode.adapter_error, type(exc).__name__)
+            if decided is not None:
+                if decided.failure is not None and decided.failure not in FailureCode.__members__:
+                    return failure(FailureCode.adapter_error, f"unknown_failure_code:{decided.failure}")
+                return decided
+    if status == 429:
+        return failure(FailureCode.http_429, "status:429")
+    if status == 407:
+        return failure(FailureCode.proxy_error, "status:407")
+    if status >= 500:
+        return failure(FailureCode.http_5xx, f"status:{status}")
+    if 300 <= status < 400:
+        return failure(FailureCode.too_many_redirects, f"status:{status}")
+    if status >= 400:
+        return failure(FailureCode.http_4xx, f"status:{status}")
+    page = decode_page(spec, headers, body)
+    if isinstance(page, Classification):
+        return page
+    return classify_page(spec, page)
+
+
+# --------------------------------------------------------------------------- the method
+
+
+SILENT_EMPTY = "silent_empty_with_truism"
+SOFT_EMPTY = "soft_restricted_truism_empty"
+
+
+def apply_truism_method(spec: PlatformSpec, c: Classification, *, sent_with_truism: bool,
+                        control_ok: bool | None) -> Classification:
+    """Hard test on a platform that censors silently: term + truism with no results while
+    the truism alone works is ``hard``. Without a working control it stays ``no_results``."""
+    if sent_with_truism and c.verdict is Verdict.no_results and control_ok:
+        return replace(c, verdict=Verdict.hard, signals=[*c.signals, SILENT_EMPTY])
+    return c
+
+
+def apply_soft_test(c: Classification, soft_probe: Classification | None) -> Classification:
+    """Soft test: results for the term, but none once restricted to a non-authorized
+    domain whose restricted truism has results: ``soft``."""
+    if c.verdict is not Verdict.not_censored or soft_probe is None:
+        return c
+    if soft_probe.verdict in (Verdict.no_results, Verdict.hard):
+        return replace(c, verdict=Verdict.soft, signals=[*c.signals, SOFT_EMPTY])
+    if soft_probe.verdict is Verdict.failure:
+        return replace(c, verdict=Verdict.failure, failure=soft_probe.failure,
+                       signals=[*c.signals, f"soft_probe:{soft_probe.failure}"])
+    return c

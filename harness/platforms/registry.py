@@ -1,0 +1,106 @@
+"""Platforms: declarative specs (built in, from ``platforms/`` folders, or by path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import NotFoundError, PlatformSpecError
+from ..yamlio import load_model
+from .spec import Extractor, Matcher, PlatformSpec, RequestTemplate, Signals, SoftTest
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+__all__ = [
+    "BUILTIN_DIR",
+    "Extractor",
+    "Matcher",
+    "PlatformRegistry",
+    "PlatformSpec",
+    "RequestTemplate",
+    "Signals",
+    "SoftTest",
+    "load_spec",
+]
+
+
+_cache: dict[tuple[str, int, int], PlatformSpec] = {}
+
+
+def load_spec(path: str | Path) -> PlatformSpec:
+    """Load and validate one spec file (cached per file version: parsing YAML with line numbers is slow)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key: tuple[str, int, int] | None = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _cache:
+        return _cache[key]
+    spec, _ = load_model(path, PlatformSpec, PlatformSpecError)
+    if key is not None:
+        _cache[key] = spec
+    return spec
+
+
+class PlatformRegistry:
+    """Specs by name. Later sources override earlier ones: built-in, ./platforms, --platforms DIR."""
+
+    def __init__(self, specs: dict[str, PlatformSpec] | None = None, origins: dict[str, Path] | None = None):
+        self._specs: dict[str, PlatformSpec] = dict(specs or {})
+        self._origins: dict[str, Path] = dict(origins or {})
+        self._lazy: dict[str, Path] = {}  # built-in specs, named by their file, parsed on first use
+
+    @classmethod
+    def default(cls, extra_dirs: Iterable[str | Path] = (), include_cwd: bool = True) -> "PlatformRegistry":
+        reg = cls()
+        for path in sorted(BUILTIN_DIR.glob("*.yaml")):
+            reg._lazy[path.stem] = path  # a test checks that every built-in file is named after its spec
+        if include_cwd and (Path.cwd() / "platforms").is_dir():
+            reg.add_dir(Path.cwd() / "platforms")
+        for d in extra_dirs:
+            d = Path(d)
+            if not d.is_dir():
+                raise NotFoundError(f"platforms directory not found: {d}")
+            reg.add_dir(d)
+        return reg
+
+    def add_dir(self, directory: Path) -> None:
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+            self.add_file(path)
+
+    def add_file(self, path: str | Path) -> PlatformSpec:
+        spec = load_spec(path)
+        self._lazy.pop(spec.name, None)
+        self._specs[spec.name] = spec
+        self._origins[spec.name] = Path(path)
+        return spec
+
+    def _materialise(self, name: str) -> None:
+        path = self._lazy.pop(name, None)
+        if path is not None:
+            spec = load_spec(path)
+            if spec.name != name:
+                raise PlatformSpecError(f"the built-in file is named {path.name} but defines platform {spec.name!r}", path)
+            self._specs[name] = spec
+            self._origins[name] = path
+
+    def get(self, name: str) -> PlatformSpec:
+        self._materialise(name)
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise NotFoundError(f"unknown platform {name!r} (known: {', '.join(self.names()) or 'none'})") from None
+
+    def origin(self, name: str) -> Path | None:
+        self._materialise(name)
+        return self._origins.get(name)
+
+    def names(self) -> list[str]:
+        return sorted({*self._specs, *self._lazy})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs or name in self._lazy
+
+    def __iter__(self):
+        return iter(self.get(n) for n in self.names())
