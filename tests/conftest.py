@@ -15,6 +15,17 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 
 
+def skip_without(component: str, reason: str) -> None:
+    """Skip a test that needs a system part this machine lacks (PostgreSQL, Chromium), saying why.
+
+    CI installs those parts and sets ``HARNESS_CI_REQUIRE`` (``.ci/run``): there a missing part
+    is a failure, so a test that CI is meant to run for real can never pass by skipping.
+    """
+    if component in os.environ.get("HARNESS_CI_REQUIRE", "").split():
+        pytest.fail(f"{component} is required in CI but missing: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def sandbox():
     with Sandbox() as sb:

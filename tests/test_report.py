@@ -13,7 +13,7 @@ from harness.analysis.report import build_report, h, safe_link
 from harness.store.sqlite import Store
 
 from .comparator_helpers import cli, make_world, outage_and_purge, run, sandboxes, switch_list
-from .conftest import run_cli
+from .conftest import run_cli, skip_without
 
 HOSTILE_TERM = '<script>document.title="PWNED"</script>'
 HOSTILE_BODY = (
@@ -98,8 +98,9 @@ def test_cli_writes_html_and_markdown(hostile_store, tmp_path):
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_report_renders_inert_in_headless_chromium(hostile_store, tmp_path):
+    if find_chromium() is None:
+        skip_without("chromium", "Chromium is not installed (apt-get install chromium)")
     with Store(hostile_store, readonly=True) as st:
         page, _ = build_report(st, title='Report <script>document.title="PWNED-TITLE"</script>')
     path = tmp_path / "report.html"
