@@ -27,6 +27,7 @@ class FailureCode(str, Enum):
     captcha = "captcha"
     rate_limited = "rate_limited"
     session_invalid = "session_invalid"
+    session_required = "session_required"
     unexpected_page = "unexpected_page"
     truncated_body = "truncated_body"
     body_too_large = "body_too_large"
@@ -54,14 +55,16 @@ DESCRIPTIONS: dict[FailureCode, str] = {
     FailureCode.captcha: "a verification / CAPTCHA / anti-bot page, even when served with HTTP 200",
     FailureCode.rate_limited: "a throttling page served with HTTP 200",
     FailureCode.session_invalid: "the platform rejected the session: login, cookies or a request signature are required",
+    FailureCode.session_required: "a login or visitor wall (a page, or a redirect to one): the platform needs a "
+                                  "logged-in session; give it cookies (--cookies PLATFORM=FILE)",
     FailureCode.unexpected_page: "none of the spec's expected markers: the layout probably changed",
     FailureCode.truncated_body: "fewer bytes arrived than Content-Length announced",
     FailureCode.body_too_large: "the body exceeded the spec's max_body_bytes (after decompression)",
     FailureCode.decode_error: "bytes not decodable in the page's charset, or a JSON API answered invalid JSON",
     FailureCode.query_too_long: "the query is longer than the spec's max_query_chars: not sent (the platform "
                                 "would cut it, and the verdict would be about another query)",
-    FailureCode.control_failed: "the platform's truism had no results around this probe: the probe was not sent "
-                                "(or its silent-empty verdict could not be confirmed)",
+    FailureCode.control_failed: "the platform's truism had no results right after this probe's silent-empty "
+                                "answer: its verdict could not be confirmed",
     FailureCode.soft_control_failed: "the soft test could not run: the truism restricted to every configured "
                                      "non-authorized domain had no results",
     FailureCode.adapter_error: "a Python platform adapter raised an exception",
