@@ -28,6 +28,7 @@ class FailureCode(str, Enum):
     rate_limited = "rate_limited"
     session_invalid = "session_invalid"
     unexpected_page = "unexpected_page"
+    empty_shell = "empty_shell"
     truncated_body = "truncated_body"
     body_too_large = "body_too_large"
     decode_error = "decode_error"
@@ -55,6 +56,8 @@ DESCRIPTIONS: dict[FailureCode, str] = {
     FailureCode.rate_limited: "a throttling page served with HTTP 200",
     FailureCode.session_invalid: "the platform rejected the session: login, cookies or a request signature are required",
     FailureCode.unexpected_page: "none of the spec's expected markers: the layout probably changed",
+    FailureCode.empty_shell: "the platform's page skeleton without its content (an intermittent empty bootstrap "
+                             "shell, e.g. Toutiao): retried, never read as an empty result",
     FailureCode.truncated_body: "fewer bytes arrived than Content-Length announced",
     FailureCode.body_too_large: "the body exceeded the spec's max_body_bytes (after decompression)",
     FailureCode.decode_error: "bytes not decodable in the page's charset, or a JSON API answered invalid JSON",
@@ -83,6 +86,7 @@ RETRYABLE = frozenset(
         FailureCode.rate_limited,
         FailureCode.truncated_body,
         FailureCode.captcha,
+        FailureCode.empty_shell,
     }
 )
 """Failures worth another attempt after a backoff."""

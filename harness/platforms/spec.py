@@ -21,9 +21,9 @@ from ..models import RateLimit
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
-SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok")
+SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok", "shell")
 EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
-UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "truism", "soft_test", "request", "combination_separator",
+UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "transport", "truism", "soft_test", "request", "combination_separator",
                                "query_encoding", "authorized_domains"})
 
 
@@ -74,7 +74,10 @@ class Matcher(_CheckedPatterns):
     - ``regex``: the body matches this regular expression (``re.search``).
     - ``css``: the HTML has an element matching this selector (whose text contains ``contains``, if given).
     - ``json``: the JSON body has a value at this dotted path (``a.b.0.c``, ``*`` for every item);
-      with ``values``, the value must be one of them.
+      with ``values``, the value must be one of them. With ``within: CSS`` on an HTML page, the
+      path is read in the JSON text of every element the selector matches (a
+      ``<script type="application/json">`` payload), and the matcher matches when any one does.
+      A string that holds JSON is read into when the path goes on (``data.decision_conf.type``).
     """
 
     text: str | None = None
@@ -83,6 +86,7 @@ class Matcher(_CheckedPatterns):
     json_path: str | None = Field(default=None, alias="json")
     values: list[Any] | None = None
     contains: str | None = None
+    within: str | None = Field(default=None, description="CSS selector of elements whose text is the JSON to read")
     name: str | None = Field(default=None, description="signal name recorded in evidence")
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
@@ -103,6 +107,9 @@ class Matcher(_CheckedPatterns):
             raise ValueError("`values` only goes with `json`")
         if self.contains is not None and self.css is None:
             raise ValueError("`contains` only goes with `css`")
+        if self.within is not None and self.json_path is None:
+            raise ValueError("`within` only goes with `json`")
+        _check_css(self.within)
         return self
 
     @property
@@ -125,7 +132,11 @@ class Extractor(_CheckedPatterns):
     - ``regex``: every match (``group`` selects the group).
     - ``css``: every element matching the selector; its ``attr`` or its text.
     - ``json``: the value(s) at a dotted path; ``*`` walks every item of a list
-      (``data.result.*.arcurl``).
+      (``data.result.*.arcurl``); ``a.url|a.info.url`` takes the first alternative that has a
+      value. With ``within: CSS`` (HTML pages), the path is read in the JSON text of every
+      element the selector matches (one value per element and alternative, as above).
+
+    ``exclude`` drops values (e.g. the ``template_key`` of page furniture that is not a result).
     """
 
     regex: str | None = None
@@ -133,6 +144,8 @@ class Extractor(_CheckedPatterns):
     css: str | None = None
     attr: str | None = None
     json_path: str | None = Field(default=None, alias="json")
+    within: str | None = Field(default=None, description="CSS selector of elements whose text is the JSON to read")
+    exclude: list[Any] = Field(default_factory=list, description="values that are not items (dropped)")
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
@@ -143,6 +156,9 @@ class Extractor(_CheckedPatterns):
             raise ValueError("an extractor needs exactly one of regex, css, json")
         if self.attr is not None and self.css is None:
             raise ValueError("`attr` only goes with `css`")
+        if self.within is not None and self.json_path is None:
+            raise ValueError("`within` only goes with `json`")
+        _check_css(self.within)
         if self.regex is not None:
             pattern = re.compile(self.regex, re.S)
             known = isinstance(self.group, int) and 0 <= self.group <= pattern.groups
@@ -156,7 +172,8 @@ class Signals(StrictModel):
 
     Checked in this order: captcha, rate_limited, session_invalid (all failures), hard,
     soft, results, no_results / page_ok. A page with none of these markers is
-    ``failure: unexpected_page``.
+    ``failure: unexpected_page``, or ``failure: empty_shell`` (retried) when it shows one of
+    the ``shell`` markers: the platform's page skeleton served without its content.
     """
 
     captcha: list[Matcher] = Field(default_factory=list, description="verification / CAPTCHA / anti-bot pages")
@@ -174,6 +191,9 @@ class Signals(StrictModel):
     page_ok: list[Matcher] = Field(
         default_factory=list, description="markers of a normal results page (any one) when results may be empty"
     )
+    shell: list[Matcher] = Field(
+        default_factory=list, description="markers of the page skeleton served without content (an intermittent "
+        "empty bootstrap shell); read only when nothing else matched: failure empty_shell, retried")
 
     @model_validator(mode="after")
     def _something_to_recognise(self) -> "Signals":
@@ -312,8 +332,8 @@ class PlatformSpec(StrictModel):
         if self.response_format == "json":
             for kind in SIGNAL_KINDS:
                 for m in getattr(self.signals, kind):
-                    if m.css is not None:
-                        raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers")
+                    if m.css is not None or m.within is not None:
+                        raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers or `within`")
         return self
 
     def possible_outcomes(self) -> set[str]:
@@ -329,4 +349,6 @@ class PlatformSpec(StrictModel):
         for kind in ("captcha", "rate_limited", "session_invalid"):
             if getattr(sig, kind):
                 out.add(f"failure:{kind}")
+        if sig.shell:
+            out.add("failure:empty_shell")
         return out
