@@ -28,7 +28,7 @@ def test_json_inside_script_elements_is_read_card_by_card():
     assert extract(page, keys) == ["SearchBar", "undefined-default", "67-toutiao_web", "undefined-default", "LoadMore"]
     results = keys.model_copy(update={"exclude": ["SearchBar", "LoadMore"]})
     assert len(extract(page, results)) == 3
-    urls = Extractor.model_validate({"json": "data.article_url|data.url|data.display.info.url", "within": CARDS})
+    urls = Extractor.model_validate({"json": "data.(article_url|url|display.info.url)", "within": CARDS})
     assert extract(page, urls) == ["https://www.toutiao.com/article/7000000000000000001/",
                                    "https://weather.example.cn/fuzhou", "https://www.sohu.com/a/000000003"]
     # a JSON string inside the JSON is read into; the plain page text is not JSON

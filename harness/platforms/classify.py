@@ -175,16 +175,21 @@ def _json_docs(page: Page, within: str | None) -> list[Any]:
 
 
 def _json_values(page: Page, path: str, within: str | None) -> list[Any]:
-    """Values at ``path`` (``a|b``: the first alternative with a value, per document)."""
+    """Values at ``path``; ``prefix.(a|b.c)``: for every node the prefix reaches, the first
+    alternative that has a value there."""
     out: list[Any] = []
-    alternatives = path.split("|")
+    prefix, paren, group = path.partition("(")
     for doc in _json_docs(page, within):
-        for alt in alternatives:
-            found = [v for v in _walk_json(doc, alt) if v not in (None, "", [], {})] if len(alternatives) > 1 \
-                else _walk_json(doc, alt)
-            if found:
-                out.extend(found)
-                break
+        if not paren:
+            out.extend(_walk_json(doc, path))
+            continue
+        nodes = _walk_json(doc, prefix.rstrip(".")) if prefix.rstrip(".") else [doc]
+        for node in nodes:
+            for alt in group.rstrip(")").split("|"):
+                found = [v for v in _walk_json(node, alt.strip()) if v not in (None, "", [], {})]
+                if found:
+                    out.extend(found)
+                    break
     return out
 
 
@@ -260,8 +265,20 @@ def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Pag
         try:
             page.json  # noqa: B018 - parse once to find broken JSON now
         except ValueError:
-            return failure(FailureCode.decode_error, "invalid_json")
+            return _raw_failure(spec, page) or failure(FailureCode.decode_error, "invalid_json")
     return page
+
+
+def _raw_failure(spec: PlatformSpec, page: Page) -> Classification | None:
+    """A JSON platform that answered something else (an HTML CAPTCHA page, the literal ``blocked``,
+    an empty body): its ``text``/``regex`` failure signals still name it."""
+    sig = spec.signals
+    for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
+                       (sig.session_invalid, FailureCode.session_invalid)):
+        for m in kind:
+            if (m.text is not None or m.regex is not None) and matches(page, m):
+                return failure(code, m.label)
+    return None
 
 
 @dataclass

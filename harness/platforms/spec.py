@@ -42,6 +42,16 @@ def _check_regex(pattern: str | None) -> str | None:
     return pattern
 
 
+_JSON_PATH_RE = re.compile(r"[^()|]+|(?:[^()|]*\.)?\([^()|]+(?:\|[^()|]+)+\)")
+
+
+def _check_json_path(path: str | None) -> str | None:
+    if path is not None and not _JSON_PATH_RE.fullmatch(path):
+        raise ValueError(f"invalid json path {path!r}: a dotted path, optionally ending in "
+                         "(one|or.another) alternatives")
+    return path
+
+
 def _check_css(selector: str | None) -> str | None:
     if selector is not None:
         import soupsieve
@@ -65,6 +75,11 @@ class _CheckedPatterns(StrictModel):
     @classmethod
     def _css_ok(cls, v: str | None) -> str | None:
         return _check_css(v)
+
+    @field_validator("json_path", check_fields=False)
+    @classmethod
+    def _json_ok(cls, v: str | None) -> str | None:
+        return _check_json_path(v)
 
 
 class Matcher(_CheckedPatterns):
@@ -132,8 +147,8 @@ class Extractor(_CheckedPatterns):
     - ``regex``: every match (``group`` selects the group).
     - ``css``: every element matching the selector; its ``attr`` or its text.
     - ``json``: the value(s) at a dotted path; ``*`` walks every item of a list
-      (``data.result.*.arcurl``); ``a.url|a.info.url`` takes the first alternative that has a
-      value. With ``within: CSS`` (HTML pages), the path is read in the JSON text of every
+      (``data.result.*.arcurl``); ``data.*.(url|info.url)`` takes, for every node the part
+      before the parenthesis reaches, the first alternative that has a value there. With ``within: CSS`` (HTML pages), the path is read in the JSON text of every
       element the selector matches (one value per element and alternative, as above).
 
     ``exclude`` drops values (e.g. the ``template_key`` of page furniture that is not a result).
@@ -272,6 +287,25 @@ class SoftTest(StrictModel):
         return self
 
 
+class BrowserOptions(StrictModel):
+    """How the browser transport reads a page (``transport: browser``)."""
+
+    capture: str | None = Field(default=None, description="regular expression on the URL of the response to keep "
+                                "as the answer (the search API the page calls); without it, the rendered DOM")
+    wait_for: str | None = Field(default=None, description="CSS selector present once the page has rendered "
+                                 "(DOM answers)")
+
+    @field_validator("capture")
+    @classmethod
+    def _regex_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("wait_for")
+    @classmethod
+    def _css_ok(cls, v: str | None) -> str | None:
+        return _check_css(v)
+
+
 class PlatformSpec(StrictModel):
     name: str
     display_name: str = ""
@@ -298,6 +332,10 @@ class PlatformSpec(StrictModel):
     )
     notes: str = ""
     sources: list[str] = Field(default_factory=list)
+    transport: Literal["http", "browser"] = Field(
+        default="http", description="http: a plain HTTP client; browser: a headless Chromium loads the page "
+        "(for sites whose page computes a token in JavaScript), see harness/measure/browser.py")
+    browser: BrowserOptions | None = None
     adapter: str | None = Field(default=None, description="a built-in adapter, or an entry point in group "
                                 "harness.platforms, for what YAML cannot express (signing, session priming)")
     adapter_options: dict[str, str] = Field(default_factory=dict, description="settings the adapter reads "
@@ -324,6 +362,20 @@ class PlatformSpec(StrictModel):
         if unknown:
             raise ValueError(f"undocumented names unknown parts {unknown}; use: {', '.join(sorted(UNDOCUMENTED_KEYS))}")
         return v
+
+    @model_validator(mode="after")
+    def _transport_is_sound(self) -> "PlatformSpec":
+        if self.transport == "browser":
+            if self.request.method != "GET" or self.request.json_body is not None or self.request.form is not None:
+                raise ValueError("transport: browser loads a page: the request is a GET without a body")
+            if self.adapter is not None:
+                raise ValueError("transport: browser does not take an adapter (the page signs its own requests)")
+            if (self.browser is None or self.browser.capture is None) and self.response_format != "html":
+                raise ValueError("transport: browser without browser.capture reads the rendered DOM: "
+                                 "response_format must be html")
+        elif self.browser is not None:
+            raise ValueError("`browser` options only go with transport: browser")
+        return self
 
     @model_validator(mode="after")
     def _method_is_sound(self) -> "PlatformSpec":
