@@ -28,6 +28,7 @@ import httpx
 from ..errors import HarnessError
 from ..measure.pacing import RateLimiter, send_with_retries
 from ..measure.request import Fetched, fill
+from ..measure.sessions import PlatformSession
 from ..measure.transport import Sender
 from ..models import RateLimit, Verdict
 from ..platforms.spec import PlatformSpec
@@ -99,6 +100,7 @@ class PlatformOracle:
         self.answers: list[OracleAnswer] = []
         self.stats = OracleStats()
         self._sender: Sender | None = None
+        self._session = PlatformSession()  # what a priming adapter learns lasts the oracle's life
         self._control_ok = False
         self._checked_at = -1
         self._soft_domain: str | None = None
@@ -133,7 +135,7 @@ class PlatformOracle:
         last = await send_with_retries(self._sender, self.spec, query, self.limiter, self.rng,
                                        retries=self.opt.retries, backoff_s=self.opt.retry_backoff_s,
                                        max_retry_after_s=self.opt.max_retry_after_s, retry_all=True,
-                                       on_attempt=count)
+                                       on_attempt=count, session=self._session)
         if last.classification.failure is None:
             return last
         code = last.classification.failure
