@@ -247,6 +247,8 @@ class AutoIsolate(StrictModel):
     enabled: bool = False
     budget: int = Field(default=40, ge=1, le=1000, description="queries per phrase")
     min_length: int = Field(default=4, ge=2, description="a term is a phrase from this many characters")
+    priors: bool = Field(default=True, description="guess first the rules and components of the workspace's keyword "
+                         "lists and discovered rules (all platforms); false: no priors")
 
 
 class ProbeSet(StrictModel):
@@ -268,6 +270,13 @@ class ProbeSet(StrictModel):
     )
     schedule: Schedule | None = None
     isolate: AutoIsolate = Field(default_factory=AutoIsolate)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.startswith(ISOLATION_RUN_PREFIX):
+            raise ValueError(f"probe set names starting with {ISOLATION_RUN_PREFIX!r} are reserved for isolation runs")
+        return v
 
     @field_validator("variants")
     @classmethod
@@ -292,7 +301,17 @@ class ProbeSet(StrictModel):
 # --------------------------------------------------------------------------- measurements
 
 
-ProbeRole = Literal["probe", "control", "truism"]
+ProbeRole = Literal["probe", "control", "truism", "isolation"]
+"""``isolation``: one query of an isolation (``harness isolate``/``discover``, auto-isolation after a run);
+such measurements live in runs whose probe set name starts with :data:`ISOLATION_RUN_PREFIX`."""
+
+ISOLATION_RUN_PREFIX = "isolation:"
+"""Runs that hold an isolation's queries are named ``isolation:<command>:<platform>``; no probe set may be."""
+
+
+def is_isolation_run(probe_set: str) -> bool:
+    """True for the runs that hold isolation queries (not a probe set's measurements)."""
+    return probe_set.startswith(ISOLATION_RUN_PREFIX)
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """An integer the store can hold (SQLite INTEGER is a signed 64-bit number)."""
