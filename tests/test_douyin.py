@@ -19,7 +19,7 @@ from harness.models import Verdict
 from harness.platforms.registry import PlatformRegistry
 
 from .conftest import FIXTURES
-from .replay import Replay, Request, run_builtin
+from .platform_replay import Replay, Request, run_builtin
 
 pytestmark = pytest.mark.xdist_group("chromium")
 

@@ -16,7 +16,7 @@ from harness.platforms.registry import load_spec
 from harness.platforms.spec import Extractor, Matcher
 
 from .conftest import FIXTURES
-from .replay import Replay, Request, run_builtin
+from .platform_replay import Replay, Request, run_builtin
 
 PAGES = FIXTURES / "platforms" / "toutiao"
 CARDS = "script[data-druid-card-data-id][type='application/json']"
