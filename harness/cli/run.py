@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
-from ..measure.engine import Notice, RunOptions, RunSummary, Vantage
+from ..measure.engine import RunOptions, RunSummary, Vantage
+from ..measure.health import Notice
 from ..measure.plan import RunPlan
 from ..measure.sessions import check_proxy
 from ..models import Measurement

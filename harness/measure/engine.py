@@ -45,7 +45,7 @@ import random
 import socket
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +64,8 @@ from ..platforms.spec import PlatformSpec
 from ..store.domain_profile import save_profile_cell
 from ..store.sqlite import Store, utcnow
 from ..store.writer import StoreWriter
+from .health import POSITIVE_MISSED, Notice, NoticeCallback, PlatformHealth, duration, positive_control_summary, \
+    session_help
 from .pacing import RateLimiter, send_with_retries
 from .plan import ProbeTask, RunPlan
 from .request import Fetched, fill
@@ -71,8 +73,6 @@ from .sessions import PlatformSession, check_proxy, redact_userinfo
 from .transport import Sender
 
 MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
-DRIFT_WINDOW = 10  # the layout check looks at this many recent pages ...
-DRIFT_SHARE = 8  # ... and stops the platform when this many of them matched no marker
 
 log = logging.getLogger("harness.engine")
 
@@ -84,22 +84,6 @@ class Vantage:
     probe_cc: str = "ZZ"
     probe_asn: str = "AS0"
     label: str = ""
-
-
-@dataclass
-class Notice:
-    """Something about a platform the person running the harness must hear, said once."""
-
-    platform: str
-    kind: str  # session_required | unhealthy | recovered | unreachable | layout_changed | positive_control_missed
-    message: str
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"platform": self.platform, "kind": self.kind, "message": self.message, **self.fields}
-
-
-NoticeCallback = Callable[[Notice], None]
 
 
 @dataclass
@@ -168,12 +152,7 @@ class _PlatformState:
         self.last_known: dict[str, str] = {}  # term -> latest non-failure verdict before this run (flip retest)
         self.queue: asyncio.Queue[ProbeTask] | None = None
         self.in_hand = 0  # tasks taken from the queue and not stored yet
-        self.stopped: str | None = None  # the line saying why this platform was given up
-        self.unhealthy_since: float | None = None  # monotonic time of the first failed truism of a streak
-        self.unhealthy_wall: float | None = None
-        self.failed_truisms = 0  # in the current streak: the back-off grows with it
-        self.recent_pages: deque[bool] = deque(maxlen=DRIFT_WINDOW)  # True: the page matched no marker
-        self.unexpected_run = 0  # consecutive pages that matched no marker
+        self.health: PlatformHealth | None = None  # set when the run starts (it needs the probe set's controls)
         self.noticed: set[str] = set()
         self.positive_last: dict[str, str] = {}  # positive-control term -> its verdict in the previous run
 
@@ -329,6 +308,9 @@ class Engine:
                     state.last_known = await self._db(self.store.last_known_verdicts, pname, terms,
                                                       self.opt.vantage.label, run_id)
                 state.positive_last = previous_positive.get(pname, {})
+                state.health = PlatformHealth(pname, give_up_after_s=self._give_up_after(),
+                                              drift_after=plan.probe_set.controls.drift_after,
+                                              control_attempts=self.opt.control_attempts)
                 queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
                 state.queue = queue
                 for t in todo:
@@ -401,7 +383,8 @@ class Engine:
             await self._work(st, queue)
 
     async def _work(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask]) -> None:
-        while not st.stopped:
+        assert st.health is not None
+        while not st.health.stopped:
             try:
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -409,7 +392,7 @@ class Engine:
             st.in_hand += 1
             try:
                 ok = await self._ensure_control(st)
-                if st.stopped:
+                if st.health.stopped:
                     return  # the task in hand stays unsent: the next run of the probe set resumes it
                 st.since_control += 1  # every task of the window counts
                 if not ok:  # no truism (controls.truism off never gets here); kept as a safety net
@@ -448,44 +431,27 @@ class Engine:
 
     def _stop(self, st: _PlatformState, kind: str, why: str, **fields: Any) -> None:
         """Give the platform up for this run: no further task is taken; the next run resumes them."""
-        if st.stopped:
+        assert st.health is not None
+        if st.health.stopped:
             return
         n = self._not_sent(st)
-        line = f"{st.spec.name}: {why}; {n} probe{'s' if n != 1 else ''} not sent, run resumes them"
-        st.stopped = line
+        line = st.health.stop_line(why, n)
         self._stopped[st.spec.name] = line
         self._notice(st, kind, line, logging.ERROR, not_sent=n, **fields)
-
-    def _session_help(self, st: _PlatformState) -> str:
-        name = st.spec.name
-        if st.session.cookies:
-            return (f"the cookies given for {name} did not get past it (expired, or a visitor session?): export "
-                    f"fresh ones from a browser logged in to {name}")
-        return (f"give it cookies from a browser logged in to {name}: harness run PROBESET --cookies "
-                f"{name}=cookies.txt (Netscape cookies.txt or a JSON export), or options: {{cookies_file: FILE}} "
-                f"under the platform in the probe set (docs/platform-specs.md, Sessions); use an account not tied "
-                f"to a person at risk")
 
     def _after_answer(self, st: _PlatformState, fetched: Fetched, role: str) -> None:
         """Watch every answer of a platform: login walls, and pages that match no marker (layout drift)."""
         c = fetched.classification
         if c.failure == FailureCode.session_required.value and role != "truism":
-            evidence = ", ".join(c.signals[:2])
-            self._notice(st, "session_required", f"{st.spec.name}: answered with a login wall ({evidence}): it needs a "
-                         f"logged-in session; {self._session_help(st)}", once="session_required", signals=c.signals)
-        if fetched.status is None or not 200 <= fetched.status < 300:
+            self._notice(st, "session_required", f"{st.spec.name}: answered with a login wall "
+                         f"({', '.join(c.signals[:2])}): it needs a logged-in session; "
+                         f"{session_help(st.spec.name, bool(st.session.cookies))}", once="session_required",
+                         signals=c.signals)
+        if fetched.status is None or not 200 <= fetched.status < 300 or st.health is None:
             return  # a network failure or an HTTP error says nothing about the layout
-        unexpected = c.failure == FailureCode.unexpected_page.value
-        st.recent_pages.append(unexpected)
-        st.unexpected_run = st.unexpected_run + 1 if unexpected else 0
-        if unexpected and (st.unexpected_run >= self._plan.probe_set.controls.drift_after
-                           or sum(st.recent_pages) >= DRIFT_SHARE):
-            n = st.unexpected_run if st.unexpected_run >= self._plan.probe_set.controls.drift_after else sum(st.recent_pages)
-            of = st.unexpected_run if n == st.unexpected_run else len(st.recent_pages)
-            self._stop(st, "layout_changed",
-                       f"{n} of the last {of} pages matched none of the spec's markers: the page layout has probably "
-                       f"changed (check: harness platforms check {st.spec.name}; after repairing the spec, "
-                       f"harness reclassify RUN)", unexpected_pages=n)
+        drift = st.health.page(c.failure == FailureCode.unexpected_page.value)
+        if drift:
+            self._stop(st, "layout_changed", drift)
 
     async def _truism(self, st: _PlatformState) -> Fetched:
         """Send the truism alone and store it (role ``truism``); its classification says whether it had results."""
@@ -514,70 +480,63 @@ class Engine:
         back-off (logged), until it works or ``controls.give_up_after_s`` have passed since
         its first failure; then the platform is given up (:meth:`_stop`) and this returns False.
         A login wall, or a truism page that matches none of the spec's markers on every
-        attempt, gives it up at once.
+        attempt, gives it up at once (:mod:`harness.measure.health`).
         """
         ps = self._plan.probe_set
+        health = st.health
+        assert health is not None
         if not ps.controls.truism:
-            return not st.stopped
+            return not health.stopped
         async with st.control_lock:
-            if st.stopped:
+            if health.stopped:
                 return False
             if st.since_control < ps.controls.every and st.control_ok:
                 return True
             st.soft_domain = None
             st.domain_controls = {}
-            while not st.stopped:
-                fetched = await self._truism(st)
-                c = fetched.classification
+            while not health.stopped:
+                c = (await self._truism(st)).classification
                 if c.verdict is Verdict.not_censored:
-                    if st.unhealthy_since is not None:
-                        down = time.monotonic() - st.unhealthy_since
+                    down = health.truism_ok()
+                    if down is not None:
                         self._notice(st, "recovered", f"{st.spec.name}: the truism has results again after "
-                                     f"{_duration(down)}", logging.INFO, down_s=round(down, 1))
+                                     f"{duration(down)}", logging.INFO, down_s=round(down, 1))
                     st.control_ok = True
                     st.since_control = 0
-                    st.unhealthy_since = st.unhealthy_wall = None
-                    st.failed_truisms = 0
                     return True
                 st.control_ok = False
                 st.control_id = None
                 why = c.failure or c.verdict.value  # e.g. dns_error, captcha, or no_results for an empty truism
-                now = time.monotonic()
-                if st.unhealthy_since is None:
-                    st.unhealthy_since, st.unhealthy_wall = now, time.time()
-                st.failed_truisms += 1
-                since = time.strftime("%H:%M", time.localtime(st.unhealthy_wall))
+                health.truism_failed()
                 if c.failure == FailureCode.session_required.value:
                     st.noticed.add("session_required")
                     self._stop(st, "session_required",
                                f"needs a logged-in session (its truism answered with a login wall: "
-                               f"{', '.join(c.signals[:2])}). To measure it, {self._session_help(st)}",
-                               signals=c.signals)
+                               f"{', '.join(c.signals[:2])}). To measure it, "
+                               f"{session_help(st.spec.name, bool(st.session.cookies))}", signals=c.signals)
                     break
-                if st.stopped:  # _after_answer saw the layout drift on this answer
+                if health.stopped:  # _after_answer saw the layout drift on this answer
                     break
-                if c.failure == FailureCode.unexpected_page.value and st.failed_truisms >= self.opt.control_attempts:
-                    self._stop(st, "layout_changed",
-                               f"the truism's last {st.failed_truisms} pages matched none of the spec's markers: the "
-                               f"page layout has probably changed (check: harness platforms check {st.spec.name})")
+                unreadable = health.truism_unreadable() if c.failure == FailureCode.unexpected_page.value else None
+                if unreadable:
+                    self._stop(st, "layout_changed", unreadable)
                     break
-                elapsed = now - st.unhealthy_since
-                limit = self._give_up_after()
+                limit, elapsed = self._give_up_after(), health.elapsed()
                 if elapsed >= limit:
-                    self._stop(st, "unreachable", f"unreachable since {since} ({why})", failure=why,
-                               since=_utc(st.unhealthy_wall).isoformat(timespec="seconds"),
-                               truisms=st.failed_truisms)
+                    self._stop(st, "unreachable", f"unreachable since {health.since} ({why})", failure=why,
+                               since=_utc(health.unhealthy_wall or time.time()).isoformat(timespec="seconds"),
+                               truisms=health.failed_truisms)
                     break
-                wait = min(self._control_backoff(st.failed_truisms - 1), limit - elapsed)
+                wait = min(self._control_backoff(health.failed_truisms - 1), limit - elapsed)
                 state = f"fails ({why})" if c.failure else f"has no results ({why})"
-                message = (f"{st.spec.name}: the truism {state} since {since}; backing off {_duration(wait)}, "
-                           f"giving up after {_duration(limit)} without results")
-                if st.failed_truisms == 1:
+                message = (f"{st.spec.name}: the truism {state} since {health.since}; backing off "
+                           f"{duration(wait)}, giving up after {duration(limit)} without results")
+                if health.failed_truisms == 1:
                     self._notice(st, "unhealthy", message, failure=why, backoff_s=round(wait, 2))
                 else:
                     log.warning(message, extra={"event": "control_backoff", "fields": {
                         "platform": st.spec.name, "run_id": self._run_id, "failure": why, "backoff_s": round(wait, 2),
-                        "attempt": st.failed_truisms}})
+                        "attempt": health.failed_truisms}})
                 st.limiter.push_back(wait)
             return False
 
@@ -773,39 +732,6 @@ class Engine:
                 body_size=size, body_truncated=truncated,
             ),
         )
-
-
-POSITIVE_MISSED = "positive_control_missed"
-
-
-def positive_control_summary(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
-    """platform -> positive controls of the run: how many answered, how many were detected
-    (hard or soft), which were missed while the truism worked, how many failed."""
-    out: dict[str, dict[str, Any]] = {}
-    for m in store.measurements(run_id, role="positive_control"):
-        row = out.setdefault(m.platform, {"sent": 0, "detected": 0, "missed": [], "failed": 0, "rate": None})
-        row["sent"] += 1
-        if m.verdict in (Verdict.hard, Verdict.soft):
-            row["detected"] += 1
-        elif m.verdict is Verdict.failure:
-            row["failed"] += 1
-        elif POSITIVE_MISSED in m.test_keys.signals:
-            row["missed"].append(m.input)
-    for row in out.values():
-        answered = row["sent"] - row["failed"]
-        row["rate"] = round(row["detected"] / answered, 4) if answered else None
-    return out
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f} s" if seconds % 1 else f"{seconds:.0f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _utc(ts: float) -> dt.datetime:
