@@ -6,12 +6,9 @@ known: a term that was censored and now only failed is ``became_unknown`` (its l
 verdict and when it was last seen stay in the change), and a term that was unknown in run A
 is compared against its last known verdict before A, with that verdict's age shown.
 
-**First observation.** A key that has no known state before run B (it only failed in run A
-and in every run before A) is ``first_observation`` in B: a transition of its own, never
-``newly_censored`` or ``newly_uncensored`` and never confirmed as a change, since nothing
-was known to change from. The rule is :func:`classify_transition`'s, for any state
-vocabulary (``censored`` says which states count as censored), so every comparison of
-states over time (verdicts here, watched items elsewhere) reads "unknown before" the same way.
+**First observation.** A key with no known state before run B (only failures in A and before)
+is ``first_observation``: never ``newly_censored``/``newly_uncensored``, never confirmed. The rule
+is :func:`classify_transition`'s, for any state vocabulary (watched items use it too).
 
 **Confirmation.** A change is confirmed when the engine's flip retest in the same run agreed
 (``test_keys.confirmed``) or, failing that, when the next run of the same probe set at the
@@ -294,13 +291,8 @@ def iter_states(store: Store, run_id: str, filters: Filters = Filters()) -> Iter
 
 def classify_transition(before: str | None, after: str | None,
                         censored: frozenset[str] = CENSORED) -> Transition | None:
-    """The transition from state ``before`` (in run A, or last known before A) to ``after`` (run B).
-
-    ``None`` means the key is absent from that run; :data:`UNKNOWN` means it was measured but
-    no state is known (only failures, and, for ``before``, none known earlier either). A change
-    needs a known state on both sides: from :data:`UNKNOWN` to a known state is
-    ``first_observation``, whatever that state is, never ``newly_censored``/``newly_uncensored``.
-    """
+    """From ``before`` (run A, or last known before A) to ``after`` (run B). ``None``: absent from
+    that run; :data:`UNKNOWN`: no known state. A change needs a known state on both sides."""
     if before is None:
         return Transition.new_term if after is not None else None
     if after is None:
@@ -322,8 +314,7 @@ def classify_transition(before: str | None, after: str | None,
 
 CHANGES = frozenset({Transition.newly_censored, Transition.newly_uncensored, Transition.hard_to_soft,
                      Transition.soft_to_hard, Transition.results_dropped})
-"""Transitions that are a change of a known state (both sides observed); the others say a key
-appeared, disappeared, or is observed for the first time or no longer."""
+"""Transitions that change a known state (both sides observed)."""
 
 
 def results_drop(before: _State, after: _State) -> float | None:
