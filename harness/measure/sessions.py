@@ -167,6 +167,17 @@ class Secrets:
                 text = text.replace(v, REDACTED)
         return text
 
+    def scrub_bytes(self, body: bytes) -> bytes:
+        """``scrub`` for a body as received (each value as UTF-8 bytes)."""
+        for v in sorted(self.values, key=len, reverse=True):
+            raw = v.encode("utf-8", "ignore")
+            if raw and raw in body:
+                body = body.replace(raw, REDACTED.encode())
+        return body
+
+    def copy(self) -> "Secrets":
+        return Secrets(set(self.values))
+
     def __bool__(self) -> bool:
         return bool(self.values)
 
