@@ -78,6 +78,9 @@ class ReportData(BaseModel):
     vantage: str
     runs: list[Run]
     run_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → verdict → count")
+    positive_controls: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="run id → platform → {detected, answered, missed: [terms]}: terms known "
+                                          "to be censored there, and how many the run detected")
     platform_censored: dict[str, dict[str, int]] = Field(default_factory=dict, description="platform → run → censored keys")
     heat_rows: list[tuple[str, str]] = Field(default_factory=list, description="(platform, term)")
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
@@ -127,6 +130,18 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
         f"SELECT run_id, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role='probe'"
         f" GROUP BY run_id, verdict", ids):
         run_counts[run_id][verdict] = n
+    positive: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in ids}
+    for run_id, platform, term, verdict in store.conn.execute(
+            f"SELECT run_id, platform, input, verdict FROM measurements WHERE run_id IN ({marks})"
+            f" AND role='positive_control' ORDER BY platform, input", ids):
+        row = positive[run_id].setdefault(platform, {"detected": 0, "answered": 0, "missed": []})
+        if verdict == "failure":
+            continue  # unknown: neither detected nor missed
+        row["answered"] += 1
+        if verdict in ("hard", "soft"):
+            row["detected"] += 1
+        else:
+            row["missed"].append(term)
     platform_censored: dict[str, dict[str, int]] = defaultdict(dict)
     for run_id, platform, n in store.conn.execute(
         f"SELECT run_id, platform, COUNT(DISTINCT input) FROM measurements WHERE run_id IN ({marks})"
@@ -180,7 +195,7 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                 states[run_id] = (state, ts)
         heat[f"{platform}\x1f{term}"] = {r: s for r, (s, _) in states.items()}
     return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
-                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts,
+                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts, positive_controls=positive,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
                       diff=diff, evidence=evidence)
 
@@ -194,7 +209,7 @@ table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;paddi
 th{background:#f5f5f5}.num{text-align:right}.muted{color:#777}.unconfirmed{color:#b35806}
 pre{white-space:pre-wrap;word-break:break-all;background:#f8f8f8;padding:.5rem;max-height:16rem;overflow:auto;font-size:.8rem}
 details{margin:.5rem 0}.legend span{display:inline-block;width:.9rem;height:.9rem;margin:0 .3rem 0 1rem;vertical-align:middle}
-svg text{font-size:11px;font-family:inherit}
+svg text{font-size:11px;font-family:inherit}.missed{color:#b00020;font-weight:600}
 """
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -305,6 +320,26 @@ def render_markdown(data: ReportData) -> str:
     for r in data.runs:
         lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
                      + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
+    pc_platforms = sorted({p for per in data.positive_controls.values() for p in per})
+    if pc_platforms:
+        lines += ["", "## Positive controls", "",
+                  "Terms known to be censored on each platform, probed every run: the share detected (hard or soft). "
+                  "A drop while the truism works means the platform lifted a term, or the spec no longer sees its "
+                  "notice.", "",
+                  "| run | " + " | ".join(md_escape(p) for p in pc_platforms) + " |",
+                  "| --- |" + " --- |" * len(pc_platforms)]
+        for r in data.runs:
+            cells = []
+            for p in pc_platforms:
+                row = data.positive_controls.get(r.run_id, {}).get(p)
+                if not row or not row["answered"]:
+                    cells.append("–")
+                    continue
+                cell = f"{row['detected']}/{row['answered']} ({row['detected'] / row['answered']:.0%})"
+                if row["missed"]:
+                    cell += " missed: " + ", ".join(md_escape(t) for t in row["missed"])
+                cells.append(cell)
+            lines.append(f"| {md_escape(r.run_id)} | " + " | ".join(cells) + " |")
     lines += ["", "## Changes since the previous run", ""]
     d = data.diff
     if d is None:
