@@ -8,9 +8,6 @@ the right verdicts. Without Chromium the harness says, in one line, which specs 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from harness.platforms.registry import BUILTIN_DIR
 from harness.sandbox import Sandbox
 from harness.store.sqlite import Store
 
-from .conftest import REPO, fast_options
+from .conftest import fast_options
 
 pytestmark = pytest.mark.xdist_group("chromium")
 
@@ -91,25 +88,24 @@ def test_a_plain_http_client_gets_the_empty_shell_and_no_verdict(tmp_path):
     assert {m.failure for m in ms if m.role != "truism"} == {"control_failed"}
 
 
-def _env_without_chromium() -> dict[str, str]:
-    env = dict(os.environ, HARNESS_CHROMIUM="/nonexistent/chromium")
-    env.pop("HARNESS_STORE", None)
-    return env
+def test_without_chromium_a_run_says_in_one_line_which_spec_needs_it(tmp_path, monkeypatch, capsys):
+    from harness.cli import classify_exception, main
+    from harness.measure.browser import BrowserUnavailable
 
-
-def test_without_chromium_a_run_says_in_one_line_which_spec_needs_it(tmp_path):
+    monkeypatch.setenv("HARNESS_CHROMIUM", "/nonexistent/chromium")
     ps = probe_set(tmp_path, "sandbox_browser")
     db = tmp_path / "none.db"
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(ps), "--store", str(db),
-                           "--base-url", "sandbox_browser=http://127.0.0.1:9"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env=_env_without_chromium())
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "sandbox_browser" in lines[0] and "Chromium" in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    listing = subprocess.run([sys.executable, "-m", "harness", "platforms", "list", "--json"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60, env=_env_without_chromium())
-    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    req = RunRequest(ps, db, base_urls={"sandbox_browser": "http://127.0.0.1:9"}, new=True, options=fast_options())
+    with pytest.raises(BrowserUnavailable) as exc:
+        prepare(req)
+    code, line = classify_exception(exc.value)
+    assert code == 2 and "\n" not in line and "sandbox_browser" in line and "Chromium" in line, line
+    assert not db.exists(), "nothing is written"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["platforms", "list", "--json"])
+    assert done.value.code == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["douyin"]["transport"] == "browser" and rows["douyin"]["browser_ready"] is False
     assert rows["baidu"]["transport"] == "http" and rows["baidu"]["browser_ready"] is None
 
