@@ -23,21 +23,19 @@ from .conftest import fast_options
 
 pytestmark = pytest.mark.xdist_group("chromium")
 
-TERMS = ["六四", "天安门 坦克", "近平", "zzqxw", "天气"]
+TERMS = ["六四", "近平", "zzqxw", "天气"]
 
 
 def probe_set(tmp_path: Path, platform: str, spec: Path | None = None) -> Path:
     kw = tmp_path / "kw.yaml"
     kw.write_text("name: kw\nentries:\n" + "".join(f"  - {{term: '{t}', category: test}}\n" for t in TERMS))
-    ctl = tmp_path / "ctl.yaml"
-    ctl.write_text("name: ctl\nentries:\n  - {term: 菜谱, category: control}\n")
     ps = tmp_path / f"{platform}.yaml"
     where = f", spec: {spec}" if spec else ""
     ps.write_text(textwrap.dedent(f"""\
         name: js-{platform}
         keywords: [{{list: {kw}}}]
         platforms: [{{name: {platform}{where}}}]
-        controls: {{every: 100, lists: [{ctl}]}}
+        controls: {{every: 100, lists: []}}
         rate_limit: {{interval_s: 0, jitter: 0, concurrency: 2}}
         timeout_s: 15
         retries: 0
@@ -61,9 +59,8 @@ def test_the_browser_reads_the_javascript_page_and_gets_the_sandbox_verdicts(bro
         truth = {t: sb.engine.search(t).kind for t in TERMS}
         api_queries = sum(sb.queries.values())
     probes = {m.input: m for m in ms if m.role == "probe"}
-    assert truth == {"六四": "hard", "天安门 坦克": "hard", "近平": "results", "zzqxw": "empty", "天气": "results"}
+    assert truth == {"六四": "hard", "近平": "results", "zzqxw": "empty", "天气": "results"}
     assert probes["六四"].verdict is Verdict.hard and "legal_notice" in probes["六四"].test_keys.signals
-    assert probes["天安门 坦克"].verdict is Verdict.hard
     assert probes["近平"].verdict is Verdict.soft  # authorized sources only: the restricted probe comes back empty
     assert probes["zzqxw"].verdict is Verdict.no_results
     assert probes["天气"].verdict is Verdict.not_censored and probes["天气"].test_keys.result_items >= 3
