@@ -7,6 +7,7 @@ Every error a user can cause derives from :class:`HarnessError`. The CLI turns a
     ├── InputError            bad input file: names the file and, where known, the line
     │   ├── KeywordListError
     │   ├── ProbeSetError
+    │   ├── WatchListError
     │   └── PlatformSpecError
     ├── NotFoundError         an unknown list, platform, run or term was named
     ├── StoreError            the store cannot be opened, is foreign, or is newer than this code
@@ -50,6 +51,10 @@ class ProbeSetError(InputError):
 
 
 class PlatformSpecError(InputError):
+    pass
+
+
+class WatchListError(InputError):
     pass
 
 

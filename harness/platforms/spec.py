@@ -22,7 +22,7 @@ from ..models import RateLimit
 ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok")
-EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
+EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain", "result_url")
 UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "truism", "soft_test", "request", "combination_separator",
                                "query_encoding", "authorized_domains"})
 
@@ -171,6 +171,8 @@ class Signals(StrictModel):
     result_item: Extractor | None = None
     result_count: Extractor | None = None
     result_domain: Extractor | None = None
+    result_url: Extractor | None = Field(
+        default=None, description="the link of each result, in page order (kept for terms a probe set enrols: watch_results)")
     page_ok: list[Matcher] = Field(
         default_factory=list, description="markers of a normal results page (any one) when results may be empty"
     )
