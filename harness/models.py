@@ -410,6 +410,13 @@ class ProbeSet(StrictModel):
     schedule: Schedule | None = None
     isolate: AutoIsolate = Field(default_factory=AutoIsolate)
 
+    @field_validator("platforms")
+    @classmethod
+    def _platforms_for_keywords(cls, v: list[PlatformSelection], info: Any) -> list[PlatformSelection]:
+        if info.data.get("keywords") and not v:
+            raise ValueError("keywords need at least one platform to probe")
+        return v
+
     @field_validator("variants")
     @classmethod
     def _known_variants(cls, v: list[str]) -> list[str]:
@@ -424,8 +431,6 @@ class ProbeSet(StrictModel):
     def _unique_platforms(self) -> "ProbeSet":
         if not self.keywords and not self.items:
             raise ValueError("a probe set needs keywords, items, or both")
-        if self.keywords and not self.platforms:
-            raise ValueError("keywords need at least one platform to probe")
         if self.watch_results is not None and not self.keywords:
             raise ValueError("watch_results enrols search results: it needs keywords")
         seen: set[str] = set()

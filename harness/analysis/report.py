@@ -21,6 +21,7 @@ from ..errors import NotFoundError
 from ..models import Run
 from ..store.sqlite import Store, utcnow
 from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .items import ITEM_STATES, SURVIVAL_HOURS, ItemDiff, Survival, SurvivalCurve, diff_items, runs_with_items, survival
 
 VERDICT_COLOURS = {
     "hard": "#b2182b", "soft": "#ef8a62", "not_censored": "#67a9cf", "no_results": "#d1e5f0",
@@ -76,6 +77,11 @@ class ReportData(BaseModel):
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
     diff: DiffResult | None = None
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    has_search: bool = True
+    item_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → item state → count")
+    item_diff: ItemDiff | None = None
+    survival: Survival | None = None
+    survival_runs: int = Field(default=0, description="runs with watched items the survival figures come from")
 
 
 def _excerpt(body: bytes) -> str:
@@ -116,10 +122,12 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
     ids = [r.run_id for r in runs]
     marks = ",".join("?" * len(ids))
     run_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
-    for run_id, verdict, n in store.conn.execute(
-        f"SELECT run_id, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role='probe'"
-        f" GROUP BY run_id, verdict", ids):
-        run_counts[run_id][verdict] = n
+    item_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
+    for run_id, role, verdict, n in store.conn.execute(
+        f"SELECT run_id, role, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role IN ('probe', 'item')"
+        f" GROUP BY run_id, role, verdict", ids):
+        (run_counts if role == "probe" else item_counts)[run_id][verdict] = n
+    has_search = any(run_counts[r] for r in ids)
     platform_censored: dict[str, dict[str, int]] = defaultdict(dict)
     for run_id, platform, n in store.conn.execute(
         f"SELECT run_id, platform, COUNT(DISTINCT input) FROM measurements WHERE run_id IN ({marks})"
@@ -172,10 +180,27 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                     state == UNKNOWN and prev[0] == UNKNOWN and ts > prev[1]):
                 states[run_id] = (state, ts)
         heat[f"{platform}\x1f{term}"] = {r: s for r, (s, _) in states.items()}
+    item_diff = None
+    surv = None
+    item_runs: list[str] = []
+    if any(item_counts[r] for r in ids):
+        all_runs = [r for r in store.list_runs(ps) if r.vantage == vt]  # every run: an item's first sighting may be old
+        item_runs = runs_with_items(store, all_runs)
+        surv = survival(store, item_runs, vt)
+        with_items = [r for r in runs if item_counts[r.run_id]]
+        if len(with_items) >= 2:
+            item_diff = diff_items(store, with_items[-2].run_id, with_items[-1].run_id)
+            for c in item_diff.changes[:200]:
+                for mid in (c.measurement_id, c.before_measurement_id):
+                    if mid and mid not in evidence:
+                        ev = _evidence(store, mid)
+                        if ev is not None:
+                            evidence[mid] = ev
     return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
                       probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
-                      diff=diff, evidence=evidence)
+                      diff=diff, evidence=evidence, has_search=has_search, item_counts=item_counts,
+                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs))
 
 
 # --------------------------------------------------------------------------- HTML
@@ -261,6 +286,145 @@ def _heatmap(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _fmt_hours(v: float) -> str:
+    if v == 0:
+        return "0"
+    return f"{v:.3g}" if v < 10 else f"{v:.0f}"
+
+
+def survival_chart(curves: list[SurvivalCurve]) -> str:
+    """Share of items still available N hours after first seen, one step line per platform.
+
+    Every point of each curve is a ``circle.km`` carrying ``data-platform``, ``data-hours`` and
+    ``data-share``: the figures of :func:`harness.analysis.items.survival`, as stored, so a reader
+    (or a test in a real browser) can check the chart against the store."""
+    width, height, left, bottom, top, right = 760, 260, 50, 40, 10, 160
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = max([c.followed_hours for c in curves] + [p.hours for c in curves for p in c.points] + [0.0]) or 1.0
+
+    def x(hours: float) -> float:
+        return left + plot_w * hours / span
+
+    def y(share: float) -> float:
+        return top + plot_h - plot_h * share
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="share of items still available N hours after first seen" id="chart-survival">']
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>')
+    for frac in (0, 0.5, 1):
+        parts.append(f'<text x="{left - 6}" y="{y(frac) + 4:.1f}" text-anchor="end">{frac:.0%}</text>')
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        parts.append(f'<text x="{x(span * frac):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
+                     f'{h(_fmt_hours(span * frac))} h</text>')
+    for j, curve in enumerate(curves):
+        colour = PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)]
+        steps: list[tuple[float, float]] = []
+        for i, p in enumerate(curve.points):
+            if i:
+                steps.append((x(p.hours), y(curve.points[i - 1].share)))
+            steps.append((x(p.hours), y(p.share)))
+        if curve.points:
+            steps.append((x(max(curve.followed_hours, curve.points[-1].hours)), y(curve.points[-1].share)))
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in steps)
+        parts.append(f'<polyline class="survival" fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        for p in curve.points:
+            parts.append(f'<circle class="km" cx="{x(p.hours):.1f}" cy="{y(p.share):.1f}" r="3" fill="{colour}" '
+                         f'data-platform="{h(curve.group)}" data-hours="{p.hours!r}" data-share="{p.share!r}">'
+                         f'<title>{h(curve.group)}: {p.share:.1%} still available {h(_fmt_hours(p.hours))} h after first '
+                         f'seen ({p.at_risk} followed, {p.removed} removed then)</title></circle>')
+        ly = top + 14 * j + 8
+        parts.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}">{h(curve.group)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _survival_table(curves: list[SurvivalCurve], label: str) -> str:
+    head = "".join(f'<th class="num">{n} h</th>' for n in SURVIVAL_HOURS)
+    out = [f"<table><tr><th>{h(label)}</th><th class=\"num\">items</th><th class=\"num\">removed</th>"
+           "<th>by</th><th class=\"num\">first seen removed</th><th class=\"num\">median hours to removal</th>"
+           f"<th class=\"num\">followed (h)</th>{head}</tr>"]
+    for c in curves:
+        by = ", ".join(f"{h(k)} {v}" for k, v in c.removed_by.items()) or "–"
+        cells = "".join(f'<td class="num">{"–" if v is None else f"{v:.0%}"}</td>' for v in c.at_hours.values())
+        median = "not reached" if c.median_hours is None else h(_fmt_hours(c.median_hours))
+        out.append(f"<tr><td>{h(c.group)}</td><td class=\"num\">{c.items}</td><td class=\"num\">{c.removed}</td>"
+                   f"<td>{by}</td><td class=\"num\">{c.first_seen_removed}</td><td class=\"num\">{median}</td>"
+                   f"<td class=\"num\">{h(_fmt_hours(c.followed_hours))}</td>{cells}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _items_html(data: ReportData) -> list[str]:
+    out = ['<h2 id="items">Watched items</h2>']
+    out.append('<table><tr><th>run</th><th>started (UTC)</th>' + "".join(
+        f'<th class="num">{h(s)}</th>' for s in (*ITEM_STATES, "failure")) + "</tr>")
+    for r in reversed(data.runs):
+        c = data.item_counts.get(r.run_id, {})
+        if c:
+            out.append(f"<tr><td><code>{h(r.run_id)}</code></td><td>{h(r.started_at.strftime('%Y-%m-%d %H:%M'))}</td>"
+                       + "".join(f'<td class="num">{c.get(s, 0)}</td>' for s in (*ITEM_STATES, "failure")) + "</tr>")
+    out.append("</table>")
+    surv = data.survival
+    if surv is not None:
+        out.append('<h3 id="survival">Time to removal</h3>')
+        out.append(f"<p>Share of items still available N hours after they were first seen (Kaplan-Meier, from "
+                   f"{data.survival_runs} runs). A removal is dated by the first measurement that showed it (an upper "
+                   "bound); items never seen removed count until their last sighting; items first seen already "
+                   "removed are not in the curve.</p>")
+        out.append(survival_chart(surv.by_platform))
+        out.append(_survival_table(surv.by_platform, "platform"))
+        out.append("<h4>Per platform and category</h4>")
+        out.append(_survival_table(surv.by_category, "platform / category"))
+    d = data.item_diff
+    out.append('<h3 id="item-changes">Item changes since the previous run</h3>')
+    if d is None:
+        out.append("<p>Only one run with watched items: nothing to compare yet.</p>")
+    elif not d.changes:
+        out.append(f"<p>No changes between <code>{h(d.run_a)}</code> and <code>{h(d.run_b)}</code> "
+                   f"({d.compared} items compared).</p>")
+    else:
+        out.append("<p>A removal happened after the last measurement that still showed the item and no later than "
+                   "the first that showed it gone. An item first seen already removed is a first observation, "
+                   "not a removal.</p>")
+        out.append("<table><tr><th>change</th><th>platform</th><th>item</th><th>category</th><th>before</th>"
+                   "<th>after</th><th>between (UTC)</th><th>notice</th><th>retest</th></tr>")
+        for c in d.changes:
+            when = (f"{h(c.window_start.strftime('%Y-%m-%d %H:%M:%S'))} – "
+                    f"{h(c.window_end.strftime('%Y-%m-%d %H:%M:%S')) if c.window_end else '–'}") if c.window_start else (
+                f"first seen {h(c.window_end.strftime('%Y-%m-%d %H:%M:%S'))}" if c.window_end else "–")
+            retest = "–" if c.confirmed is None else ("confirmed" if c.confirmed else '<span class="unconfirmed">not confirmed</span>')
+            out.append(f"<tr><td>{h(c.transition.value)}</td><td>{h(c.platform)}</td><td>{safe_link(c.url)}</td>"
+                       f"<td>{h(c.category or '–')}</td><td>{h(c.before or '–')}</td><td>{h(c.after or '–')}</td>"
+                       f"<td>{when}</td><td>{h(', '.join(x for x in c.signals if not x.startswith('title:')) or '–')}</td>"
+                       f"<td>{retest}</td></tr>")
+        out.append("</table>")
+        out.append('<h3 id="item-evidence">Evidence per item change</h3>')
+        for c in d.changes[:200]:
+            out.append(f'<section class="change"><h4>{h(c.url)} on {h(c.platform)}: {h(c.transition.value)}</h4>')
+            out.append(_evidence_html(data.evidence.get(c.before_measurement_id or ""), f"before ({c.before or '–'})"))
+            out.append(_evidence_html(data.evidence.get(c.measurement_id or ""), f"after ({c.after or '–'})"))
+            out.append("</section>")
+    return out
+
+
+def items_markdown(d: ItemDiff) -> str:
+    """Item changes as a Markdown table (``harness diff --markdown``, the report)."""
+    lines = [f"Watched items, {md_escape(d.run_a)} → {md_escape(d.run_b)}: "
+             + (", ".join(f"{k} {v}" for k, v in d.counts.items()) or "no changes") + ".", ""]
+    if d.changes:
+        lines += ["| change | platform | item | before | after | between (UTC) | notice |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for c in d.changes:
+            start = c.window_start.strftime("%Y-%m-%d %H:%M:%S") if c.window_start else "–"
+            end = c.window_end.strftime("%Y-%m-%d %H:%M:%S") if c.window_end else "–"
+            lines.append(f"| {c.transition.value} | {md_escape(c.platform)} | {md_escape(c.url)} | {c.before or '–'} | "
+                         f"{c.after or '–'} | {start} – {end} | "
+                         f"{md_escape(', '.join(x for x in c.signals if not x.startswith('title:')) or '–')} |")
+    return "\n".join(lines) + "\n"
+
+
 def _evidence_html(ev: Evidence | None, label: str) -> str:
     if ev is None:
         return f'<p class="muted">{h(label)}: no measurement</p>'
@@ -298,15 +462,30 @@ def render_html(data: ReportData) -> str:
         f"<tr><th>runs shown</th><td>{len(data.runs)} (from {h(data.runs[0].started_at.strftime('%Y-%m-%d %H:%M'))}"
         f" to {h(latest.started_at.strftime('%Y-%m-%d %H:%M'))} UTC)</td></tr>",
         f"<tr><th>latest run</th><td><code>{h(latest.run_id)}</code> ({h(latest.status)})</td></tr>",
-        f"<tr><th>censored in the latest run</th><td>{censored_now} "
-        f"(hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}; not censored {lc.get('not_censored', 0)}, "
-        f"no results {lc.get('no_results', 0)}, failures {lc.get('failure', 0)})</td></tr>",
     ]
-    if data.diff is not None:
+    if data.has_search:
+        out.append(f"<tr><th>censored in the latest run</th><td>{censored_now} "
+                   f"(hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}; not censored {lc.get('not_censored', 0)}, "
+                   f"no results {lc.get('no_results', 0)}, failures {lc.get('failure', 0)})</td></tr>")
+    if data.diff is not None and data.has_search:
         summary = ", ".join(f"{h(k)} {v}" for k, v in data.diff.counts.items()) or "none"
         notes = "".join(f"<br><em>note: {h(n)}</em>" for n in data.diff.notes)
         out.append(f"<tr><th>changes since the previous run</th><td>{summary}{notes}</td></tr>")
+    ic = data.item_counts.get(latest.run_id, {})
+    if ic:
+        removed = sum(v for k, v in ic.items() if k.startswith("removed_"))
+        out.append(f"<tr><th>watched items in the latest run</th><td>{sum(ic.values())}: available "
+                   f"{ic.get('available', 0)}, removed {removed} (censored {ic.get('removed_censored', 0)}, by author "
+                   f"{ic.get('removed_by_author', 0)}, other {ic.get('removed_other', 0)}), failures "
+                   f"{ic.get('failure', 0)}</td></tr>")
+    if data.item_diff is not None:
+        summary = ", ".join(f"{h(k)} {v}" for k, v in data.item_diff.counts.items()) or "none"
+        out.append(f"<tr><th>item changes since the previous run</th><td>{summary}</td></tr>")
     out.append("</table>")
+    if not data.has_search:
+        out.extend(_items_html(data))
+        out.append("</body></html>")
+        return "\n".join(out)
     out.append('<h2 id="over-time">Censored terms per platform over time</h2>')
     out.append(_line_chart(data))
     out.append('<h2 id="runs">Runs</h2><table><tr><th>run</th><th>started (UTC)</th><th>status</th>'
@@ -356,6 +535,8 @@ def render_html(data: ReportData) -> str:
             out.append("</section>")
         if len(d.changes) > 200:
             out.append(f"<p>{len(d.changes) - 200} more changes: see <code>harness diff --json</code>.</p>")
+    if any(data.item_counts.values()):
+        out.extend(_items_html(data))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -365,19 +546,22 @@ def render_markdown(data: ReportData) -> str:
     lc = data.run_counts.get(latest.run_id, {})
     lines = [f"# {md_escape(data.title)}", "",
              f"Probe set **{md_escape(data.probe_set)}**, vantage point {md_escape(data.vantage or '(unlabelled)')}, "
-             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC). "
-             f"Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
-             f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
-             f"failures {lc.get('failure', 0)}.", "",
-             "## Censored terms per platform", "",
-             "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
-             "| --- | --- |" + " --- |" * len(data.platform_censored)]
-    for r in data.runs:
-        lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
-                     + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
-    lines += ["", "## Changes since the previous run", ""]
-    d = data.diff
-    if d is None:
+             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC)."]
+    if data.has_search:
+        lines[-1] += (f" Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
+                      f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
+                      f"failures {lc.get('failure', 0)}.")
+        lines += ["", "## Censored terms per platform", "",
+                  "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
+                  "| --- | --- |" + " --- |" * len(data.platform_censored)]
+        for r in data.runs:
+            lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
+                         + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
+        lines += ["", "## Changes since the previous run", ""]
+    d = data.diff if data.has_search else None
+    if not data.has_search:
+        pass
+    elif d is None:
         lines.append("Only one run: nothing to compare yet.")
     else:
         from .diff import to_markdown
@@ -393,6 +577,19 @@ def render_markdown(data: ReportData) -> str:
                              f"{ev.status_code if ev.status_code is not None else '–'}, signals "
                              f"{md_escape(', '.join(ev.signals) or '–')}, body SHA-256 {md_escape(ev.body_sha256 or '–')}, "
                              f"measurement {md_escape(ev.measurement_id)}")
+    if data.survival is not None:
+        lines += ["", "## Watched items: time to removal", "",
+                  "Share of items still available N hours after first seen (Kaplan-Meier; a removal is dated by the "
+                  "first measurement that showed it).", "",
+                  "| platform / category | items | removed | first seen removed | median hours | "
+                  + " | ".join(f"{n} h" for n in SURVIVAL_HOURS) + " |",
+                  "| --- | --- | --- | --- | --- |" + " --- |" * len(SURVIVAL_HOURS)]
+        for c in [*data.survival.by_platform, *data.survival.by_category]:
+            median = "not reached" if c.median_hours is None else _fmt_hours(c.median_hours)
+            lines.append(f"| {md_escape(c.group)} | {c.items} | {c.removed} | {c.first_seen_removed} | {median} | "
+                         + " | ".join("–" if v is None else f"{v:.0%}" for v in c.at_hours.values()) + " |")
+    if data.item_diff is not None:
+        lines += ["", "## Item changes since the previous run", "", items_markdown(data.item_diff).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -32,6 +32,7 @@ def _register() -> None:
         schedule,
         store,
         timeline,
+        watch,
     )
 
 

@@ -413,8 +413,22 @@ def classify_item(spec: ItemSpec, status: int, headers: dict[str, str], body: by
 # --------------------------------------------------------------------------- where specs come from
 
 
+_cache: dict[tuple[str, int, int], ItemSpec] = {}
+
+
 def load_item_spec(path: str | Path) -> ItemSpec:
+    """Load and validate one item spec file (cached per file version, as platform specs are)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        key: tuple[str, int, int] | None = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _cache:
+        return _cache[key]
     spec, _ = load_model(path, ItemSpec, PlatformSpecError)
+    if key is not None:
+        _cache[key] = spec
     return spec
 
 
