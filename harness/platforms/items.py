@@ -47,7 +47,16 @@ from ..yamlio import load_model
 from .adapters import BuiltRequest, register_adapter
 from .classification import Classification, failure
 from .classify import Page, extract, matches
-from .spec import ENV_PLACEHOLDER_RE, Extractor, Matcher, PlatformSpec, RequestTemplate, Signals, StrictModel
+from .spec import (
+    ENV_PLACEHOLDER_RE,
+    BrowserOptions,
+    Extractor,
+    Matcher,
+    PlatformSpec,
+    RequestTemplate,
+    Signals,
+    StrictModel,
+)
 
 BUILTIN_ITEMS_DIR = Path(__file__).resolve().parent / "builtin_items"
 ITEMS_SUBDIR = "items"
@@ -183,7 +192,10 @@ class ItemSpec(StrictModel):
     read_statuses: list[int] = Field(default_factory=list, description="HTTP 4xx statuses whose body the signals read")
     control: str | None = Field(default=None, description="a known-available item URL (the platform's control)")
     transport: Literal["http", "browser"] = Field(
-        default="http", description="browser: the page needs JavaScript (a browser transport); plain HTTP is unverified")
+        default="http", description="browser: a headless Chromium loads the item's page (harness.measure.browser), "
+        "for sites whose page computes a signature in JavaScript; the request is then the page to load")
+    browser: BrowserOptions | None = Field(default=None, description="with transport: browser, e.g. capture: the "
+                                           "URL pattern of the API answer to read instead of the rendered page")
     signals: ItemSignals
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
@@ -224,6 +236,12 @@ class ItemSpec(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ItemSpec":
+        if self.transport == "browser":
+            if (self.browser is None or self.browser.capture is None) and self.response_format != "html":
+                raise ValueError("transport: browser without browser.capture reads the rendered DOM: "
+                                 "response_format must be html")
+        elif self.browser is not None:
+            raise ValueError("`browser` options only go with transport: browser")
         if self.response_format == "json":
             for kind in ITEM_SIGNAL_KINDS:
                 if any(m.css is not None for m in getattr(self.signals, kind)):
@@ -305,7 +323,7 @@ class ItemSpec(StrictModel):
             page_encoding=self.page_encoding, combination_separator=" ", truism=truism, hard_needs_truism=False,
             soft_test=None, authorized_domains=[], signals=signals, rate_limit=self.rate_limit,
             max_body_bytes=self.max_body_bytes, undocumented=[], notes=self.notes, sources=list(self.sources),
-            adapter=self.adapter_name())
+            transport=self.transport, browser=self.browser, adapter=self.adapter_name(), adapter_options={})
 
 
 class ItemAdapter:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, StoreError
+from ..errors import NotFoundError, StoreError, StoreMissingError, StoreWriteError
 from ..models import Measurement, Run
 
 APPLICATION_ID = 0x48524E53  # "HRNS": marks a file as a harness store
@@ -207,7 +207,7 @@ class Store:
         self.path = Path(path)
         _check_file(self.path)
         if readonly and not self.path.exists():
-            raise StoreError(f"{self.path}: no store here (run a probe set first)")
+            raise StoreMissingError(f"{self.path}: no store here (run a probe set first)")
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -368,7 +368,7 @@ class Store:
             with immediate_transaction(self.conn):
                 return [self._insert_measurement(m, body, extra) for m, body, extra in items]
         except sqlite3.OperationalError as exc:  # disk full, I/O error, locked past the timeout
-            raise StoreError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
+            raise StoreWriteError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
                              f"resumes where it stopped once this is fixed") from exc
 
     def _insert_measurement(self, m: Measurement, body: bytes | None, extra_bodies: Iterable[bytes]) -> bool:
