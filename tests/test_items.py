@@ -166,3 +166,54 @@ def test_a_broken_item_spec_is_one_clear_error(tmp_path):
     with pytest.raises(PlatformSpecError) as exc:
         load_item_spec(bad)
     assert str(exc.value).startswith(f"{bad}:5: urls.0: request uses {{nope}}")
+
+
+def test_reclassify_reads_stored_item_pages_with_the_current_item_spec(tmp_path, sandbox):
+    """A corrected item spec (here: the sandbox's violation notice read as removed_other) re-classifies stored pages."""
+    from harness.analysis.reclassify import reclassify_run
+    from harness.platforms.registry import PlatformRegistry
+    from harness.store.sqlite import Store
+
+    from .conftest import run_probe_set
+
+    ps = FIXTURES / "probes" / "items.yaml"
+    db = tmp_path / "r.db"
+    sandbox.set_epoch(1)
+    summary = run_probe_set(ps, db, sandbox)
+    spec = load_item_spec(BUILTIN_ITEMS_DIR / "sandbox_item.yaml").model_dump(mode="json", by_alias=True,
+                                                                             exclude_none=True)
+    spec["signals"]["removed_other"].append(spec["signals"].pop("removed_censored")[0] | {"name": "violation_reread"})
+    text = yaml.safe_dump(spec, allow_unicode=True)
+    (tmp_path / "specs" / "items").mkdir(parents=True)
+    (tmp_path / "specs" / "items" / "sandbox_item.yaml").write_text(text, encoding="utf-8")
+    with Store(db) as st:
+        result = reclassify_run(st, summary.run_id, PlatformRegistry.default(include_cwd=False),
+                                items=ItemRegistry.default([tmp_path / "specs"], include_cwd=False))
+    moved = {(c.input.rsplit("/", 1)[-1], c.old_verdict, c.new_verdict) for c in result.changes}
+    assert moved == {("likeqiang", "removed_censored", "removed_other"), ("baizhi", "removed_censored", "removed_other"),
+                     ("june4", "removed_censored", "removed_other")}
+    assert "sandbox_item" in result.spec_sha256
+
+
+def test_the_weibo_app_key_is_sent_but_never_kept(registry, monkeypatch):
+    """weibo_api sends WEIBO_APP_KEY as Weiboscope did (source=...); the evidence URL never carries it."""
+    from harness.measure.sessions import PlatformSession
+
+    monkeypatch.setenv("WEIBO_APP_KEY", "k3y-0f-the-app-1234")
+    shim = registry.get("weibo_api").as_platform_spec()
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(400, headers={"content-type": "application/json"},
+                              content=(PAGES / "weibo" / "api_permission_denied.json").read_bytes())
+
+    async def go():
+        session = PlatformSession.build(env_names=shim.request.env_names(), platform="weibo_api")
+        async with Sender.open(5.0, transport=httpx.MockTransport(handler)) as sender:
+            return await fetch(sender, shim, "https://weibo.com/1642909335/I2vZiwWsP", session=session)
+
+    got = asyncio.run(go())
+    assert seen == ["https://api.weibo.com/2/statuses/show.json?source=k3y-0f-the-app-1234&id=4405996207851235"]
+    assert got.classification.verdict is Verdict.removed_censored
+    assert "k3y-0f-the-app" not in (got.final_url or "") and "id=4405996207851235" in got.final_url

@@ -88,10 +88,11 @@ EXIT_TOO_MANY_FAILURES = ExitCode.PLATFORM_GIVEN_UP
 
 def quiet_line(summary: RunSummary) -> str:
     total = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in VERDICT_ORDER}
-    for v in ITEM_ORDER:
-        n = sum(c.get(v, 0) for c in summary.counts.values())
-        if n:
-            total[v] = n
+    items = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in ITEM_ORDER}
+    if any(items.values()):
+        if not any(n for v, n in total.items() if v != "failure"):  # a run of watched items only
+            total = {"failure": total["failure"]}
+        total = {**{v: n for v, n in total.items() if v != "failure"}, **items, "failure": total["failure"]}
     return (f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in total.items())
             + f" (failure share {summary.failure_share:.0%})")
 

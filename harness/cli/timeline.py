@@ -100,12 +100,14 @@ def history_cmd(
         print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(title="runs")
+    items = any(k.startswith(("available", "removed_", "item_")) for r in rows for k in r.counts)
     for col in ("run", "probe set", "vantage", "started (UTC)", "status", "measurements", "hard", "soft",
-                "not censored", "no results", "failures"):
+                "not censored", "no results", "failures", *(("items removed", "items available") if items else ())):
         table.add_column(col)
     for r in rows:
         c = r.counts
+        extra = (str(sum(v for k, v in c.items() if k.startswith("removed_"))), str(c.get("available", 0))) if items else ()
         table.add_row(esc(r.run_id), esc(r.probe_set), esc(r.vantage), r.started_at.strftime("%Y-%m-%d %H:%M"), r.status,
                       str(r.measurements), *(str(c.get(v, 0)) for v in ("hard", "soft", "not_censored", "no_results",
-                                                                          "failure")))
+                                                                          "failure")), *extra)
     console.print(table)
