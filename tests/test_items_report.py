@@ -112,6 +112,7 @@ def test_report_shows_items_and_the_survival_table(store):
     assert 'id="chart-censored"' not in page  # no search probes: no search sections
     assert "&lt;script&gt;" in page and "&lt;img src=x onerror" in page and "<script" not in page
     assert "| wechat | 3 | 2 | 1 | 24 | 100% | 67% | 33% | 33% | – |" in md
+    assert '<tr><td>wechat</td><td class="num">3</td><td class="num">2</td>' in page and "built-in method" not in page
     assert "removed_other" in md and "## Item changes since the previous run" in md
 
 

@@ -107,10 +107,12 @@ class ItemDiff(BaseModel):
 
 
 def _rows(store: Store, where: str, args: Iterable[object]) -> list[tuple]:
+    """Item measurements (plain SQL over the measurements table's columns; the signals and the retest
+    come from the stored document, parsed here, so no backend-specific JSON function is needed)."""
     cur = store.conn.execute(
         "SELECT platform, input, vantage, run_id, verdict, measurement_start_time, measurement_id, list_name,"
-        " category, json_extract(doc, '$.test_keys.signals'), json_extract(doc, '$.test_keys.confirmed')"
-        f" FROM measurements WHERE role = 'item' AND {where} ORDER BY measurement_start_time, rowid", list(args))
+        f" category, doc FROM measurements WHERE role = 'item' AND {where} ORDER BY measurement_start_time, rowid",
+        list(args))
     cur.row_factory = None
     return cur.fetchall()
 
@@ -119,9 +121,10 @@ def _observation(row: tuple) -> Observation:
     import json
 
     state = UNKNOWN if row[4] == "failure" else row[4]
-    signals = json.loads(row[9]) if row[9] else []
-    return Observation(state=state, seen=parse_iso(row[5]), measurement_id=row[6], run_id=row[3], signals=signals,
-                       confirmed=None if row[10] is None else bool(row[10]))
+    keys = (json.loads(row[9]) if row[9] else {}).get("test_keys") or {}
+    confirmed = keys.get("confirmed")
+    return Observation(state=state, seen=parse_iso(row[5]), measurement_id=row[6], run_id=row[3],
+                       signals=list(keys.get("signals") or []), confirmed=None if confirmed is None else bool(confirmed))
 
 
 def run_item_states(store: Store, run_id: str) -> dict[Key, tuple[Observation, str | None, str | None]]:
@@ -450,5 +453,4 @@ def survival(store: Store, run_ids: list[str], vantage: str | None = None) -> Su
 def runs_with_items(store: Store, runs: list[Run]) -> list[str]:
     """The ids of those runs that measured watched items."""
     return [r.run_id for r in runs if store.conn.execute(
-        "SELECT 1 FROM measurements INDEXED BY measurements_by_run_key WHERE run_id = ? AND role = 'item' LIMIT 1",
-        (r.run_id,)).fetchone()]
+        "SELECT 1 FROM measurements WHERE run_id = ? AND role = 'item' LIMIT 1", (r.run_id,)).fetchone()]

@@ -329,7 +329,7 @@ def _survival_chart(curves: list[SurvivalCurve]) -> dict[str, Any]:
 
 
 def _survival_rows(curves: list[SurvivalCurve]) -> list[dict[str, Any]]:
-    return [{"group": c.group, "items": c.items, "removed": c.removed,
+    return [{"group": c.group, "n_items": c.items, "removed": c.removed,
              "by": ", ".join(f"{k} {v}" for k, v in c.removed_by.items()) or "–",
              "first_seen_removed": c.first_seen_removed,
              "median": "not reached" if c.median_hours is None else _fmt_hours(c.median_hours),

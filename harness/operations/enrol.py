@@ -65,12 +65,13 @@ def enrol_search_results(store: Store, run_id: str, plan: RunPlan, items: ItemRe
     found: dict[tuple[str, str], tuple[list[str], str | None]] = {}
     for platform, terms in plan.watch_terms.items():
         marks = ",".join("?" * len(terms))
-        for term, urls, category in store.conn.execute(
-            f"SELECT input, json_extract(doc, '$.test_keys.result_urls'), category FROM measurements"
+        for term, doc, category in store.conn.execute(
+            f"SELECT input, doc, category FROM measurements"
             f" WHERE run_id = ? AND platform = ? AND role = 'probe' AND input IN ({marks})"
             f" ORDER BY measurement_start_time, rowid", (run_id, platform, *sorted(terms))):
+            urls = (json.loads(doc).get("test_keys") or {}).get("result_urls")
             if urls:
-                found[(platform, term)] = (json.loads(urls), category)  # the last answer of the term wins
+                found[(platform, term)] = (list(urls), category)  # the last answer of the term wins
     wanted: list[WatchedItem] = []
     for term in wr.terms:
         for platform in plan.watch_terms:
