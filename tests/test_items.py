@@ -149,14 +149,21 @@ def test_redirect_fixtures_replayed_through_the_engine_fetch(registry):
     got = _replay(wechat, "https://mp.weixin.qq.com/s?__biz=BIZ&mid=MID&idx=1&sn=SN", {
         "/s?": (doc["status"], {"location": doc["location"]}, b""),
         "/mp/wappoc_appmsgcaptcha": (200, {"content-type": "text/html; charset=utf-8"}, captcha)})
-    assert got.classification.failure == "captcha"  # same host: followed to the verification page
-    assert "POC_TOKEN" not in (got.final_url or "")  # token-like parameters are redacted from the evidence
+    assert got.classification.failure == "captcha"  # read on the redirect itself (location: signal)
+    assert "captcha_redirect" in got.classification.signals
+    assert "POC_TOKEN" not in (got.final_url or "") + str(got.headers)  # token-like values redacted from evidence
+    without = wechat.model_copy(deep=True)  # without the location signal: followed on the same host, read as a page
+    without.signals.captcha = [m for m in without.signals.captcha if m.location is None]
+    got = _replay(without, "https://mp.weixin.qq.com/s?__biz=BIZ&mid=MID&idx=1&sn=SN", {
+        "/s?": (doc["status"], {"location": doc["location"]}, b""),
+        "/mp/wappoc_appmsgcaptcha": (200, {"content-type": "text/html; charset=utf-8"}, captcha)})
+    assert got.classification.failure == "captcha" and "verify_page_mid" in got.classification.signals
     mobile = registry.get("weibo_mobile")
-    for name in ("visitor_wall.redirect.yaml", "pagenotfound.redirect.yaml"):
+    for name, code in (("visitor_wall.redirect.yaml", "session_required"), ("pagenotfound.redirect.yaml", "redirect_offsite")):
         doc = yaml.safe_load((PAGES / "weibo" / name).read_text(encoding="utf-8"))
         got = _replay(mobile, "https://m.weibo.cn/detail/4405996207851235",
                       {"/detail/": (doc["status"], {"location": doc["location"]}, b"")})
-        assert got.classification.verdict is Verdict.failure and got.classification.failure == "redirect_offsite"
+        assert got.classification.verdict is Verdict.failure and got.classification.failure == code, name
 
 
 def test_a_broken_item_spec_is_one_clear_error(tmp_path):

@@ -12,7 +12,9 @@ A page is read in this order (failures first, as for search):
 1. HTTP status: 429, 5xx, 3xx and 4xx are failures (``http_429`` ...) unless the spec lists
    the status in ``read_statuses`` (an API that answers a removed item with 400 and a JSON
    error: the body decides);
-2. ``captcha``, ``rate_limited``, ``session_invalid``: failures with the search codes;
+2. ``captcha``, ``rate_limited``, ``session_invalid``, ``login_wall``: failures with the search codes
+   (``login_wall`` is ``session_required``); ``location:`` matchers read a redirect's target and
+   ``status:`` matchers an HTTP status, as in platform specs;
 3. ``unreadable``: a page about the request, not the item (an expired temporary link, a
    parameter error): ``failure: unexpected_page`` with the matcher's name as signal;
 4. ``removed_censored``, ``removed_by_author``, ``removed_other``: the item was removed;
@@ -62,13 +64,13 @@ BUILTIN_ITEMS_DIR = Path(__file__).resolve().parent / "builtin_items"
 ITEMS_SUBDIR = "items"
 ADAPTER_PREFIX = "item:"
 
-ITEM_SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "unreadable", "removed_censored",
+ITEM_SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "login_wall", "unreadable", "removed_censored",
                      "removed_by_author", "removed_other", "unverified", "available")
 UNDOCUMENTED_ITEM_KEYS = frozenset({*ITEM_SIGNAL_KINDS, "request", "read_statuses", "control", "urls"})
 UNVERIFIED_PREFIX = "unverified:"
 
 _FAILURE_KINDS = (("captcha", FailureCode.captcha), ("rate_limited", FailureCode.rate_limited),
-                  ("session_invalid", FailureCode.session_invalid))
+                  ("session_invalid", FailureCode.session_invalid), ("login_wall", FailureCode.session_required))
 _REMOVAL_KINDS = (("removed_censored", Verdict.removed_censored), ("removed_by_author", Verdict.removed_by_author),
                   ("removed_other", Verdict.removed_other))
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -159,7 +161,10 @@ class ItemSignals(StrictModel):
 
     captcha: list[Matcher] = Field(default_factory=list)
     rate_limited: list[Matcher] = Field(default_factory=list)
-    session_invalid: list[Matcher] = Field(default_factory=list, description="login wall, missing cookies or signature")
+    session_invalid: list[Matcher] = Field(default_factory=list, description="the platform rejected the session "
+                                           "(missing cookies, a bad signature): failure session_invalid")
+    login_wall: list[Matcher] = Field(default_factory=list, description="a login or visitor wall (often a redirect: "
+                                      "`location:` matchers): failure session_required, as for search")
     unreadable: list[Matcher] = Field(default_factory=list,
                                       description="pages about the request, not the item: failure unexpected_page")
     removed_censored: list[Matcher] = Field(default_factory=list, description="taken down by the platform")
@@ -315,8 +320,9 @@ class ItemSpec(StrictModel):
             query_encoding="utf-8", space="%20", max_query_chars=None)
         signals = Signals.model_construct(
             captcha=list(self.signals.captcha), rate_limited=list(self.signals.rate_limited),
-            session_invalid=list(self.signals.session_invalid), hard=[], soft=[], no_results=[], page_ok=[],
-            result_item=None, result_count=None, result_domain=None)
+            session_invalid=list(self.signals.session_invalid), login_wall=list(self.signals.login_wall),
+            hard=[], soft=[], no_results=[], page_ok=[], shell=[],
+            result_item=None, result_count=None, result_domain=None, result_url=None)
         return PlatformSpec.model_construct(
             name=self.name, display_name=self.display_name or self.name, description=self.description, homepage=None,
             kind="other", base_url=self.base_url, request=template, response_format=self.response_format,
@@ -362,32 +368,55 @@ def _decode(spec: ItemSpec, headers: dict[str, str], body: bytes) -> Page | Clas
     return page
 
 
-def _first(page: Page, matchers: Iterable[Matcher]) -> str | None:
+def _applies(spec: ItemSpec, m: Matcher, status: int) -> bool:
+    """A page matcher looks at its ``status`` codes if it names some, else at 2xx and ``read_statuses`` answers."""
+    if m.location is not None:
+        return False
+    if m.status is not None:
+        return status in m.status
+    return 200 <= status < 300 or status in spec.read_statuses
+
+
+def _first(page: Page, matchers: Iterable[Matcher], spec: ItemSpec | None = None, status: int = 200) -> str | None:
     for m in matchers:
-        if matches(page, m):
+        if (spec is None or _applies(spec, m, status)) and matches(page, m):
             return m.label
     return None
 
 
-def classify_item_page(spec: ItemSpec, page: Page) -> Classification:
+def _outcome(kind: str, labels: list[str]) -> Classification:
+    """What a signal of ``kind`` means (for status-scoped matchers read before the page)."""
+    codes = dict(_FAILURE_KINDS)
+    if kind in codes:
+        return failure(codes[kind], *labels)
+    if kind == "unreadable":
+        return failure(FailureCode.unexpected_page, *labels)
+    if kind == "unverified":
+        return failure(FailureCode.unexpected_page, UNVERIFIED_PREFIX + labels[0], *labels[1:])
+    if kind == "available":
+        return Classification(Verdict.available, None, labels)
+    return Classification(dict(_REMOVAL_KINDS)[kind], None, labels)
+
+
+def classify_item_page(spec: ItemSpec, page: Page, status: int = 200) -> Classification:
     """The state of an item from its decoded page (the order is the module docstring's)."""
     sig = spec.signals
     try:
         for kind, code in _FAILURE_KINDS:
-            label = _first(page, getattr(sig, kind))
+            label = _first(page, getattr(sig, kind), spec, status)
             if label is not None:
                 return failure(code, label)
-        label = _first(page, sig.unreadable)
+        label = _first(page, sig.unreadable, spec, status)
         if label is not None:
             return failure(FailureCode.unexpected_page, label)
         for kind, verdict in _REMOVAL_KINDS:
-            label = _first(page, getattr(sig, kind))
+            label = _first(page, getattr(sig, kind), spec, status)
             if label is not None:
                 return Classification(verdict, None, [label])
-        label = _first(page, sig.unverified)
+        label = _first(page, sig.unverified, spec, status)
         if label is not None:
             return failure(FailureCode.unexpected_page, UNVERIFIED_PREFIX + label)
-        label = _first(page, sig.available)
+        label = _first(page, sig.available, spec, status)
         if label is not None:
             signals = [label]
             if sig.title is not None:
@@ -400,8 +429,32 @@ def classify_item_page(spec: ItemSpec, page: Page) -> Classification:
     return failure(FailureCode.unexpected_page)
 
 
+def _classify_status(spec: ItemSpec, status: int, headers: dict[str, str], body: bytes) -> Classification | None:
+    """A non-2xx answer read through the spec's status-scoped matchers (``status: [418]``), or None."""
+    scoped = [(kind, m) for kind in ITEM_SIGNAL_KINDS for m in getattr(spec.signals, kind)
+              if m.location is None and m.status is not None and status in m.status]
+    page: Page | Classification | None = None
+    for kind, m in scoped:
+        if m.text is None and m.regex is None and m.css is None and m.json_path is None:
+            return _outcome(kind, [m.label, f"status:{status}"])
+        if page is None:
+            page = _decode(spec, headers, body)
+        if isinstance(page, Classification):
+            continue
+        try:
+            if matches(page, m):
+                return _outcome(kind, [m.label, f"status:{status}"])
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return None
+
+
 def classify_item(spec: ItemSpec, status: int, headers: dict[str, str], body: bytes) -> Classification:
     """The state of an item from a complete HTTP answer (status, headers, body bytes already size-checked)."""
+    if not 200 <= status < 300 and status not in spec.read_statuses:
+        decided = _classify_status(spec, status, headers, body)
+        if decided is not None:
+            return decided
     if status == 429:
         return failure(FailureCode.http_429, "status:429")
     if status == 407:
@@ -422,7 +475,7 @@ def classify_item(spec: ItemSpec, status: int, headers: dict[str, str], body: by
                 if label is not None:
                     return failure(code, label)
         return page
-    c = classify_item_page(spec, page)
+    c = classify_item_page(spec, page, status)
     if status >= 400:
         c.signals.append(f"status:{status}")
     return c
