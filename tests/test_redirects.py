@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import textwrap
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,31 @@ from harness.platforms.classify import classify_http, classify_redirect
 from harness.platforms.registry import load_spec
 from harness.store.sqlite import Store
 
+from .comparator_helpers import cli
 from .conftest import fast_options, run_cli
-from .replay import Answer, replay_server
+from .platform_replay import Replay, Request
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> "Answer":
+        return cls(status, b"", {"Location": location, "Content-Type": "text/html"})
+
+
+@contextmanager
+def replay_server(route):
+    """A loopback server answering ``route(path, params)`` with an :class:`Answer` (``.url``, ``.requests``)."""
+    def handler(req: Request) -> tuple[int, dict[str, str], bytes]:
+        a = route(req.path, req.params)
+        return a.status, a.headers, a.body
+
+    with Replay(handler) as server:
+        yield server
 
 SPEC = """\
 name: walled
@@ -187,7 +212,7 @@ def test_redirects_are_read_through_the_spec_before_anything_is_followed(tmp_pat
     assert by["spider1"].failure == "captcha" and by["spider1"].test_keys.signals[0] == "antispider_path"
     assert by["blocked1"].failure == "session_invalid"
     assert by["fine"].verdict is Verdict.not_censored
-    paths = {p for p, _, _ in requests}
+    paths = {r.path for r in requests}
     assert paths == {"/s"}  # no redirect target was ever requested, not even the same-host one
     walls = [n for n in notices if n.kind == "session_required"]
     assert len(walls) == 1  # said once for two walled probes
@@ -200,7 +225,7 @@ def test_a_login_wall_on_the_truism_gives_the_platform_up_at_once_saying_how(tmp
     t0 = time.monotonic()
     summary, requests = run_walled(tmp_path, ["a", "b", "c"], truism_wall=True, notices=notices)
     assert time.monotonic() - t0 < 10
-    assert [params["q"] for _, params, _ in requests] == ["的"]  # one truism, not retried, nothing else sent
+    assert [r.params["q"] for r in requests] == ["的"]  # one truism, not retried, nothing else sent
     assert summary.status == "interrupted"
     line = summary.stopped["walled"]
     assert line.startswith("walled: needs a logged-in session") and "--cookies walled=cookies.txt" in line
@@ -212,7 +237,7 @@ def test_a_resumed_run_sends_what_the_given_up_platform_did_not(tmp_path):
     summary, _ = run_walled(tmp_path, ["a", "b", "c"], truism_wall=True)
     again, requests = run_walled(tmp_path, ["a", "b", "c"])
     assert again.run_id == summary.run_id and again.status == "complete"
-    assert sorted(p["q"] for _, p, _ in requests if p["q"] != "的") == ["a", "b", "c"]
+    assert sorted(r.params["q"] for r in requests if r.params["q"] != "的") == ["a", "b", "c"]
 
 
 def test_an_unreachable_platform_ends_within_the_bounded_time_with_one_line(tmp_path):
@@ -236,7 +261,7 @@ def test_an_unreachable_platform_ends_within_the_bounded_time_with_one_line(tmp_
 
 def test_platforms_check_says_a_host_that_does_not_resolve_is_unreachable(tmp_path):
     d = write_spec(tmp_path, base_url="http://unreachable.invalid")
-    res = run_cli("platforms", "check", "walled", "--platforms", str(d))
+    res = cli("platforms", "check", "walled", "--platforms", str(d))
     assert res.returncode == 1
     out = " ".join(res.stdout.split())
     assert "unreachable: dns_error" in out and "the truism has no results" not in out
