@@ -157,8 +157,11 @@ def test_a_different_vantage_point_does_not_resume_anothers_run(sandbox, tmp_pat
                        options=fast_options(vantage=Vantage("CN", "AS4134", "bj-1")))
     summary = execute(other, prepare(other))
     assert summary.run_id != first
+    with Store(store_path, readonly=True) as st:
+        assert st.get_run(first).status == "interrupted"  # B neither took it over nor finished it
     same = execute(req, prepare(req))
-    assert same.run_id != first  # the latest run is now the complete one: nothing to resume
+    assert same.run_id == first  # resume is per (probe set, vantage): A's own killed run, despite B's newer one
+    assert same.status == "complete" and same.skipped > 0
 
 
 def test_new_starts_afresh_and_leaves_the_interrupted_run(sandbox, tmp_path, store_path):

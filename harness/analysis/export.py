@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError, NotFoundError
 from ..models import Measurement, Run
-from ..store.sqlite import Store, immediate_transaction
+from ..store.base import Store
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -125,9 +125,7 @@ def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | 
     cond.append(f"role IN ({','.join('?' * len(rl))})")
     args += rl
     sql = "SELECT doc, measurement_id FROM measurements WHERE " + " AND ".join(cond) + " ORDER BY measurement_start_time, rowid"
-    cur = store.conn.execute(sql, args)
-    cur.row_factory = None
-    for doc_text, mid in cur:
+    for doc_text, mid in store.scan(sql, args, size=2000):
         doc = json.loads(doc_text)
         found: dict[str, bytes] = {}
         if bodies:
@@ -271,9 +269,9 @@ def import_file(store: Store, path: Path) -> ImportSummary:
     known_runs = {r[0] for r in c.execute("SELECT run_id FROM runs")}
     synthesized: dict[str, Run] = {}
     where = "row" if path.suffix.lower() == ".parquet" else "line"
-    with immediate_transaction(c):
+    with store.transaction():
         # runs described only by their measurements are created at the end: check the FK at commit
-        c.execute("PRAGMA defer_foreign_keys = ON")
+        store.defer_foreign_keys()
         for lineno, rec in _read_records(path):
             try:
                 m, run, bodies = from_record(rec)
@@ -298,9 +296,8 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                         if syn.finished_at is None or m.measurement_start_time > syn.finished_at:
                             syn.finished_at = m.measurement_start_time
             for key, body in bodies.items():
-                before = c.total_changes
-                sha = store.put_body(body)
-                summary.bodies_added += c.total_changes - before
+                sha, new = store.add_body(body)
+                summary.bodies_added += new
                 if sha != key:
                     raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {key}")
             if store.insert_measurement_row(m):

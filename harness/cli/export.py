@@ -23,7 +23,7 @@ def export_cmd(
     platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
     probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements"),
     bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Export measurements: JSON lines (OONI-style envelope), CSV, or Parquet (extra 'parquet')."""
     chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl")
@@ -42,7 +42,7 @@ def export_cmd(
 @app.command("import")
 def import_cmd(
     file: Path = typer.Argument(..., help="a JSONL or Parquet export from `harness export`"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Merge an export (e.g. from another vantage point) into the store, skipping measurements already there."""

@@ -16,6 +16,7 @@ from ..models import Measurement
 from ..operations.config import HarnessConfig, load_config
 from ..operations.logs import setup_logging
 from ..operations.runs import RunRequest, execute, prepare
+from ..store.target import redact
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, print_json
 
@@ -97,7 +98,7 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
     if cfg.proxy and opts.proxy is None:
         opts.proxy = cfg.proxy
     return RunRequest(
-        probe_set, Path(cfg.store), platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
+        probe_set, cfg.store_target, platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
         options=opts, cookie_files=dict(cfg.cookie_files), default_rate_limits=dict(cfg.rate_limits),
         default_rate_limit=cfg.rate_limit,
     )
@@ -106,7 +107,7 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
 @app.command("run")
 def run_cmd(
     probe_set: Path = typer.Argument(..., help="probe set YAML (probes/NAME.yaml)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a sandbox)"),
     probe_cc: str | None = typer.Option(None, "--probe-cc", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
@@ -150,7 +151,7 @@ def run_cmd(
         typer.echo(quiet_line(summary))
     else:
         console.print(summary_table(summary))
-        console.print(f"stored in {req.store_path}")
+        console.print(f"stored in {redact(req.store_path)}", markup=False)
     if too_many_failures(summary, cfg.failure_threshold):
         top = ", ".join(f"{k}={v}" for k, v in summary.failures.most_common(3))
         err_console.print(f"error: {summary.failure_share:.0%} of probes failed (threshold {cfg.failure_threshold:.0%})"
