@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .failures import CODES as FAILURE_CODES
 
 COMBINATION_JOINER = " + "
 """How the components of a combination are written in a keyword list (Citizen Lab style)."""
@@ -245,6 +247,8 @@ class AutoIsolate(StrictModel):
     enabled: bool = False
     budget: int = Field(default=40, ge=1, le=1000, description="queries per phrase")
     min_length: int = Field(default=4, ge=2, description="a term is a phrase from this many characters")
+    priors: bool = Field(default=True, description="guess first the rules and components of the workspace's keyword "
+                         "lists and discovered rules (all platforms); false: no priors")
 
 
 class ProbeSet(StrictModel):
@@ -266,6 +270,13 @@ class ProbeSet(StrictModel):
     )
     schedule: Schedule | None = None
     isolate: AutoIsolate = Field(default_factory=AutoIsolate)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v.startswith(ISOLATION_RUN_PREFIX):
+            raise ValueError(f"probe set names starting with {ISOLATION_RUN_PREFIX!r} are reserved for isolation runs")
+        return v
 
     @field_validator("variants")
     @classmethod
@@ -290,17 +301,31 @@ class ProbeSet(StrictModel):
 # --------------------------------------------------------------------------- measurements
 
 
-ProbeRole = Literal["probe", "control", "truism"]
+ProbeRole = Literal["probe", "control", "truism", "isolation"]
+"""``isolation``: one query of an isolation (``harness isolate``/``discover``, auto-isolation after a run);
+such measurements live in runs whose probe set name starts with :data:`ISOLATION_RUN_PREFIX`."""
+
+ISOLATION_RUN_PREFIX = "isolation:"
+"""Runs that hold an isolation's queries are named ``isolation:<command>:<platform>``; no probe set may be."""
+
+
+def is_isolation_run(probe_set: str) -> bool:
+    """True for the runs that hold isolation queries (not a probe set's measurements)."""
+    return probe_set.startswith(ISOLATION_RUN_PREFIX)
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer the store can hold (SQLite INTEGER is a signed 64-bit number)."""
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class Evidence(BaseModel):
     """What a verdict rests on, kept so it can be re-checked and re-classified later."""
 
-    status_code: int | None = None
+    status_code: int | None = Field(default=None, ge=0, le=999)
     final_url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     body_sha256: str | None = None
-    body_size: int | None = None
+    body_size: Count | None = None
     body_truncated: bool = False
     stored_body_sha256: str | None = Field(
         default=None, description="key of the stored prefix when the body was over the storage cap (body_truncated)")
@@ -315,12 +340,12 @@ class TestKeys(BaseModel):
     """Experiment-specific results, as in OONI's ``test_keys``."""
 
     signals: list[str] = Field(default_factory=list, description="names of the spec signals the page matched")
-    result_count: int | None = None
-    result_items: int | None = None
+    result_count: Int64 | None = None
+    result_items: Int64 | None = None
     result_domains: list[str] = Field(default_factory=list)
     soft_probe: dict[str, Any] | None = None
     control_ok: bool | None = None
-    attempts: int = 1
+    attempts: Count = 1
     retested: bool = False
     confirmed: bool | None = None
     sent_with_truism: bool = Field(default=False, description="the query was term + truism (hard_needs_truism)")
@@ -337,7 +362,7 @@ class Measurement(BaseModel):
     probe_set: str
     task_key: str
     measurement_start_time: dt.datetime
-    test_runtime: float = 0.0
+    test_runtime: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     test_name: str = "search_censorship"
     test_version: str = "0.1.0"
     software_name: str = "censorship-harness"
@@ -354,11 +379,18 @@ class Measurement(BaseModel):
     tags: list[str] = Field(default_factory=list, description="the keyword entry's tags (for filtering diffs)")
     variant: str | None = None
     query: str = Field(description="the exact query sent")
-    repeat: int = 0
+    repeat: Count = 0
     verdict: Verdict
-    failure: str | None = Field(default=None, description="snake_case failure code; null means success")
+    failure: str | None = Field(default=None, description="a code of harness.failures.FailureCode; null means success")
     test_keys: TestKeys = Field(default_factory=TestKeys)
     evidence: Evidence = Field(default_factory=Evidence)
+
+    @field_validator("failure")
+    @classmethod
+    def _known_failure_code(cls, v: str | None) -> str | None:
+        if v is not None and v not in FAILURE_CODES:
+            raise ValueError(f"unknown failure code {v[:60]!r} (the codes are in docs/failures.md)")
+        return v
 
     @model_validator(mode="after")
     def _failure_iff_failure_verdict(self) -> "Measurement":
@@ -381,6 +413,6 @@ class Run(BaseModel):
     probe_asn: str = "AS0"
     vantage: str = ""
     software_version: str = ""
-    planned: int = 0
-    pid: int | None = None
+    planned: Count = 0
+    pid: Int64 | None = None
     hostname: str | None = None

@@ -82,3 +82,43 @@ def test_newly_censored_phrases_are_isolated_recorded_and_not_redone(sandbox, tm
         before = sum(sandbox.queries.values())
         assert isolate_new_censorship(store, second.run_id, plan, keywords_dir=kw) == []
         assert sum(sandbox.queries.values()) == before
+
+
+def test_after_run_isolation_stores_every_query_as_evidence_in_a_run_of_its_own(sandbox, tmp_path, store_path):
+    ps = _write_probe_set(tmp_path)
+    run_probe_set(ps, store_path, sandbox)
+    sandbox.set_epoch(1)
+    second = run_probe_set(ps, store_path, sandbox)
+    with Store(store_path) as st:
+        iso_runs = [r for r in st.list_runs() if r.probe_set == "isolation:after-run:sandbox"]
+        assert len(iso_runs) == 1 and iso_runs[0].status == "complete"
+        assert iso_runs[0].vantage == st.get_run(second.run_id).vantage
+        stored = [m for m in st.measurements(iso_runs[0].run_id) if m.role == "isolation"]
+        # the run's own probe verdicts are untouched: isolation queries never count as probes
+        assert sum(st.run_counts(second.run_id).values()) == len(list(st.measurements(second.run_id, role="probe")))
+    assert len(stored) == sum(r["queries"] for r in second.isolations)
+    assert {m.input for m in stored} >= {"白纸运动抗议现场", "乌鲁木齐高楼火灾遇难者"}
+    assert all(m.evidence.body_sha256 for m in stored)
+
+
+def test_after_run_priors_come_from_the_workspace_lists(tmp_path, store_path):
+    from harness.sandbox import Sandbox
+
+    used = {}
+    for priors in (True, False):
+        root = tmp_path / str(priors)
+        root.mkdir()
+        ps = _write_probe_set(root)
+        (root / "keywords" / "known.yaml").write_text(
+            "name: known\nentries:\n  - 白纸\n  - {components: [乌鲁木齐, 火灾]}\n", encoding="utf-8")
+        if not priors:
+            ps.write_text(ps.read_text(encoding="utf-8").replace("min_length: 4}", "min_length: 4, priors: false}"),
+                          encoding="utf-8")
+        with Sandbox() as sb:
+            run_probe_set(ps, root / "s.db", sb)
+            sb.set_epoch(1)
+            second = run_probe_set(ps, root / "s.db", sb)
+        used[priors] = {r["term"]: (r["rules"], r["queries"]) for r in second.isolations}
+    for term, (rules, q) in used[True].items():
+        assert rules == used[False][term][0]
+        assert q < used[False][term][1], term

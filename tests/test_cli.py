@@ -3,6 +3,8 @@ import time
 
 import pytest
 
+from harness.exitcodes import ExitCode
+
 from .conftest import FIXTURES, run_cli
 
 MINI = FIXTURES / "probes" / "mini.yaml"
@@ -81,9 +83,9 @@ def test_a_foreign_store_is_refused(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("not a store")
     res = run_cli("diff", "--store", str(f))
-    assert res.returncode == 2 and "not a harness store" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == ExitCode.STORE_UNUSABLE and "not a harness store" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("diff", "--store", str(tmp_path))
-    assert res.returncode == 2 and "directory" in res.stderr
+    assert res.returncode == ExitCode.STORE_UNUSABLE and "directory" in res.stderr
 
 
 def test_diff_with_a_single_run_says_so(sandbox, tmp_path):

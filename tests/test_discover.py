@@ -13,6 +13,7 @@ from harness.keywords.lists import load_keyword_list
 from harness.sandbox import Sandbox
 
 from .test_isolate_cli import RULES, cli, fast, sandbox_spec
+from .test_isolate_cli import workspace  # noqa: F401  (autouse: each test in its own folder)
 
 TITLES = [
     "新疆棉花产业报道：外媒称当地存在集中营",  # 新疆 + 集中营

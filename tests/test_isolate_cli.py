@@ -33,6 +33,14 @@ def rules_sandbox():
         yield sb
 
 
+@pytest.fixture(autouse=True)
+def workspace(tmp_path, monkeypatch):
+    """Each test in its own workspace: the store, the keywords folder (priors, discovered rules)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HARNESS_STORE", raising=False)
+    return tmp_path
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the ``harness`` command in this process (the CLI is thin; saves a start-up per call)."""
     import contextlib
@@ -62,8 +70,9 @@ def _as_sets(rules) -> set[frozenset[str]]:
     return {frozenset(r) for r in rules}
 
 
-def test_isolate_cli_finds_hard_and_soft_rules_over_real_sockets(rules_sandbox):
-    res = run_cli("isolate", "--platform", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--json", TEXT)
+def test_isolate_cli_finds_hard_and_soft_rules_over_real_sockets(rules_sandbox, workspace):
+    res = run_cli("isolate", "--platform", "sandbox", "--base-url", f"sandbox={rules_sandbox.url}", "--json", TEXT,
+                  cwd=workspace)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert _as_sets(out["rules"]) == _as_sets(EXPECTED)

@@ -31,7 +31,7 @@ def headers_for(path: Path) -> dict[str, str]:
 
 def outcome_of(spec, case: dict):
     path = PAGES / spec.name / case["file"]
-    c = classify_http(spec, 200, headers_for(path), path.read_bytes())
+    c = classify_http(spec, case.get("status", 200), headers_for(path), path.read_bytes())
     c = apply_truism_method(spec, c, sent_with_truism=case.get("sent_with_truism", False), control_ok=True)
     if "after" in case:
         first = PAGES / spec.name / case["after"]

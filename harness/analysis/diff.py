@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from ..errors import InputError, NotFoundError
-from ..models import Run
+from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, iso, parse_iso, utcnow
 
 UNKNOWN = "unknown"
@@ -597,6 +597,8 @@ class RunScope:
 
 def _runs_in_scope(store: Store, scope: RunScope, vantage: str | None) -> list[Run]:
     runs = store.list_runs(scope.probe_set)
+    if scope.probe_set is None:  # isolation runs hold isolation queries, never a probe set's verdicts
+        runs = [r for r in runs if not is_isolation_run(r.probe_set)]
     if not scope.include_unfinished:
         runs = [r for r in runs if r.status == "complete"]
     want = vantage if vantage is not None else scope.vantage

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from ..errors import NotFoundError
-from ..models import Run
+from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, utcnow
 from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
 
@@ -104,7 +104,7 @@ def _evidence(store: Store, measurement_id: str) -> Evidence | None:
 def collect(store: Store, *, probe_set: str | None = None, vantage: str | None = None, max_runs: int = 30,
             max_terms: int = 60, title: str | None = None) -> ReportData:
     """Gather what a report shows: runs of one probe set at one vantage point, oldest first."""
-    latest_all = store.list_runs(probe_set, limit=1)
+    latest_all = [r for r in store.list_runs(probe_set) if probe_set or not is_isolation_run(r.probe_set)][:1]
     if not latest_all:
         raise NotFoundError(f"no runs in {store.path}" + (f" of probe set {probe_set!r}" if probe_set else ""))
     ps = probe_set or latest_all[0].probe_set

@@ -34,7 +34,7 @@ def export_cmd(
     with Store(store_path(store), readonly=True) as st:
         run_ids = [st.get_run(r).run_id for r in run]
         n = export_store(st, output, chosen, out=sys.stdout, run_ids=run_ids, probe_set=probe_set, platforms=platform,
-                         roles=("probe",) if probes_only else ("probe", "control", "truism"), bodies=bodies)
+                         roles=("probe",) if probes_only else ("probe", "control", "truism", "isolation"), bodies=bodies)
     if output is not None:
         err_console.print(f"{n} measurements written to {esc(output)} ({chosen})")
 

@@ -10,13 +10,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import HarnessError, InputError
-from ..isolation.discovery import SampleText, check_outputs, discover, load_priors, load_texts
-from ..isolation.oracle import OracleOptions, PlatformIsolation, isolate_on_platform
+from ..isolation.discovery import (
+    DiscoveredList,
+    SampleText,
+    check_outputs,
+    discover,
+    discovered_path,
+    load_texts,
+    workspace_priors,
+)
+from ..isolation.evidence import IsolationEvidence
+from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, isolate_on_platform
+from ..measure.engine import Vantage
 from ..models import RateLimit
+from ..operations.config import load_config
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
+from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, console, err_console, esc, print_json
+from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
 from .run import parse_base_urls
 
 PlatformOpt = typer.Option(..., "--platform", "-p", help="platform name (see `harness platforms list`)")
@@ -25,7 +37,12 @@ BaseUrlOpt = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a 
 IntervalOpt = typer.Option(None, "--interval", help="seconds between requests (default: the spec's rate limit)")
 RetriesOpt = typer.Option(4, "--retries", help="retries of a failing request before giving up")
 BackoffOpt = typer.Option(5.0, "--retry-backoff", help="first retry backoff in seconds (doubles each time)")
-PriorsOpt = typer.Option([], "--priors", help="keyword list file or folder whose rules/components are guessed first")
+PriorsOpt = typer.Option([], "--priors", help="more keyword lists (files or folders) to use as priors, on top of "
+                         "the keywords folder's")
+NoPriorsOpt = typer.Option(False, "--no-priors", help="guess nothing first: no keyword lists, no discovered rules")
+KeywordsDirOpt = typer.Option(Path("keywords"), "--keywords-dir",
+                              help="the workspace's keyword lists: used as priors (all of them, the discovered-*.yaml "
+                                   "rules of every platform included); discovered-<platform>.yaml is written there")
 
 
 def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> PlatformSpec:
@@ -41,6 +58,30 @@ def _options(interval: float | None, retries: int, backoff: float, spec: Platfor
     if interval is not None:
         rate = RateLimit(interval_s=interval, jitter=spec.rate_limit.jitter if interval else 0, concurrency=1)
     return OracleOptions(retries=retries, retry_backoff_s=backoff, rate_limit=rate)
+
+
+def _priors(keywords_dir: Path, extra: list[Path], no_priors: bool) -> Priors | None:
+    if no_priors and extra:
+        raise HarnessError("--no-priors and --priors contradict each other: give one of them")
+    return workspace_priors(keywords_dir, extra, enabled=not no_priors)
+
+
+def _evidence(store: Path | None, command: str, spec: PlatformSpec, doc: dict) -> IsolationEvidence:
+    """The store run that keeps every isolation query (the same --store as every command)."""
+    cfg = load_config(None, store=store)
+    v = cfg.vantage
+    return IsolationEvidence(Store(cfg.store), command, spec.name, Vantage(v.probe_cc, v.probe_asn, v.label), doc)
+
+
+def _progress(disable: bool, total: int | None = None) -> Progress:
+    """Rich progress on stderr: queries so far and rules found (texts done, for discover)."""
+    columns = [TextColumn("[bold]{task.description}")]
+    if total is not None:
+        columns += [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    else:
+        columns += [TimeElapsedColumn()]
+    columns += [TextColumn("{task.fields[queries]} queries, {task.fields[found]} rule(s) found")]
+    return Progress(*columns, console=err_console, disable=disable)
 
 
 def _rules_table(res: PlatformIsolation) -> Table:
@@ -64,9 +105,15 @@ def isolate_cmd(
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
     priors: list[Path] = PriorsOpt,
+    no_priors: bool = NoPriorsOpt,
+    keywords_dir: Path = KeywordsDirOpt,
+    store: Path | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Find the keyword combination(s) that make a text censored on a platform."""
+    """Find the keyword combination(s) that make a text censored on a platform.
+
+    The workspace's keyword lists and discovered rules are guessed first (--no-priors: not);
+    every query is stored as evidence (--store); new rules go to discovered-<platform>.yaml."""
     if (text is None) == (file is None):
         raise HarnessError("give the text either as an argument or with --file, not both")
     if file is not None:
@@ -84,11 +131,25 @@ def isolate_cmd(
         raise HarnessError("--budget must be at least 1")
     spec = _spec(platform, platforms, base_url)
     options = _options(interval, retries, retry_backoff, spec)
-    known = load_priors(priors) if priors else None
-    with err_console.status(f"isolating on {spec.name} ...", spinner="dots") if not as_json else _null():
-        res = asyncio.run(isolate_on_platform(spec, text, budget, options, known))
+    known = _priors(keywords_dir, priors, no_priors)
+    lst = DiscoveredList(discovered_path(keywords_dir, spec.name), spec.name)  # unreadable: fail before any query
+    evidence = _evidence(store, "isolate", spec, {"text": text, "text_id": str(file) if file else "argument",
+                                                  "budget": budget, "priors": known.describe() if known else None})
+    progress = _progress(disable=as_json)
+    with evidence.store, progress:
+        task_id = progress.add_task(f"isolating on {esc(spec.name)}", queries=0, found=0)
+
+        def on_progress(queries: int, rules: int) -> None:
+            progress.update(task_id, queries=queries, found=rules)
+
+        res = asyncio.run(isolate_on_platform(spec, text, budget, options, known, evidence, on_progress))
+    added = [r for r in res.rules if lst.add(r, text_id=str(file) if file else "argument", queries=res.queries,
+                                             complete=res.complete, origin="isolate", run_id=res.run_id)]
+    if added:
+        lst.save()
     if as_json:
-        print_json(res.to_dict())
+        print_json({**res.to_dict(), "new_rules": [list(r) for r in added], "list_path": str(lst.path),
+                    "priors": known.describe() if known else None})
     else:
         if res.censored is False:
             console.print(f"not censored on {esc(spec.name)} (1 query)")
@@ -96,18 +157,13 @@ def isolate_cmd(
             console.print(_rules_table(res))
         state = "complete" if res.complete else "INCOMPLETE"
         console.print(f"{res.queries} queries ({res.requests} requests), {len(res.rules)} rule(s), {state}")
+        if added:
+            console.print(f"{len(added)} new rule(s) in {esc(lst.path)}")
+        console.print(f"evidence: run {res.run_id} in {esc(evidence.store.path)}")
     if res.error:
         raise HarnessError(f"isolation stopped: {res.error}")
     if not res.complete:
         err_console.print(f"budget of {budget} queries ran out: more rules may remain")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command("discover")
@@ -115,43 +171,45 @@ def discover_cmd(
     platform: str = PlatformOpt,
     texts: Path = typer.Option(..., "--texts", help="a file (one text per line) or a folder of .txt files"),
     budget: int = typer.Option(40, "--budget", help="queries per censored text"),
-    keywords_dir: Path = typer.Option(Path("keywords"), "--keywords-dir",
-                                      help="where discovered-<platform>.yaml is written"),
+    keywords_dir: Path = KeywordsDirOpt,
     platforms: list[Path] = PlatformsDirOpt,
     base_url: list[str] = BaseUrlOpt,
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
     priors: list[Path] = PriorsOpt,
+    no_priors: bool = NoPriorsOpt,
+    store: Path | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Test texts (e.g. news titles), isolate the censored ones, append new rules (resumable)."""
+    """Test texts (e.g. news titles), isolate the censored ones, append new rules (resumable).
+
+    The keywords folder's lists and discovered rules are guessed first (--no-priors: not), and
+    grow with every rule found; every query is stored as evidence (--store)."""
     if budget < 1:
         raise HarnessError("--budget must be at least 1")
     samples = load_texts(texts)
     spec = _spec(platform, platforms, base_url)
     options = _options(interval, retries, retry_backoff, spec)
     check_outputs(keywords_dir, spec.name)
-    known = load_priors(priors) if priors else None
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[found]} rules found"),
-        console=err_console, disable=as_json,
-    )
-    found = 0
+    known = _priors(keywords_dir, priors, no_priors)
+    evidence = _evidence(store, "discover", spec, {"texts": str(texts), "budget": budget,
+                                                   "priors": known.describe() if known else None})
+    progress = _progress(disable=as_json, total=len(samples))
 
-    with progress:
-        task_id = progress.add_task(f"discover on {spec.name}", total=len(samples), found=0)
+    with evidence.store, progress:
+        task_id = progress.add_task(f"discover on {esc(spec.name)}", total=len(samples), found=0, queries=0)
 
         def on_text(t: SampleText, res: PlatformIsolation | None) -> None:
-            nonlocal found
-            if res is not None:
-                found += len(res.rules)
-            progress.update(task_id, advance=1, found=found)
+            progress.update(task_id, advance=1)
 
-        summary = asyncio.run(discover(spec, samples, keywords_dir, budget, options, on_text, priors=known))
+        def on_query(queries: int, rules: int) -> None:
+            progress.update(task_id, queries=queries, found=rules)
+
+        summary = asyncio.run(discover(spec, samples, keywords_dir, budget, options, on_text, priors=known,
+                                       evidence=evidence, on_query=on_query))
     if as_json:
-        print_json(summary.to_dict())
+        print_json({**summary.to_dict(), "priors": known.describe() if known else None})
     else:
         table = Table(title=f"new rules on {esc(spec.name)}")
         table.add_column("text")
@@ -165,6 +223,7 @@ def discover_cmd(
             f"{summary.incomplete} incomplete, {summary.failed} failed; {summary.queries} queries; "
             f"{len(summary.new_rules)} new rules in {esc(summary.list_path)}"
         )
+        console.print(f"evidence: run {summary.run_id} in {esc(evidence.store.path)}")
     for e in summary.errors:
         err_console.print(f"warning: {e}", markup=False, highlight=False)
     if summary.failed:

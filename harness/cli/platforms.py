@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from ..exitcodes import ExitCode
 from rich.table import Table
 
 from ..measure.check import CheckReport, QueryCheck, check_platform_sync
@@ -112,7 +114,7 @@ def check_cmd(
     else:
         _print_check(report)
     if not report.healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @platforms_app.command("profile")

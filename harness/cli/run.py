@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import HarnessError
+from ..exitcodes import ExitCode
 from ..measure.engine import RunOptions, RunSummary, Vantage
 from ..measure.plan import RunPlan
 from ..measure.sessions import check_proxy
@@ -74,7 +75,7 @@ def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> Ru
         return execute(req, plan, on_measurement, on_start)
 
 
-EXIT_TOO_MANY_FAILURES = 3
+EXIT_TOO_MANY_FAILURES = ExitCode.PLATFORM_GIVEN_UP
 
 
 def quiet_line(summary: RunSummary) -> str:
@@ -131,8 +132,9 @@ def run_cmd(
     """Send a probe set's keywords to its platforms, classify and store every answer.
 
     A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot) is resumed: same run
-    id, only what is missing is sent. Exit codes: 0 done, 2 bad input or already running,
-    3 too many failures (see --failure-threshold), 130 interrupted.
+    id, only what is missing is sent. Exit codes (docs/operations.md): 0 done, 2 bad input,
+    3 too many failures (see --failure-threshold), 4 bad store, 5 cannot write, 6 already running,
+    130 interrupted.
     """
     cfg = load_config(config, **{"store": store, "vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
                                  "vantage.label": vantage, "failure_threshold": failure_threshold,

@@ -8,6 +8,11 @@ platform oracle under a query budget, appends the rules to
 ``keywords/discovered-<platform>.yaml`` and records every attempt in the store's
 ``isolations`` table, so that a second call for the same run does nothing twice.
 
+By default the isolation guesses the workspace's keyword lists and discovered rules (all
+platforms) first, and each rule found joins those priors for the next phrase; the probe
+set's ``isolate: {priors: false}`` turns that off. Every query is stored as evidence in a
+run of its own (``isolation:after-run:<platform>``, :mod:`harness.isolation.evidence`).
+
 The probe-set option (``isolate: {enabled: true, budget: 40}``) says whether the runner
 calls it; this module does not touch the run loop.
 """
@@ -20,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..measure.engine import Vantage
 from ..measure.plan import RunPlan
 from ..models import Verdict
 from ..store.sqlite import Store, iso, utcnow
-from .discovery import DiscoveredList, discovered_path
+from .discovery import DiscoveredList, add_rules_to_priors, discovered_path, workspace_priors
+from .evidence import IsolationEvidence
 from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, isolate_with
 
 CENSORED = (Verdict.hard.value, Verdict.soft.value)
@@ -106,22 +113,36 @@ async def aisolate_new_censorship(
     candidates = [c for c in find_newly_censored(store, run_id, opt.min_length, include_first_seen)
                   if c.platform in plan.specs and (c.platform, c.term) not in done]
     results: list[AutoIsolation] = []
+    if not candidates:
+        return results
+    priors = workspace_priors(keywords_dir, enabled=opt.priors)
+    run = store.get_run(run_id)
+    vantage = Vantage(run.probe_cc, run.probe_asn, run.vantage)
     for platform in sorted({c.platform for c in candidates}):
         spec = plan.specs[platform]
         base = options or OracleOptions()
         popt = OracleOptions(**{**base.__dict__, "rate_limit": base.rate_limit or plan.rate_limits.get(platform),
                                 "timeout_s": plan.probe_set.timeout_s})
         lst = DiscoveredList(discovered_path(keywords_dir, platform), platform)
-        async with PlatformOracle(spec, popt) as oracle:
-            for c in (c for c in candidates if c.platform == platform):
-                res = await isolate_with(oracle, c.term, budget)
-                added = [r for r in res.rules
-                         if lst.add(r, text_id=f"run {run_id} probe {c.term!r}", queries=res.queries,
-                                    complete=res.complete, origin="auto-isolation")]
-                if added:
-                    lst.save()
-                _record(store, run_id, c, res)
-                results.append(AutoIsolation(c, res, added))
+        evidence = IsolationEvidence(store, "after-run", platform, vantage,
+                                     {"after_run": run_id, "probe_set": plan.probe_set.name, "budget": budget,
+                                      "priors": priors.describe() if priors else None})
+        finished = False
+        try:
+            async with PlatformOracle(spec, popt, evidence) as oracle:
+                for c in (c for c in candidates if c.platform == platform):
+                    res = await isolate_with(oracle, c.term, budget, priors)
+                    added = [r for r in res.rules
+                             if lst.add(r, text_id=f"run {run_id} probe {c.term!r}", queries=res.queries,
+                                        complete=res.complete, origin="auto-isolation", run_id=res.run_id)]
+                    if added:
+                        lst.save()
+                    add_rules_to_priors(priors, res.rules)
+                    _record(store, run_id, c, res)
+                    results.append(AutoIsolation(c, res, added))
+            finished = True
+        finally:
+            evidence.close(finished)
     return results
 
 

@@ -889,12 +889,15 @@ def isolate(
     params: Params = Params(),
     stop_on: tuple[type[BaseException], ...] = (),
     known_components: Optional[Mapping[str, int]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> IsolationResult:
     """Find every keyword combination that makes ``text`` censored.
 
     An exception of a type in ``stop_on`` raised by the oracle ends the run with the
     rules certified so far, ``complete=False`` and ``error`` set; other exceptions
     propagate.  Rules in ``result.rules`` are always exact, complete or not.
+    ``progress(queries, rules)`` is called after every answer and once at the end
+    (queries asked so far, rules certified so far).
     """
     iso = _Isolator(text, separator, known_rules, params, known_components)
     gen = iso.run()
@@ -909,6 +912,8 @@ def isolate(
             verdict = bool(is_censored(query))
             trace.append((query, verdict))
             query = gen.send(verdict)
+            if progress is not None:
+                progress(len(trace), len(iso.found))
     except StopIteration:
         pass
     except _BudgetExhausted:
@@ -918,6 +923,8 @@ def isolate(
         complete = False
         error = exc
         gen.close()
+    if progress is not None:
+        progress(len(trace), len(iso.found))
     return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace, error)
 
 
@@ -930,6 +937,7 @@ async def aisolate(
     params: Params = Params(),
     stop_on: tuple[type[BaseException], ...] = (),
     known_components: Optional[Mapping[str, int]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
 ) -> IsolationResult:
     """Same as :func:`isolate` with an ``async`` oracle."""
     iso = _Isolator(text, separator, known_rules, params, known_components)
@@ -945,6 +953,8 @@ async def aisolate(
             verdict = bool(await is_censored(query))
             trace.append((query, verdict))
             query = gen.send(verdict)
+            if progress is not None:
+                progress(len(trace), len(iso.found))
     except StopIteration:
         pass
     except _BudgetExhausted:
@@ -954,4 +964,6 @@ async def aisolate(
         complete = False
         error = exc
         gen.close()
+    if progress is not None:
+        progress(len(trace), len(iso.found))
     return IsolationResult(_order_rules(text, iso.found), len(trace), complete, trace, error)

@@ -27,6 +27,7 @@ from ..keywords.lists import entry_key, iter_list_files, load_keyword_list
 from ..models import Keyword, KeywordList
 from ..platforms.spec import PlatformSpec
 from ..yamlio import atomic_write_text
+from .evidence import IsolationEvidence
 from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, Priors, isolate_with
 
 DISCOVERED_CATEGORY = "other"
@@ -78,16 +79,25 @@ def _checked(t: SampleText, path: Path, line: int | None) -> SampleText:
     return t
 
 
-def load_priors(paths: Iterable[str | Path]) -> Priors:
-    """Known rules and component counts from keyword lists (files, or folders of ``*.yaml``)."""
+def load_priors(paths: Iterable[str | Path], *, skip_missing: bool = False) -> Priors:
+    """Known rules and component counts from keyword lists (files, or folders of ``*.yaml``).
+
+    Entries of category ``control`` (benign terms, never censored by design) are left out.
+    ``skip_missing``: a path that does not exist adds nothing (else :class:`NotFoundError`).
+    """
     priors = Priors()
     seen: set[tuple[str, ...]] = set()
     for p in paths:
         p = Path(p)
         if not p.exists():
+            if skip_missing:
+                continue
             raise NotFoundError(f"priors not found: {p}")
         for f in (iter_list_files(p) if p.is_dir() else [p]):
+            priors.files.append(str(f))
             for e in load_keyword_list(f).keyword_list.entries:
+                if e.category == "control":
+                    continue
                 key = entry_key(e)
                 if key in seen:
                     continue
@@ -96,6 +106,19 @@ def load_priors(paths: Iterable[str | Path]) -> Priors:
                 for c in set(e.components):
                     priors.components[c] = priors.components.get(c, 0) + 1
     return priors
+
+
+def workspace_priors(keywords_dir: Path | None, extra: Iterable[str | Path] = (), *, enabled: bool = True) -> Priors | None:
+    """The priors an isolation uses by default: every keyword list of the workspace's keywords
+    folder (the curated lists and the ``discovered-*.yaml`` rules of all platforms), plus
+    ``extra`` lists. ``enabled=False`` (``--no-priors``): none. None when there is nothing to use."""
+    if not enabled:
+        return None
+    paths: list[str | Path] = list(extra)
+    if keywords_dir is not None and Path(keywords_dir).is_dir():
+        paths.insert(0, keywords_dir)
+    priors = load_priors(paths)
+    return priors if priors.rules else None
 
 
 # --------------------------------------------------------------------------- the discovered list
@@ -127,13 +150,16 @@ class DiscoveredList:
         return entry_key(Keyword(components=list(rule))) in self._keys
 
     def add(self, rule: tuple[str, ...], *, text_id: str, queries: int, complete: bool,
-            when: dt.date | None = None, origin: str = "discover") -> bool:
-        """Add one rule with its provenance; False (and nothing changes) if it is already listed."""
+            when: dt.date | None = None, origin: str = "discover", run_id: str | None = None) -> bool:
+        """Add one rule with its provenance; False (and nothing changes) if it is already listed.
+
+        ``run_id``: the store run holding the isolation's queries (named in the provenance)."""
         when = when or dt.datetime.now(dt.timezone.utc).date()
+        evidence = f", evidence run {run_id}" if run_id else ""
         entry = Keyword(
             components=list(rule), category=DISCOVERED_CATEGORY,
             tags=[DISCOVERED_TAG, f"platform:{self.platform}"],
-            source=f"harness {origin}: {self.platform}, text {text_id}, {when.isoformat()}, {queries} queries",
+            source=f"harness {origin}: {self.platform}, text {text_id}, {when.isoformat()}, {queries} queries{evidence}",
             date_added=when,
             notes=None if complete else "isolation of the text was incomplete (budget or failure); this rule is exact",
         )
@@ -215,12 +241,29 @@ class DiscoverySummary:
     new_rules: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     list_path: str = ""
+    run_id: str | None = None  # the store run holding every query as evidence
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 TextCallback = Callable[[SampleText, PlatformIsolation | None], None]
+QueryCallback = Callable[[int, int], None]
+"""``on_query(queries, rules)``: isolation queries and rules found so far in this discovery (all texts)."""
+
+
+def add_rules_to_priors(priors: Priors | None, rules: Iterable[tuple[str, ...]]) -> None:
+    """Rules just found become priors of the next isolations (the rule store grows as it goes)."""
+    if priors is None:
+        return
+    known = {tuple(sorted(r)) for r in priors.rules}
+    for rule in rules:
+        if tuple(sorted(rule)) in known:
+            continue
+        known.add(tuple(sorted(rule)))
+        priors.rules.append(tuple(rule))
+        for c in set(rule):
+            priors.components[c] = priors.components.get(c, 0) + 1
 
 
 async def discover(
@@ -232,53 +275,80 @@ async def discover(
     on_text: TextCallback | None = None,
     max_failed: int = 3,
     priors: Priors | None = None,
+    evidence: IsolationEvidence | None = None,
+    on_query: QueryCallback | None = None,
 ) -> DiscoverySummary:
     """Test every text not done yet, isolate censored ones, append new rules.
 
     The list and the state are saved after every text, so an interrupted discovery
     loses at most the text in flight. After ``max_failed`` texts in a row end on a
-    failure the platform is considered down and the loop stops.
+    failure the platform is considered down and the loop stops. ``priors`` (if any) grow
+    with every rule found; ``evidence`` stores every query in one isolation run.
     """
     lst = DiscoveredList(discovered_path(keywords_dir, spec.name), spec.name)
     spath = state_path(keywords_dir, spec.name)
     state = load_state(spath, spec.name)
     summary = DiscoverySummary(spec.name, texts=len(texts), list_path=str(lst.path))
     failed_in_row = 0
-    async with PlatformOracle(spec, options) as oracle:
-        for t in texts:
-            if t.digest in state.done:
-                summary.skipped += 1
+    rules_so_far = 0
+    finished = False
+    try:
+        async with PlatformOracle(spec, options, evidence) as oracle:
+            for t in texts:
+                if t.digest in state.done:
+                    summary.skipped += 1
+                    if on_text:
+                        on_text(t, None)
+                    continue
+                progress = _offset(on_query, summary.queries, rules_so_far) if on_query else None
+                res = await isolate_with(oracle, t.text, budget, priors, progress)
+                rules_so_far += len(res.rules)
+                if _one_text(summary, lst, state, t, res):
+                    failed_in_row += 1
+                else:
+                    failed_in_row = 0
+                add_rules_to_priors(priors, res.rules)
+                atomic_write_text(spath, state.model_dump_json(indent=1))
                 if on_text:
-                    on_text(t, None)
-                continue
-            res = await isolate_with(oracle, t.text, budget, priors)
-            summary.tested += 1
-            summary.queries += res.queries
-            summary.requests += res.requests
-            added = []
-            for rule in res.rules:
-                if lst.add(rule, text_id=t.text_id, queries=res.queries, complete=res.complete):
-                    added.append(rule)
-                    summary.new_rules.append({"text_id": t.text_id, "rule": list(rule)})
-            if res.error is not None:
-                summary.failed += 1
-                summary.errors.append(f"{t.text_id}: {res.error}")
-                failed_in_row += 1
-            else:
-                failed_in_row = 0
-                summary.censored += bool(res.censored)
-                summary.incomplete += not res.complete
-                state.done[t.digest] = TextRecord(
-                    text_id=t.text_id, censored=res.censored, rules=[list(r) for r in res.rules],
-                    queries=res.queries, complete=res.complete,
-                    finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                )
-            if added:
-                lst.save()
-            atomic_write_text(spath, state.model_dump_json(indent=1))
-            if on_text:
-                on_text(t, res)
-            if failed_in_row >= max_failed:
-                summary.errors.append(f"stopped after {failed_in_row} texts in a row failed")
-                break
+                    on_text(t, res)
+                if failed_in_row >= max_failed:
+                    summary.errors.append(f"stopped after {failed_in_row} texts in a row failed")
+                    break
+        finished = True
+    finally:
+        if evidence is not None:
+            evidence.close(finished)
+            summary.run_id = evidence.run_id
     return summary
+
+
+def _offset(on_query: QueryCallback, queries: int, rules: int) -> QueryCallback:
+    """One text's progress, counted on top of the texts before it."""
+    return lambda q, r: on_query(queries + q, rules + r)
+
+
+def _one_text(summary: DiscoverySummary, lst: DiscoveredList, state: DiscoveryState, t: SampleText,
+              res: PlatformIsolation) -> bool:
+    """Account for one isolated text (list, state, summary); True when it ended on a failure."""
+    summary.tested += 1
+    summary.queries += res.queries
+    summary.requests += res.requests
+    added = []
+    for rule in res.rules:
+        if lst.add(rule, text_id=t.text_id, queries=res.queries, complete=res.complete, run_id=res.run_id):
+            added.append(rule)
+            summary.new_rules.append({"text_id": t.text_id, "rule": list(rule)})
+    if added:
+        lst.save()
+    if res.error is not None:
+        summary.failed += 1
+        summary.errors.append(f"{t.text_id}: {res.error}")
+        return True
+    summary.censored += bool(res.censored)
+    summary.incomplete += not res.complete
+    state.done[t.digest] = TextRecord(
+        text_id=t.text_id, censored=res.censored, rules=[list(r) for r in res.rules],
+        queries=res.queries, complete=res.complete,
+        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    return False

@@ -18,17 +18,23 @@ small retry loop duplicates ``Engine._send`` on purpose so the engine stays unto
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..errors import HarnessError
 from ..measure.pacing import RateLimiter, send_with_retries
 from ..measure.request import Fetched, fill
+from ..measure.sessions import PlatformSession
 from ..measure.transport import Sender
 from ..models import RateLimit, Verdict
 from ..platforms.spec import PlatformSpec
+
+if TYPE_CHECKING:
+    from .evidence import IsolationEvidence
 
 
 class OracleFailure(HarnessError):
@@ -84,14 +90,17 @@ class OracleStats:
 class PlatformOracle:
     """``async with PlatformOracle(spec) as oracle: censored = await oracle("新疆 集中营")``."""
 
-    def __init__(self, spec: PlatformSpec, options: OracleOptions | None = None):
+    def __init__(self, spec: PlatformSpec, options: OracleOptions | None = None,
+                 evidence: IsolationEvidence | None = None):
         self.spec = spec
         self.opt = options or OracleOptions()
+        self.evidence = evidence  # where every answer is stored (None: nowhere)
         self.rng = random.Random(self.opt.seed)
         self.limiter = RateLimiter(self.opt.rate_limit or spec.rate_limit, self.rng)
         self.answers: list[OracleAnswer] = []
         self.stats = OracleStats()
         self._sender: Sender | None = None
+        self._session = PlatformSession()  # what a priming adapter learns lasts the oracle's life
         self._control_ok = False
         self._checked_at = -1
         self._soft_domain: str | None = None
@@ -109,8 +118,11 @@ class PlatformOracle:
             await self._sender.aclose()
             self._sender = None
 
-    async def _send(self, query: str) -> Fetched:
-        """One classified answer that is not a failure, or :class:`OracleFailure`."""
+    async def _send(self, query: str, *, role: str = "isolation", asked: str | None = None) -> Fetched:
+        """One classified answer that is not a failure, or :class:`OracleFailure`.
+
+        A query that keeps failing is stored as a failure (``asked``: the isolation query it
+        served, when ``query`` is a soft-test probe) before the exception is raised."""
         assert self._sender is not None, "use PlatformOracle as an async context manager"
 
         def count(fetched: Fetched) -> None:
@@ -123,10 +135,13 @@ class PlatformOracle:
         last = await send_with_retries(self._sender, self.spec, query, self.limiter, self.rng,
                                        retries=self.opt.retries, backoff_s=self.opt.retry_backoff_s,
                                        max_retry_after_s=self.opt.max_retry_after_s, retry_all=True,
-                                       on_attempt=count)
+                                       on_attempt=count, session=self._session)
         if last.classification.failure is None:
             return last
         code = last.classification.failure
+        if self.evidence is not None:
+            self.evidence.record("truism" if role == "truism" else "isolation", asked or query, query, last,
+                                 separator=self.separator, control_ok=False if role == "truism" else None)
         raise OracleFailure(
             f"{self.spec.name}: query {query!r} failed {last.attempts} time(s) (last: {code}); "
             "no verdict taken", query, code, last.attempts,
@@ -134,8 +149,13 @@ class PlatformOracle:
 
     async def check_control(self) -> None:
         """The truism must return results before any verdict is believed."""
-        fetched = await self._send(self.spec.truism)
-        if fetched.classification.verdict is not Verdict.not_censored:
+        t0 = time.time()
+        fetched = await self._send(self.spec.truism, role="truism")
+        ok = fetched.classification.verdict is Verdict.not_censored
+        if self.evidence is not None:
+            self.evidence.record("truism", self.spec.truism, self.spec.truism, fetched, t0=t0,
+                                 runtime=time.time() - t0, control_ok=ok)
+        if not ok:
             raise OracleFailure(
                 f"{self.spec.name}: the control query (truism {self.spec.truism!r}) returned "
                 f"{fetched.classification.verdict.value}, not results; the platform cannot be measured now",
@@ -143,12 +163,13 @@ class PlatformOracle:
             )
         self._control_ok = True
 
-    async def _soft(self, query: str) -> dict[str, Any]:
+    async def _soft(self, query: str) -> tuple[dict[str, Any], bytes | None]:
         st = self.spec.soft_test
         assert st is not None
         if self._soft_domain is None:
             for domain in st.domains:
-                ctrl = await self._send(fill(st.control, {"truism": self.spec.truism, "domain": domain}))
+                ctrl = await self._send(fill(st.control, {"truism": self.spec.truism, "domain": domain}),
+                                        asked=query)
                 if ctrl.classification.verdict is Verdict.not_censored:
                     self._soft_domain = domain
                     break
@@ -156,8 +177,10 @@ class PlatformOracle:
                 raise OracleFailure(f"{self.spec.name}: no soft-test domain has results for the truism",
                                     None, "soft_control_failed")
         sent = fill(st.probe, {"query": query, "truism": self.spec.truism, "domain": self._soft_domain})
-        res = await self._send(sent)
-        return {"domain": self._soft_domain, "query": sent, "verdict": res.classification.verdict.value}
+        res = await self._send(sent, asked=query)
+        c = res.classification
+        return ({"domain": self._soft_domain, "query": sent, "verdict": c.verdict.value, "signals": list(c.signals),
+                 "result_items": c.result_items, "status_code": res.status}, res.body)
 
     async def answer(self, query: str) -> OracleAnswer:
         """Classify one query like a run does (hard test, then soft test)."""
@@ -167,22 +190,28 @@ class PlatformOracle:
             self._checked_at = len(self.answers)
             await self.check_control()
         spec = self.spec
+        t0 = time.time()
         sent = query + spec.combination_separator + spec.truism if spec.hard_needs_truism else query
-        fetched = await self._send(sent)
+        fetched = await self._send(sent, asked=query)
         c = fetched.classification
         verdict = c.verdict
         signals = list(c.signals)
         soft_info = None
+        soft_body = None
         if spec.hard_needs_truism and verdict is Verdict.no_results:
             verdict = Verdict.hard
             signals.append("silent_empty_with_truism")
         if verdict is Verdict.not_censored and self.opt.soft_test and spec.soft_test is not None:
-            soft_info = await self._soft(query)
+            soft_info, soft_body = await self._soft(query)
             if soft_info["verdict"] in (Verdict.no_results.value, Verdict.hard.value):
                 verdict = Verdict.soft
                 signals.append("soft_restricted_truism_empty")
         ans = OracleAnswer(query, sent, verdict, signals, fetched.status, fetched.attempts, soft_info)
         self.answers.append(ans)
+        if self.evidence is not None:
+            self.evidence.record("isolation", query, sent, fetched, separator=self.separator, verdict=verdict,
+                                 signals=signals, t0=t0, runtime=time.time() - t0, control_ok=self._control_ok,
+                                 soft_probe=soft_info, soft_body=soft_body)
         return ans
 
     async def __call__(self, query: str) -> bool:
@@ -202,11 +231,12 @@ class PlatformIsolation:
     budget: int | None
     error: str | None = None
     censored: bool | None = None  # the whole text's verdict (None if even that failed)
+    run_id: str | None = None  # the store run holding the queries as evidence (None: not stored)
 
     def to_dict(self) -> dict[str, Any]:
         return {"platform": self.platform, "text": self.text, "censored": self.censored,
                 "rules": [list(r) for r in self.rules], "queries": self.queries, "requests": self.requests,
-                "complete": self.complete, "budget": self.budget, "error": self.error}
+                "complete": self.complete, "budget": self.budget, "error": self.error, "run_id": self.run_id}
 
 
 @dataclass
@@ -215,25 +245,47 @@ class Priors:
 
     rules: list[tuple[str, ...]] = field(default_factory=list)
     components: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # the keyword lists they came from
+
+    def describe(self) -> dict[str, Any]:
+        return {"rules": len(self.rules), "components": len(self.components), "files": list(self.files)}
+
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(queries, rules)``: isolation queries answered so far, rules certified so far."""
 
 
 async def isolate_with(oracle: PlatformOracle, text: str, budget: int | None = None,
-                       priors: Priors | None = None) -> PlatformIsolation:
+                       priors: Priors | None = None, progress: ProgressFn | None = None) -> PlatformIsolation:
     """Isolate ``text`` through an open oracle; an :class:`OracleFailure` ends it incomplete."""
     from .algorithm import InconsistentOracle, aisolate
 
     before = oracle.stats.requests
+    if oracle.evidence is not None:
+        oracle.evidence.text = text
     result = await aisolate(text, oracle, separator=oracle.separator, budget=budget,
                             known_rules=priors.rules if priors else None,
-                            known_components=priors.components if priors else None, stop_on=(OracleFailure, InconsistentOracle))
+                            known_components=priors.components if priors else None,
+                            stop_on=(OracleFailure, InconsistentOracle), progress=progress)
     censored = result.trace[0][1] if result.trace else None
     return PlatformIsolation(
         oracle.spec.name, text, result.rules, result.queries, oracle.stats.requests - before, result.complete,
         budget, str(result.error) if result.error else None, censored,
+        run_id=oracle.evidence.run_id if oracle.evidence is not None else None,
     )
 
 
 async def isolate_on_platform(spec: PlatformSpec, text: str, budget: int | None = None,
-                              options: OracleOptions | None = None, priors: Priors | None = None) -> PlatformIsolation:
-    async with PlatformOracle(spec, options) as oracle:
-        return await isolate_with(oracle, text, budget, priors)
+                              options: OracleOptions | None = None, priors: Priors | None = None,
+                              evidence: IsolationEvidence | None = None,
+                              progress: ProgressFn | None = None) -> PlatformIsolation:
+    """Isolate one text; with ``evidence``, every answer is stored in its run (closed at the end)."""
+    complete = False
+    try:
+        async with PlatformOracle(spec, options, evidence) as oracle:
+            res = await isolate_with(oracle, text, budget, priors, progress)
+        complete = True
+        return res
+    finally:
+        if evidence is not None:
+            evidence.close(complete)

@@ -21,7 +21,7 @@ import httpx
 
 from ..errors import PlatformSpecError
 from ..failures import FailureCode
-from ..platforms.adapters import BuiltRequest, get_adapter
+from ..platforms.adapters import REPRIME_MIN_S, BuiltRequest, PrimeResponse, PrimingError, get_adapter
 from ..platforms.classification import Classification, failure
 from ..platforms.classify import classify_http
 from ..platforms.spec import PlatformSpec
@@ -68,8 +68,10 @@ def encode_component(value: str, encoding: str, space: str = "%20") -> str:
     return out.replace("%20", "+") if space == "+" else out
 
 
-def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = None) -> BuiltRequest:
-    """The request for one query, from the spec's template (and its adapter, if any)."""
+def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = None,
+                  state: dict[str, Any] | None = None) -> BuiltRequest:
+    """The request for one query, from the spec's template (and its adapter, if any; a priming
+    adapter also gets its session's ``state``)."""
     req = spec.request
     enc = req.query_encoding
     values = {"base_url": spec.base_url, "truism": spec.truism}
@@ -89,8 +91,71 @@ def build_request(spec: PlatformSpec, query: str, env: dict[str, str] | None = N
     if spec.adapter:
         adapter = get_adapter(spec.adapter)
         if hasattr(adapter, "build_request"):
-            built = adapter.build_request(spec, query, built)
+            if hasattr(adapter, "prime"):
+                built = adapter.build_request(spec, query, built, state if state is not None else {})
+            else:
+                built = adapter.build_request(spec, query, built)
     return built
+
+
+PRIME_MAX_BODY = 1_000_000
+
+
+class _Priming:
+    """The :class:`harness.platforms.adapters.PrimingContext` of one session: requests go out
+    through the run's sender with the spec's headers and the session's cookies; bodies are capped."""
+
+    def __init__(self, sender: Sender, spec: PlatformSpec, session: PlatformSession):
+        self.sender = sender
+        self.spec = spec
+        self.session = session
+        self.state = session.adapter_state
+
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> PrimeResponse:
+        hdrs = {**self.spec.request.headers, **(headers or {})}
+        cookie = self.session.cookie_header(url)
+        if cookie:
+            hdrs["Cookie"] = cookie
+        async with self.sender.stream("GET", url, headers=hdrs) as resp:
+            body, _seen = await _read_capped(resp, PRIME_MAX_BODY)
+            return PrimeResponse(resp.status_code, list(resp.headers.multi_items()), body)
+
+    def set_cookie(self, name: str, value: str, *, secret: bool = True) -> None:
+        self.session.set_cookie(name, value, secret=secret)
+
+
+async def _ensure_primed(sender: Sender, spec: PlatformSpec, adapter: Any, session: PlatformSession) -> Fetched | None:
+    """Prime the session if it never was, is older than the adapter's ``prime_ttl_s``, or was
+    rejected; a failure to prime is the probe's failure. Network errors propagate."""
+    async with session.prime_lock:
+        now = time.monotonic()
+        ttl = getattr(adapter, "prime_ttl_s", None)
+        if session.primed_at is not None and not session.reprime and not (ttl and now - session.primed_at > ttl):
+            return None
+        session.reprime = False
+        session.primed_at = None
+        try:
+            await adapter.prime(spec, _Priming(sender, spec, session))
+        except PrimingError as exc:
+            return Fetched(failure(FailureCode.session_invalid, f"prime:{exc.signal}"))
+        except (httpx.HTTPError, OSError):
+            raise
+        except Exception as exc:  # an adapter is third-party code: its bug is a failure, not a verdict
+            return Fetched(failure(FailureCode.adapter_error, f"prime:{type(exc).__name__}"))
+        session.primed_at = time.monotonic()
+        return None
+
+
+def _note_rejection(session: PlatformSession, c: Classification) -> None:
+    """A primed session the platform rejected primes again before its next request (not more
+    often than every REPRIME_MIN_S: an address under risk control would otherwise be asked
+    for a new session on every probe)."""
+    if c.failure != FailureCode.session_invalid.value:
+        return
+    now = time.monotonic()
+    if session.forced_reprime_at is None or now - session.forced_reprime_at >= REPRIME_MIN_S:
+        session.reprime = True
+        session.forced_reprime_at = now
 
 
 def redact_url(url: str, secrets: Secrets | None = None) -> str:
@@ -270,16 +335,39 @@ async def fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: i
 
 async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
                  session: PlatformSession | None) -> Fetched:
-    secrets = session.secrets if session else None
     limit = spec.request.max_query_chars
     if limit is not None and len(query) > limit:
         return Fetched(failure(FailureCode.query_too_long, f"chars:{len(query)}>{limit}"))
+    adapter = get_adapter(spec.adapter) if spec.adapter else None
+    primes = adapter is not None and hasattr(adapter, "prime")
+    if primes:
+        session = session if session is not None else PlatformSession()
+        try:
+            unprimed = await _ensure_primed(sender, spec, adapter, session)
+        except httpx.HTTPError as exc:
+            return Fetched(failure(_failure_for_exception(exc), "prime", type(exc).__name__))
+        except (OSError, ValueError) as exc:
+            return Fetched(failure(FailureCode.network_error, "prime", type(exc).__name__))
+        if unprimed is not None:
+            return unprimed
+    fetched = await _fetch_built(sender, spec, query, max_redirects, session)
+    if primes and session is not None:
+        _note_rejection(session, fetched.classification)
+    return fetched
+
+
+async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
+                       session: PlatformSession | None) -> Fetched:
+    secrets = session.secrets if session else None
     try:
-        built = build_request(spec, query, session.env if session else None)
+        built = build_request(spec, query, session.env if session else None,
+                              session.adapter_state if session else None)
     except UnicodeEncodeError:
         return Fetched(failure(FailureCode.decode_error, f"query_not_encodable:{spec.request.query_encoding}"))
     except PlatformSpecError:
         raise
+    except PrimingError as exc:
+        return Fetched(failure(FailureCode.session_invalid, f"prime:{exc.signal}"))
     except Exception as exc:  # an adapter's build_request is third-party code
         return Fetched(failure(FailureCode.adapter_error, type(exc).__name__))
     method, url, kwargs = built.method, built.url, built.httpx_kwargs()

@@ -10,6 +10,7 @@ here is ever written to the store; error messages name the file and line, never 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..errors import InputError
@@ -169,12 +171,32 @@ class Secrets:
 
 @dataclass
 class PlatformSession:
-    """What one platform's requests carry besides the spec: cookies and ``{env:NAME}`` values."""
+    """What one platform's requests carry besides the spec: cookies and ``{env:NAME}`` values,
+    and what a priming adapter learned (``adapter_state``, cookies it set: see
+    :mod:`harness.platforms.adapters`)."""
 
     cookies: list[Cookie] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     secrets: Secrets = field(default_factory=Secrets)
     via_proxy: bool = False
+    adapter_state: dict[str, Any] = field(default_factory=dict)
+    primed_at: float | None = None  # time.monotonic() of the last successful priming
+    reprime: bool = False  # prime again before the next request (the platform rejected the session)
+    forced_reprime_at: float | None = None
+    _prime_lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    @property
+    def prime_lock(self) -> asyncio.Lock:
+        if self._prime_lock is None:
+            self._prime_lock = asyncio.Lock()
+        return self._prime_lock
+
+    def set_cookie(self, name: str, value: str, domain: str = "", *, secret: bool = True) -> None:
+        """A cookie this session sends from now on (replacing one of the same name); its value is a
+        secret unless ``secret=False`` (a timestamp, say, that identifies nobody)."""
+        self.cookies = [c for c in self.cookies if c.name != name] + [Cookie(name, value, domain)]
+        if secret:
+            self.secrets.add(value)
 
     @classmethod
     def build(cls, *, cookies_file: str | Path | None = None, env_names: Iterable[str] = (),

@@ -278,7 +278,10 @@ class PlatformSpec(StrictModel):
     )
     notes: str = ""
     sources: list[str] = Field(default_factory=list)
-    adapter: str | None = Field(default=None, description="entry point in group harness.platforms for a Python adapter")
+    adapter: str | None = Field(default=None, description="a built-in adapter, or an entry point in group "
+                                "harness.platforms, for what YAML cannot express (signing, session priming)")
+    adapter_options: dict[str, str] = Field(default_factory=dict, description="settings the adapter reads "
+                                            "(e.g. URLs, with {base_url} filled in)")
 
     @field_validator("name")
     @classmethod

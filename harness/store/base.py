@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import NotFoundError, StoreError
+from ..errors import NotFoundError, StoreError, StoreWriteError
 from ..models import Measurement, Run
 from .target import StoreTarget, is_postgres, normalize, redact
 
@@ -250,7 +250,7 @@ class Store:
             with immediate_transaction(self.conn):
                 return [self._insert_measurement(m, body, extra) for m, body, extra in items]
         except self.write_errors as exc:  # disk full, I/O error, locked past the timeout, server gone
-            raise StoreError(f"{self.location}: cannot write a measurement: {exc}; nothing was lost, the run "
+            raise StoreWriteError(f"{self.location}: cannot write a measurement: {exc}; nothing was lost, the run "
                              f"resumes where it stopped once this is fixed") from exc
 
     def _insert_measurement(self, m: Measurement, body: bytes | None, extra_bodies: Iterable[bytes]) -> bool:

@@ -41,7 +41,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..errors import RunLockedError, StoreError
+from ..errors import RunLockedError, StoreError, StoreMissingError, StoreWriteError
 from ..models import Measurement
 from .base import Store, iso, register_backend, utcnow
 from .holder import LockHolder
@@ -495,9 +495,10 @@ class PostgresStore(Store):
             raise StoreError(f"{self.path}: store schema version {version} is newer than this harness "
                              f"({SCHEMA_VERSION}); upgrade the harness")
         if version < SCHEMA_VERSION:
+            if readonly and version == 0:
+                raise StoreMissingError(f"{self.path}: no harness store here yet (run a probe set first)")
             if readonly:
-                raise StoreError(f"{self.path}: no harness store here yet (run a probe set first)" if version == 0 else
-                                 f"{self.path}: store needs migrating; open it once read-write")
+                raise StoreError(f"{self.path}: store needs migrating; open it once read-write")
             self._migrate()
 
     def _migrate(self) -> None:
@@ -555,7 +556,7 @@ class PostgresStore(Store):
                     raise
             except (psycopg.OperationalError, StoreError) as exc:
                 msg = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, self.target)
-                raise StoreError(f"{self.path}: cannot write a measurement: {msg}; nothing was lost, the run "
+                raise StoreWriteError(f"{self.path}: cannot write a measurement: {msg}; nothing was lost, the run "
                                  f"resumes where it stopped once this is fixed") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreMissingError
 from .base import DEFAULT_STORE_PATH, Store, immediate_transaction, iso, parse_iso, register_backend, utcnow
 from .target import StoreTarget
 
@@ -185,7 +185,7 @@ class SQLiteStore(Store):
         self.target = self.path = Path(path)
         _check_file(self.path)
         if readonly and not self.path.exists():
-            raise StoreError(f"{self.path}: no store here (run a probe set first)")
+            raise StoreMissingError(f"{self.path}: no store here (run a probe set first)")
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
