@@ -32,6 +32,7 @@ class FailureCode(str, Enum):
     rate_limited = "rate_limited"
     session_invalid = "session_invalid"
     unexpected_page = "unexpected_page"
+    empty_shell = "empty_shell"
     truncated_body = "truncated_body"
     body_too_large = "body_too_large"
     decode_error = "decode_error"
@@ -80,6 +81,9 @@ FAILURES: dict[FailureCode, FailureInfo] = {
         "the platform rejected the session: login, cookies or a request signature are required", None, False),
     FailureCode.unexpected_page: FailureInfo(
         "none of the spec's expected markers: the layout probably changed", None, False),
+    FailureCode.empty_shell: FailureInfo(
+        "the platform's page skeleton without its content (an intermittent empty bootstrap shell, e.g. Toutiao): "
+        "retried, never read as an empty result", None, True),
     FailureCode.truncated_body: FailureInfo(
         "fewer bytes arrived than Content-Length announced", "eof_error", True),
     FailureCode.body_too_large: FailureInfo(

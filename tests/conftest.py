@@ -57,6 +57,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subpro
     )
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """ONE headless Chromium for the whole test session (tests using it carry
+    ``pytest.mark.xdist_group("chromium")``, so under ``-n 2`` they share one worker and one browser)."""
+    from harness.measure.browser import Browser, browser_problem
+
+    problem = browser_problem()
+    if problem is not None:
+        skip_without("chromium", f"the browser transport needs Chromium and Playwright: {problem}")
+    b = Browser.launch()
+    yield b
+    b.close()
+
+
 # --------------------------------------------------------------------------- PostgreSQL (the team store)
 
 

@@ -15,7 +15,7 @@ from harness.models import Verdict
 from harness.platforms import bilibili
 
 from .conftest import FIXTURES
-from .replay import Replay, Request, run_builtin
+from .platform_replay import Replay, Request, run_builtin
 
 PAGES = FIXTURES / "platforms" / "bilibili"
 VECTOR = json.loads((PAGES / "wbi_test_vector.json").read_text())

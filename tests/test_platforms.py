@@ -94,7 +94,7 @@ def test_a_quoted_notice_in_a_result_is_not_censorship(registry):
 
 def test_no_results_without_a_working_control_is_not_hard(registry):
     spec = registry.get("toutiao")
-    path = PAGES / "toutiao" / "no_results.html"
+    path = PAGES / "toutiao" / "no_results_card.html"
     c = classify_http(spec, 200, headers_for(path), path.read_bytes())
     assert apply_truism_method(spec, c, sent_with_truism=True, control_ok=False).verdict is Verdict.no_results
     assert apply_truism_method(spec, c, sent_with_truism=True, control_ok=None).verdict is Verdict.no_results

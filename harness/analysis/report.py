@@ -1,20 +1,26 @@
 """Reports: one self-contained HTML file (inline CSS and SVG, no script, no external asset) and Markdown.
 
-Everything that came from a platform or a keyword list (terms, platform and list names,
-signals, URLs, body excerpts) goes through :func:`h` (``html.escape`` with quotes) before it
-reaches the page; attribute values are built only from escaped text; links are emitted only
-for ``http``/``https`` URLs. A Content-Security-Policy meta tag forbids scripts and remote
-loads as a second line of defence.
+The HTML comes from the Jinja2 template ``harness/analysis/templates/report.html.j2`` with
+autoescaping on: everything that came from a platform or a keyword list (terms, platform and
+list names, signals, URLs, body excerpts) is escaped by :func:`h` (``html.escape`` with quotes)
+before it reaches the page; only Markup this module builds (:func:`safe_link`, the CSS) passes
+as is; links are emitted only for ``http``/``https`` URLs. This module computes what the page
+shows (counts, chart and heatmap coordinates); the template lays it out, one ``{% block %}``
+per section. A Content-Security-Policy meta tag forbids scripts and remote loads as a second
+line of defence. The report is meant to be shared: it names no local path, host or process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 from collections import defaultdict
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 
 from ..errors import NotFoundError
@@ -29,6 +35,7 @@ VERDICT_COLOURS = {
 PLATFORM_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
                     "#1f78b4", "#b15928"]
 EXCERPT_CHARS = 600
+MAX_EVIDENCE = 200
 
 
 def h(value: object) -> str:
@@ -66,7 +73,7 @@ class Evidence(BaseModel):
 class ReportData(BaseModel):
     title: str
     generated_at: dt.datetime
-    store: str
+    store: str = Field(description="where the data came from (never printed in the report: it is a local path)")
     probe_set: str
     vantage: str
     runs: list[Run]
@@ -192,7 +199,8 @@ svg text{font-size:11px;font-family:inherit}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _line_chart(data: ReportData) -> str:
+def _line_chart(data: ReportData) -> dict[str, Any]:
+    """Coordinates of the censored-terms-over-time chart (the template draws them)."""
     runs = data.runs
     width, height, left, bottom, top, right = 760, 260, 50, 40, 10, 160
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -205,159 +213,81 @@ def _line_chart(data: ReportData) -> str:
     def y(v: int) -> float:
         return top + plot_h - plot_h * v / peak
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="censored terms per platform and run" id="chart-censored">']
-    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
-    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>')
-    for frac in (0, 0.5, 1):
-        v = round(peak * frac)
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>')
-    for i, r in enumerate(runs):
-        if n <= 12 or i % max(1, n // 8) == 0 or i == n - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                         f'{h(r.started_at.strftime("%m-%d %H:%M"))}</text>')
-    for j, (platform, series) in enumerate(data.platform_censored.items()):
-        colour = PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)]
-        pts = [(x(i), y(series.get(r.run_id, 0))) for i, r in enumerate(runs)]
-        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-        parts.append(f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
-        for (px, py), r in zip(pts, runs):
-            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{h(platform)} · '
-                         f'{h(r.run_id)}: {series.get(r.run_id, 0)} censored</title></circle>')
-        ly = top + 14 * j + 8
-        parts.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}">{h(platform)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    y_ticks = [{"y": f"{y(round(peak * f)) + 4:.1f}", "label": round(peak * f)} for f in (0, 0.5, 1)]
+    x_ticks = [{"x": f"{x(i):.1f}", "label": r.started_at.strftime("%m-%d %H:%M")} for i, r in enumerate(runs)
+               if n <= 12 or i % max(1, n // 8) == 0 or i == n - 1]
+    series = []
+    for j, (platform, values) in enumerate(data.platform_censored.items()):
+        pts = [(x(i), y(values.get(r.run_id, 0))) for i, r in enumerate(runs)]
+        series.append({
+            "platform": platform, "colour": PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)],
+            "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in pts), "legend_y": top + 14 * j + 8,
+            "dots": [{"x": f"{px:.1f}", "y": f"{py:.1f}", "run_id": r.run_id, "value": values.get(r.run_id, 0)}
+                     for (px, py), r in zip(pts, runs)],
+        })
+    return {"width": width, "height": height, "left": left, "top": top, "bottom_y": top + plot_h,
+            "right_x": left + plot_w, "y_ticks": y_ticks, "x_ticks": x_ticks, "series": series}
 
 
-def _heatmap(data: ReportData) -> str:
+def _heatmap(data: ReportData) -> dict[str, Any]:
+    """Coordinates of the terms x runs heatmap (the template draws them)."""
     runs = data.runs
     cell, label_w, top = 18, 260, 80
-    width = label_w + cell * len(runs) + 10
-    height = top + cell * len(data.heat_rows) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="terms by runs heatmap" id="heatmap">']
     step = max(1, len(runs) // 12)
-    for i, r in enumerate(runs):
-        if i % step and i != len(runs) - 1:
-            continue
-        cx = label_w + cell * i + cell / 2
-        parts.append(f'<text transform="translate({cx:.1f},{top - 6}) rotate(-60)">'
-                     f'{h(r.started_at.strftime("%m-%d %H:%M"))}<title>{h(r.run_id)}</title></text>')
+    columns = [{"x": f"{label_w + cell * i + cell / 2:.1f}", "label": r.started_at.strftime("%m-%d %H:%M"),
+                "run_id": r.run_id} for i, r in enumerate(runs) if not (i % step and i != len(runs) - 1)]
     multi_platform = len({p for p, _ in data.heat_rows}) > 1
+    rows = []
     for j, (platform, term) in enumerate(data.heat_rows):
-        cy = top + cell * j
         label = f"{platform} · {term}" if multi_platform else term
-        short = label if len(label) <= 36 else label[:35] + "…"
-        parts.append(f'<text class="term" x="{label_w - 6}" y="{cy + cell - 4}" text-anchor="end">{h(short)}</text>')
         states = data.heat.get(f"{platform}\x1f{term}", {})
+        cells = []
         for i, r in enumerate(runs):
             state = states.get(r.run_id, "absent")
-            parts.append(f'<rect class="cell" x="{label_w + cell * i}" y="{cy}" width="{cell - 1}" height="{cell - 1}" '
-                         f'fill="{VERDICT_COLOURS.get(state, "#000")}" stroke="#eee"><title>{h(term)} on {h(platform)}, '
-                         f'run {h(r.run_id)}: {h(state)}</title></rect>')
-    parts.append("</svg>")
-    return "".join(parts)
+            cells.append({"x": label_w + cell * i, "run_id": r.run_id, "state": state,
+                          "colour": VERDICT_COLOURS.get(state, "#000")})
+        rows.append({"y": top + cell * j, "platform": platform, "term": term,
+                     "label": label if len(label) <= 36 else label[:35] + "…", "cells": cells})
+    return {"width": label_w + cell * len(runs) + 10, "height": top + cell * len(data.heat_rows) + 10,
+            "cell": cell, "label_w": label_w, "top": top, "columns": columns, "rows": rows}
 
 
-def _evidence_html(ev: Evidence | None, label: str) -> str:
-    if ev is None:
-        return f'<p class="muted">{h(label)}: no measurement</p>'
-    rows = [
-        ("measurement", f"<code>{h(ev.measurement_id)}</code>"),
-        ("query sent", h(ev.query)),
-        ("HTTP status", h(ev.status_code if ev.status_code is not None else "–")),
-        ("failure", h(ev.failure or "–")),
-        ("signals", h(", ".join(ev.signals) or "–")),
-        ("retest", h({True: "confirmed", False: "not confirmed", None: "not retested"}[ev.confirmed])),
-        ("final URL", safe_link(ev.final_url) or "–"),
-        ("body SHA-256", f"<code>{h(ev.body_sha256 or '–')}</code>" + (f" ({ev.body_size} bytes)" if ev.body_size else "")),
-    ]
-    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    excerpt = (f"<details><summary>stored body (first {EXCERPT_CHARS} characters, escaped)</summary>"
-               f"<pre>{h(ev.excerpt)}</pre></details>") if ev.excerpt is not None else ""
-    return f"<h4>{h(label)}</h4><table>{body}</table>{excerpt}"
+def _after_note(c: Any) -> str:
+    note = ""
+    if c.transition is Transition.results_dropped and c.drop is not None:
+        note += f" (−{c.drop:.0%} results)"
+    if c.last_known:
+        note += f" (still {c.last_known}, {c.stale_days} d old)"
+    return note
 
 
-def render_html(data: ReportData) -> str:
+def _finalize(value: object) -> object:
+    """Every ``{{ value }}`` of the template: Markup passes, anything else is escaped by :func:`h`
+    (``html.escape`` with quotes, so ``"`` is ``&quot;`` as in the pre-template report)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(h(value))
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.analysis", "templates"),
+        autoescape=True, finalize=_finalize, undefined=jinja2.StrictUndefined,
+        trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=False,
+    )
+    env.globals.update(safe_link=lambda url, label=None: Markup(safe_link(url, label)))
+    return env
+
+
+def render_html(data: ReportData, template: str = "report.html.j2") -> str:
+    """The report page, from the Jinja2 template (autoescaped) in ``harness/analysis/templates``."""
     latest = data.runs[-1]
-    lc = data.run_counts.get(latest.run_id, {})
-    censored_now = lc.get("hard", 0) + lc.get("soft", 0)
-    out: list[str] = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{h(_CSP)}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{h(data.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{h(data.title)}</h1>",
-        f'<p class="muted">Generated {h(data.generated_at.strftime("%Y-%m-%d %H:%M UTC"))} from <code>{h(data.store)}</code>'
-        f" by censorship-harness.</p>",
-        '<h2 id="summary">Summary</h2><table>',
-        f"<tr><th>probe set</th><td>{h(data.probe_set)}</td></tr>",
-        f"<tr><th>vantage point</th><td>{h(data.vantage or '(unlabelled)')}</td></tr>",
-        f"<tr><th>runs shown</th><td>{len(data.runs)} (from {h(data.runs[0].started_at.strftime('%Y-%m-%d %H:%M'))}"
-        f" to {h(latest.started_at.strftime('%Y-%m-%d %H:%M'))} UTC)</td></tr>",
-        f"<tr><th>latest run</th><td><code>{h(latest.run_id)}</code> ({h(latest.status)})</td></tr>",
-        f"<tr><th>censored in the latest run</th><td>{censored_now} "
-        f"(hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}; not censored {lc.get('not_censored', 0)}, "
-        f"no results {lc.get('no_results', 0)}, failures {lc.get('failure', 0)})</td></tr>",
-    ]
-    if data.diff is not None:
-        summary = ", ".join(f"{h(k)} {v}" for k, v in data.diff.counts.items()) or "none"
-        notes = "".join(f"<br><em>note: {h(n)}</em>" for n in data.diff.notes)
-        out.append(f"<tr><th>changes since the previous run</th><td>{summary}{notes}</td></tr>")
-    out.append("</table>")
-    out.append('<h2 id="over-time">Censored terms per platform over time</h2>')
-    out.append(_line_chart(data))
-    out.append('<h2 id="runs">Runs</h2><table><tr><th>run</th><th>started (UTC)</th><th>status</th>'
-               '<th class="num">hard</th><th class="num">soft</th><th class="num">not censored</th>'
-               '<th class="num">no results</th><th class="num">failures</th></tr>')
-    for r in reversed(data.runs):
-        c = data.run_counts.get(r.run_id, {})
-        out.append(f"<tr><td><code>{h(r.run_id)}</code></td><td>{h(r.started_at.strftime('%Y-%m-%d %H:%M'))}</td>"
-                   f"<td>{h(r.status)}</td>" + "".join(
-                       f'<td class="num">{c.get(v, 0)}</td>' for v in ("hard", "soft", "not_censored", "no_results", "failure"))
-                   + "</tr>")
-    out.append("</table>")
-    out.append('<h2 id="heatmap-title">Terms × runs</h2><p class="legend">' + "".join(
-        f'<span style="background:{colour}"></span>{h(name)}' for name, colour in VERDICT_COLOURS.items()) + "</p>")
-    out.append(_heatmap(data))
-    out.append('<h2 id="changes">Changes since the previous run</h2>')
-    d = data.diff
-    if d is None:
-        out.append("<p>Only one run: nothing to compare yet.</p>")
-    elif not d.changes:
-        out.append(f"<p>No changes between <code>{h(d.run_a)}</code> and <code>{h(d.run_b)}</code> "
-                   f"({d.compared} terms compared).</p>")
-    else:
-        out.append(f"<p><code>{h(d.run_a)}</code> → <code>{h(d.run_b)}</code>; {d.compared} terms compared. "
-                   "Unconfirmed changes were neither confirmed by the same-run retest nor by a later run.</p>")
-        out.append("<table><tr><th>change</th><th>platform</th><th>term</th><th>list / category</th><th>before</th>"
-                   "<th>after</th><th>confirmation</th></tr>")
-        for c in d.changes:
-            conf = "–" if c.transition in NOT_CONFIRMABLE else ("confirmed" + (
-                f" ({h(c.confirmed_by)})" if c.confirmed_by else "")) if c.confirmed else (
-                '<span class="unconfirmed">not confirmed</span>' if c.confirmed is False
-                else '<span class="unconfirmed">unconfirmed</span>')
-            after = h(c.after or "–")
-            if c.transition is Transition.results_dropped and c.drop is not None:
-                after += f" (−{c.drop:.0%} results)"
-            if c.last_known:
-                after += f" (still {h(c.last_known)}, {c.stale_days} d old)"
-            out.append(f"<tr><td>{h(c.transition.value)}</td><td>{h(c.platform)}</td><td>{h(c.term)}</td>"
-                       f"<td>{h(c.list_name or '–')} / {h(c.category or '–')}</td><td>{h(c.before or '–')}</td>"
-                       f"<td>{after}</td><td>{conf}</td></tr>")
-        out.append("</table>")
-        out.append('<h2 id="evidence">Evidence per change</h2>')
-        for c in d.changes[:200]:
-            out.append(f'<section class="change"><h3>{h(c.term)} on {h(c.platform)}: {h(c.transition.value)}</h3>')
-            out.append(_evidence_html(data.evidence.get(c.before_measurement_id or ""), f"before ({c.before or '–'})"))
-            out.append(_evidence_html(data.evidence.get(c.measurement_id or ""), f"after ({c.after or '–'})"))
-            out.append("</section>")
-        if len(d.changes) > 200:
-            out.append(f"<p>{len(d.changes) - 200} more changes: see <code>harness diff --json</code>.</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return _environment().get_template(template).render(
+        data=data, latest=latest, lc=data.run_counts.get(latest.run_id, {}), css=Markup(_CSS), csp=_CSP,
+        chart=_line_chart(data), heat=_heatmap(data), verdict_colours=VERDICT_COLOURS,
+        not_confirmable=NOT_CONFIRMABLE, after_note=_after_note, excerpt_chars=EXCERPT_CHARS, max_evidence=MAX_EVIDENCE,
+    )
 
 
 def render_markdown(data: ReportData) -> str:

@@ -26,20 +26,30 @@ PlatformsOption = typer.Option([], "--platforms", help="extra folder of platform
 @platforms_app.command("list")
 def list_cmd(platforms: list[Path] = PlatformsOption, as_json: bool = JsonOption) -> None:
     """List known platforms (built in, ./platforms, --platforms)."""
+    from ..measure.browser import browser_problem
+
     reg = PlatformRegistry.default(platforms)
+    specs = list(reg)
+    problem = browser_problem() if any(s.transport == "browser" for s in specs) else None
     if as_json:
         print_json([{"name": s.name, "kind": s.kind, "base_url": s.base_url, "origin": str(reg.origin(s.name)),
                      "truism": s.truism, "hard_needs_truism": s.hard_needs_truism, "soft_test": s.soft_test is not None,
-                     "undocumented": s.undocumented, "adapter": s.adapter} for s in reg])
+                     "undocumented": s.undocumented, "adapter": s.adapter, "transport": s.transport,
+                     "browser_ready": (problem is None) if s.transport == "browser" else None} for s in specs])
         return
     table = Table(title="platforms")
-    for col in ("name", "kind", "base_url", "truism", "method", "soft test", "undocumented"):
+    for col in ("name", "kind", "base_url", "truism", "method", "soft test", "transport", "undocumented"):
         table.add_column(col)
-    for s in reg:
+    for s in specs:
         method = "truism (silent)" if s.hard_needs_truism else "notice"
+        transport = s.transport if s.transport == "http" else (
+            "browser" if problem is None else "[red]browser: needs Chromium[/]")
         table.add_row(esc(s.name), s.kind, esc(s.base_url), esc(s.truism), method, "yes" if s.soft_test else "no",
-                      esc(", ".join(s.undocumented)))
+                      transport, esc(", ".join(s.undocumented)))
     console.print(table)
+    if problem is not None:
+        console.print(f"[red]specs with transport: browser cannot run here[/]: {esc(problem)} "
+                      "(apt-get install chromium; pip install 'censorship-harness[browser]'; or HARNESS_CHROMIUM)")
 
 
 @platforms_app.command("show")

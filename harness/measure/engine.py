@@ -84,6 +84,7 @@ class RunOptions:
     max_stored_body_bytes: int = 2_000_000  # bodies over this are stored as a prefix (evidence.body_truncated)
     domain_profile: bool = False  # profile authorized domains for every soft-censored term
     confirm_silent_empty: bool = True  # re-check the truism after a silent-empty hard verdict
+    browser: Any = None  # a started harness.measure.browser.Browser to share (tests); else one per run if needed
 
     def __repr__(self) -> str:  # never print a proxy password
         return (f"RunOptions(vantage={self.vantage!r}, proxy={redact_userinfo(self.proxy) if self.proxy else None!r}, "
@@ -201,9 +202,30 @@ class Engine:
             return [str(d) for d in wanted]
         return list(spec.soft_test.profile_domains) if wanted else []
 
+    def _open_browser(self, plan: RunPlan) -> tuple[Any, bool]:
+        """The browser for specs with ``transport: browser``: the injected one, or one launched for
+        this run (raises :class:`BrowserUnavailable`, one line naming the specs, before anything is written)."""
+        needs = sorted(n for n, s in plan.specs.items() if s.transport == "browser")
+        if not needs:
+            return None, False
+        if self.opt.browser is not None:
+            return self.opt.browser, False
+        from .browser import Browser
+
+        return Browser.launch(proxy=self.opt.proxy, needed_by=", ".join(needs)), True
+
     async def run(self, plan: RunPlan, run_id: str | None = None, progress: ProgressCallback | None = None) -> RunSummary:
         t0 = time.monotonic()
         self._sessions = self._build_sessions(plan)  # before the run exists: a bad cookies file writes nothing
+        self._browser, owns_browser = self._open_browser(plan)
+        try:
+            return await self._run(plan, run_id, progress, t0)
+        finally:
+            if owns_browser:
+                await asyncio.get_running_loop().run_in_executor(None, self._browser.close)
+
+    async def _run(self, plan: RunPlan, run_id: str | None, progress: ProgressCallback | None,
+                   t0: float) -> RunSummary:
         run_id = self.start_run(plan, run_id)
         done = self.store.done_task_keys(run_id)
         todo = [t for t in plan.tasks if t.key not in done]
@@ -305,6 +327,7 @@ class Engine:
         # time classifying and storing is mostly idle connections (see bench/engine).
         # An injected transport (tests) is shared and not closed here.
         async with Sender.open(self._timeout, proxy=self.opt.proxy, transport=self.opt.transport) as sender:
+            sender.browser = self._browser
             _worker_sender.set(sender)
             await self._work(st, queue)
 

@@ -25,6 +25,7 @@ from ..platforms.adapters import REPRIME_MIN_S, BuiltRequest, PrimeResponse, Pri
 from ..platforms.classification import Classification, failure
 from ..platforms.classify import classify_http
 from ..platforms.spec import PlatformSpec
+from .browser import BrowserUnavailable
 from .sessions import PlatformSession, Secrets, looks_like_token
 from .transport import Sender
 
@@ -338,6 +339,8 @@ async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: 
     limit = spec.request.max_query_chars
     if limit is not None and len(query) > limit:
         return Fetched(failure(FailureCode.query_too_long, f"chars:{len(query)}>{limit}"))
+    if spec.transport == "browser":
+        return await _fetch_browser(sender, spec, query, session)
     adapter = get_adapter(spec.adapter) if spec.adapter else None
     primes = adapter is not None and hasattr(adapter, "prime")
     if primes:
@@ -354,6 +357,44 @@ async def _fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: 
     if primes and session is not None:
         _note_rejection(session, fetched.classification)
     return fetched
+
+
+def _kept_dict(headers: dict[str, str], secrets: Secrets | None) -> dict[str, str]:
+    return _kept_headers(httpx.Headers(headers), secrets)
+
+
+async def _fetch_browser(sender: Sender, spec: PlatformSpec, query: str, session: PlatformSession | None) -> Fetched:
+    """One query through the run's headless browser (:mod:`harness.measure.browser`)."""
+    browser = sender.browser
+    if browser is None:
+        raise BrowserUnavailable(f"{spec.name}: the spec has transport: browser but no browser was started")
+    try:
+        built = build_request(spec, query, session.env if session else None)
+    except UnicodeEncodeError:
+        return Fetched(failure(FailureCode.decode_error, f"query_not_encodable:{spec.request.query_encoding}"))
+    secrets = session.secrets.copy() if session else Secrets()
+    cookies = [(c.name, c.value) for c in (session.cookies if session else [])
+               if c.applies_to(urlsplit(built.url).hostname or "", urlsplit(built.url).path or "/")]
+    budget = sender.timeout.read or 30.0
+    opts = spec.browser
+    answer = await browser.load(built.url, headers=built.headers, cookies=cookies,
+                                capture=opts.capture if opts else None, wait_for=opts.wait_for if opts else None,
+                                timeout_s=budget * 0.9, max_bytes=spec.max_body_bytes)
+    for value in answer.page_cookies:  # cookies the page set (session ids, msToken ...) never reach the store
+        secrets.add(value)
+    final_url = redact_url(answer.url, secrets) if answer.url else None
+    if answer.failure is not None:
+        return Fetched(failure(FailureCode(answer.failure), answer.signal or "browser"), final_url=final_url)
+    headers = _kept_dict(answer.headers, secrets)
+    if answer.redirected_offsite is not None:
+        return Fetched(failure(FailureCode.redirect_offsite, f"location:{answer.redirected_offsite}"),
+                       answer.status, redact_url(built.url, secrets), headers)
+    body = secrets.scrub_bytes(answer.body)
+    if len(body) > spec.max_body_bytes:
+        return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"), answer.status, final_url,
+                       headers, body[: spec.max_body_bytes], truncated=True, body_size=len(body))
+    return Fetched(classify_http(spec, answer.status or 200, headers, body), answer.status, final_url, headers, body,
+                   body_size=len(body))
 
 
 async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,

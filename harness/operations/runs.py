@@ -133,6 +133,14 @@ def prepare(req: RunRequest) -> RunPlan:
             default = req.default_rate_limits.get(sel.name) or req.default_rate_limit
             if default is not None:
                 plan.rate_limits[sel.name] = default
+    browser_specs = sorted(n for n, s in plan.specs.items() if s.transport == "browser")
+    if browser_specs and (req.options is None or req.options.browser is None):
+        from ..measure.browser import INSTALL_HINT, BrowserUnavailable, browser_problem
+
+        problem = browser_problem()
+        if problem is not None:  # before anything is written or shown: one line naming the specs
+            raise BrowserUnavailable(f"{', '.join(browser_specs)}: needs a headless Chromium (transport: browser) "
+                                     f"but {problem}; {INSTALL_HINT}; or leave it out of the probe set")
     if req.cookie_files:
         # Configured cookie files go through the engine's sessions (scrubbed from evidence), for the
         # platforms this probe set probes; a file given on the command line wins.

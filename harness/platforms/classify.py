@@ -37,6 +37,7 @@ class Page:
         self._json: Any = None
         self._json_loaded = False
         self._css: dict[str, list[Any]] = {}
+        self._docs: dict[str, list[Any]] = {}
 
     @property
     def soup(self) -> Any:
@@ -62,6 +63,23 @@ class Page:
             nodes = self._css[selector] = self.tree.css(selector)
         return nodes
 
+    def json_docs(self, selector: str) -> list[Any]:
+        """The JSON documents in the text of every element matching ``selector`` (those that parse)."""
+        docs = self._docs.get(selector)
+        if docs is None:
+            try:
+                texts = [n.text(deep=True) for n in self.css(selector)]
+            except Exception:  # as in css_texts: bs4 decides
+                texts = [el.get_text() for el in self.soup.select(selector)]
+            docs = []
+            for t in texts:
+                try:
+                    docs.append(json.loads(t))
+                except ValueError:
+                    continue
+            self._docs[selector] = docs
+        return docs
+
     @property
     def json(self) -> Any:
         if not self._json_loaded:
@@ -80,6 +98,11 @@ def _walk_json(doc: Any, path: str) -> list[Any]:
     for part in path.split("."):
         nxt: list[Any] = []
         for node in nodes:
+            if isinstance(node, str) and node[:1] in ("{", "["):  # a string that holds JSON is read into
+                try:
+                    node = json.loads(node)
+                except ValueError:
+                    continue
             if part == "*":
                 if isinstance(node, list):
                     nxt.extend(node)
@@ -147,6 +170,29 @@ def css_attrs(page: Page, css: str, attr: str) -> list[str]:
     return [str(v) for v in (n.attributes.get(attr) for n in nodes) if v is not None]
 
 
+def _json_docs(page: Page, within: str | None) -> list[Any]:
+    return page.json_docs(within) if within is not None else [page.json]
+
+
+def _json_values(page: Page, path: str, within: str | None) -> list[Any]:
+    """Values at ``path``; ``prefix.(a|b.c)``: for every node the prefix reaches, the first
+    alternative that has a value there."""
+    out: list[Any] = []
+    prefix, paren, group = path.partition("(")
+    for doc in _json_docs(page, within):
+        if not paren:
+            out.extend(_walk_json(doc, path))
+            continue
+        nodes = _walk_json(doc, prefix.rstrip(".")) if prefix.rstrip(".") else [doc]
+        for node in nodes:
+            for alt in group.rstrip(")").split("|"):
+                found = [v for v in _walk_json(node, alt.strip()) if v not in (None, "", [], {})]
+                if found:
+                    out.extend(found)
+                    break
+    return out
+
+
 def matches(page: Page, m: Matcher) -> bool:
     if m.text is not None:
         return m.text in page.text
@@ -154,7 +200,7 @@ def matches(page: Page, m: Matcher) -> bool:
         return _compiled(m.regex).search(page.text) is not None
     if m.css is not None:
         return any(m.contains is None or m.contains in text for text in css_texts(page, m.css))
-    values = _walk_json(page.json, m.json_path or "")
+    values = _json_values(page, m.json_path or "", m.within)
     if m.values is None:
         return any(v not in (None, "", [], {}) for v in values)
     return any(v in m.values for v in values)
@@ -170,7 +216,10 @@ def extract(page: Page, ex: Extractor) -> list[str]:
         if ex.attr:
             return css_attrs(page, ex.css, ex.attr)
         return css_texts(page, ex.css, " ", strip=True)
-    return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in _walk_json(page.json, ex.json_path or "")]
+    values = _json_values(page, ex.json_path or "", ex.within)
+    if ex.exclude:
+        values = [v for v in values if v not in ex.exclude]
+    return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values]
 
 
 def domain_of(value: str) -> str:
@@ -216,8 +265,20 @@ def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Pag
         try:
             page.json  # noqa: B018 - parse once to find broken JSON now
         except ValueError:
-            return failure(FailureCode.decode_error, "invalid_json")
+            return _raw_failure(spec, page) or failure(FailureCode.decode_error, "invalid_json")
     return page
+
+
+def _raw_failure(spec: PlatformSpec, page: Page) -> Classification | None:
+    """A JSON platform that answered something else (an HTML CAPTCHA page, the literal ``blocked``,
+    an empty body): its ``text``/``regex`` failure signals still name it."""
+    sig = spec.signals
+    for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
+                       (sig.session_invalid, FailureCode.session_invalid)):
+        for m in kind:
+            if (m.text is not None or m.regex is not None) and matches(page, m):
+                return failure(code, m.label)
+    return None
 
 
 @dataclass
@@ -265,6 +326,8 @@ def classify_page(spec: PlatformSpec, page: Page) -> Classification:
         count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
         no_results = [m.label for m in sig.no_results if matches(page, m)]
         page_ok = [m.label for m in sig.page_ok if matches(page, m)]
+        shell = [m.label for m in sig.shell if matches(page, m)] if not (hard or soft or n_items or no_results
+                                                                          or page_ok) else []
     except (ValueError, TypeError, AttributeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
         return failure(FailureCode.unexpected_page, f"parse:{type(exc).__name__}")
     if hard:
@@ -278,6 +341,8 @@ def classify_page(spec: PlatformSpec, page: Page) -> Classification:
         return Classification(Verdict.not_censored, None, signals, count, n_items, domains)
     if no_results or page_ok:
         return Classification(Verdict.no_results, None, no_results or page_ok, count, 0, domains)
+    if shell:
+        return failure(FailureCode.empty_shell, *shell)
     return failure(FailureCode.unexpected_page)
 
 

@@ -21,9 +21,9 @@ from ..models import RateLimit
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
-SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok")
+SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok", "shell")
 EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
-UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "truism", "soft_test", "request", "combination_separator",
+UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "transport", "truism", "soft_test", "request", "combination_separator",
                                "query_encoding", "authorized_domains"})
 
 
@@ -40,6 +40,16 @@ def _check_regex(pattern: str | None) -> str | None:
         except re.error as exc:
             raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
     return pattern
+
+
+_JSON_PATH_RE = re.compile(r"[^()|]+|(?:[^()|]*\.)?\([^()|]+(?:\|[^()|]+)+\)")
+
+
+def _check_json_path(path: str | None) -> str | None:
+    if path is not None and not _JSON_PATH_RE.fullmatch(path):
+        raise ValueError(f"invalid json path {path!r}: a dotted path, optionally ending in "
+                         "(one|or.another) alternatives")
+    return path
 
 
 def _check_css(selector: str | None) -> str | None:
@@ -66,6 +76,11 @@ class _CheckedPatterns(StrictModel):
     def _css_ok(cls, v: str | None) -> str | None:
         return _check_css(v)
 
+    @field_validator("json_path", check_fields=False)
+    @classmethod
+    def _json_ok(cls, v: str | None) -> str | None:
+        return _check_json_path(v)
+
 
 class Matcher(_CheckedPatterns):
     """One way of recognising a signal on a page. Exactly one of text/regex/css/json.
@@ -74,7 +89,10 @@ class Matcher(_CheckedPatterns):
     - ``regex``: the body matches this regular expression (``re.search``).
     - ``css``: the HTML has an element matching this selector (whose text contains ``contains``, if given).
     - ``json``: the JSON body has a value at this dotted path (``a.b.0.c``, ``*`` for every item);
-      with ``values``, the value must be one of them.
+      with ``values``, the value must be one of them. With ``within: CSS`` on an HTML page, the
+      path is read in the JSON text of every element the selector matches (a
+      ``<script type="application/json">`` payload), and the matcher matches when any one does.
+      A string that holds JSON is read into when the path goes on (``data.decision_conf.type``).
     """
 
     text: str | None = None
@@ -83,6 +101,7 @@ class Matcher(_CheckedPatterns):
     json_path: str | None = Field(default=None, alias="json")
     values: list[Any] | None = None
     contains: str | None = None
+    within: str | None = Field(default=None, description="CSS selector of elements whose text is the JSON to read")
     name: str | None = Field(default=None, description="signal name recorded in evidence")
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
@@ -103,6 +122,9 @@ class Matcher(_CheckedPatterns):
             raise ValueError("`values` only goes with `json`")
         if self.contains is not None and self.css is None:
             raise ValueError("`contains` only goes with `css`")
+        if self.within is not None and self.json_path is None:
+            raise ValueError("`within` only goes with `json`")
+        _check_css(self.within)
         return self
 
     @property
@@ -125,7 +147,11 @@ class Extractor(_CheckedPatterns):
     - ``regex``: every match (``group`` selects the group).
     - ``css``: every element matching the selector; its ``attr`` or its text.
     - ``json``: the value(s) at a dotted path; ``*`` walks every item of a list
-      (``data.result.*.arcurl``).
+      (``data.result.*.arcurl``); ``data.*.(url|info.url)`` takes, for every node the part
+      before the parenthesis reaches, the first alternative that has a value there. With ``within: CSS`` (HTML pages), the path is read in the JSON text of every
+      element the selector matches (one value per element and alternative, as above).
+
+    ``exclude`` drops values (e.g. the ``template_key`` of page furniture that is not a result).
     """
 
     regex: str | None = None
@@ -133,6 +159,8 @@ class Extractor(_CheckedPatterns):
     css: str | None = None
     attr: str | None = None
     json_path: str | None = Field(default=None, alias="json")
+    within: str | None = Field(default=None, description="CSS selector of elements whose text is the JSON to read")
+    exclude: list[Any] = Field(default_factory=list, description="values that are not items (dropped)")
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
@@ -143,6 +171,9 @@ class Extractor(_CheckedPatterns):
             raise ValueError("an extractor needs exactly one of regex, css, json")
         if self.attr is not None and self.css is None:
             raise ValueError("`attr` only goes with `css`")
+        if self.within is not None and self.json_path is None:
+            raise ValueError("`within` only goes with `json`")
+        _check_css(self.within)
         if self.regex is not None:
             pattern = re.compile(self.regex, re.S)
             known = isinstance(self.group, int) and 0 <= self.group <= pattern.groups
@@ -156,7 +187,8 @@ class Signals(StrictModel):
 
     Checked in this order: captcha, rate_limited, session_invalid (all failures), hard,
     soft, results, no_results / page_ok. A page with none of these markers is
-    ``failure: unexpected_page``.
+    ``failure: unexpected_page``, or ``failure: empty_shell`` (retried) when it shows one of
+    the ``shell`` markers: the platform's page skeleton served without its content.
     """
 
     captcha: list[Matcher] = Field(default_factory=list, description="verification / CAPTCHA / anti-bot pages")
@@ -174,6 +206,9 @@ class Signals(StrictModel):
     page_ok: list[Matcher] = Field(
         default_factory=list, description="markers of a normal results page (any one) when results may be empty"
     )
+    shell: list[Matcher] = Field(
+        default_factory=list, description="markers of the page skeleton served without content (an intermittent "
+        "empty bootstrap shell); read only when nothing else matched: failure empty_shell, retried")
 
     @model_validator(mode="after")
     def _something_to_recognise(self) -> "Signals":
@@ -252,6 +287,25 @@ class SoftTest(StrictModel):
         return self
 
 
+class BrowserOptions(StrictModel):
+    """How the browser transport reads a page (``transport: browser``)."""
+
+    capture: str | None = Field(default=None, description="regular expression on the URL of the response to keep "
+                                "as the answer (the search API the page calls); without it, the rendered DOM")
+    wait_for: str | None = Field(default=None, description="CSS selector present once the page has rendered "
+                                 "(DOM answers)")
+
+    @field_validator("capture")
+    @classmethod
+    def _regex_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("wait_for")
+    @classmethod
+    def _css_ok(cls, v: str | None) -> str | None:
+        return _check_css(v)
+
+
 class PlatformSpec(StrictModel):
     name: str
     display_name: str = ""
@@ -278,6 +332,10 @@ class PlatformSpec(StrictModel):
     )
     notes: str = ""
     sources: list[str] = Field(default_factory=list)
+    transport: Literal["http", "browser"] = Field(
+        default="http", description="http: a plain HTTP client; browser: a headless Chromium loads the page "
+        "(for sites whose page computes a token in JavaScript), see harness/measure/browser.py")
+    browser: BrowserOptions | None = None
     adapter: str | None = Field(default=None, description="a built-in adapter, or an entry point in group "
                                 "harness.platforms, for what YAML cannot express (signing, session priming)")
     adapter_options: dict[str, str] = Field(default_factory=dict, description="settings the adapter reads "
@@ -306,14 +364,28 @@ class PlatformSpec(StrictModel):
         return v
 
     @model_validator(mode="after")
+    def _transport_is_sound(self) -> "PlatformSpec":
+        if self.transport == "browser":
+            if self.request.method != "GET" or self.request.json_body is not None or self.request.form is not None:
+                raise ValueError("transport: browser loads a page: the request is a GET without a body")
+            if self.adapter is not None:
+                raise ValueError("transport: browser does not take an adapter (the page signs its own requests)")
+            if (self.browser is None or self.browser.capture is None) and self.response_format != "html":
+                raise ValueError("transport: browser without browser.capture reads the rendered DOM: "
+                                 "response_format must be html")
+        elif self.browser is not None:
+            raise ValueError("`browser` options only go with transport: browser")
+        return self
+
+    @model_validator(mode="after")
     def _method_is_sound(self) -> "PlatformSpec":
         if "hard" in self.undocumented and not self.hard_needs_truism:
             raise ValueError("the hard notice is undocumented: set hard_needs_truism: true so verdicts rely on the truism method")
         if self.response_format == "json":
             for kind in SIGNAL_KINDS:
                 for m in getattr(self.signals, kind):
-                    if m.css is not None:
-                        raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers")
+                    if m.css is not None or m.within is not None:
+                        raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers or `within`")
         return self
 
     def possible_outcomes(self) -> set[str]:
@@ -329,4 +401,6 @@ class PlatformSpec(StrictModel):
         for kind in ("captcha", "rate_limited", "session_invalid"):
             if getattr(sig, kind):
                 out.add(f"failure:{kind}")
+        if sig.shell:
+            out.add("failure:empty_shell")
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import sys
 import threading
 from collections import Counter
@@ -161,6 +162,65 @@ def render_page(query: str, outcome: SearchOutcome) -> str:
     return "".join(parts)
 
 
+# The JavaScript search page (``/js/s?wd=``): the page is an empty shell; its script computes a
+# token from the query and a nonce the page carries (FNV-1a, 32 bits, hex) and asks
+# ``/js/api?wd=&token=`` for the results, which it renders into ``#content_left`` (same markup
+# as :func:`render_page`). A plain HTTP client gets the shell: no results, no notice, no
+# "nothing found" (every such text comes from the API). The browser transport's test page.
+JS_SHELL = """<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>沙盒搜索 (JS)</title></head>
+<body data-nonce="{nonce}"><form id="form" action="/js/s"><input name="wd" value="{q}"></form>
+<div id="content_left"></div>
+<script>
+(function () {{
+  function fnv1a(text) {{
+    var bytes = new TextEncoder().encode(text), h = 0x811c9dc5;
+    for (var i = 0; i < bytes.length; i++) {{ h ^= bytes[i]; h = Math.imul(h, 0x01000193) >>> 0; }}
+    return ("0000000" + h.toString(16)).slice(-8);
+  }}
+  var q = new URLSearchParams(location.search).get("wd") || "";
+  var token = fnv1a(document.body.dataset.nonce + "\u001f" + q);
+  var box = document.getElementById("content_left");
+  function el(tag, cls, text) {{ var e = document.createElement(tag); if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text; return e; }}
+  fetch("/js/api?wd=" + encodeURIComponent(q) + "&token=" + token).then(function (r) {{ return r.json(); }})
+    .then(function (d) {{
+      if (d.code !== 0) {{ box.appendChild(el("div", "error", "error " + d.code)); }}
+      else if (d.kind === "hard") {{ box.appendChild(el("div", "nums", d.count_text));
+        var n = el("div", "hint_boldline", d.notice); n.dataset.id = "40400"; box.appendChild(n); }}
+      else if (d.kind === "empty") {{ var e = el("div", "nors"); e.appendChild(el("p", null, d.notice));
+        box.appendChild(e); }}
+      else {{ box.appendChild(el("div", "nums", d.count_text));
+        d.results.forEach(function (r, i) {{ var c = el("div", "result c-container"); c.id = String(i + 1);
+          c.dataset.domain = r.domain; var h = el("h3", "t"); var a = el("a", null, r.title); a.href = r.url;
+          h.appendChild(a); c.appendChild(h); c.appendChild(el("span", "c-showurl", r.url)); box.appendChild(c); }}); }}
+      box.dataset.state = "done";
+    }});
+}})();
+</script></body></html>"""
+
+
+def js_token(nonce: str, query: str) -> str:
+    """The token the JavaScript page computes: FNV-1a (32 bits) of nonce, U+001F, query (UTF-8), hex."""
+    h = 0x811C9DC5
+    for b in (nonce + "\x1f" + query).encode("utf-8"):
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def js_answer(query: str, outcome: SearchOutcome) -> dict[str, Any]:
+    """What ``/js/api`` answers: the outcome, with every visible text (the page script has none)."""
+    if outcome.kind == "hard":
+        return {"code": 0, "kind": "hard", "count_text": "为您找到相关结果约0个", "notice": HARD_NOTICE}
+    if outcome.kind == "empty":
+        return {"code": 0, "kind": "empty", "notice": NO_RESULTS_TEXT.format(q=query)}
+    results = []
+    for i, d in enumerate(outcome.domains):
+        slug = _h(query, str(i)) % 10**8
+        results.append({"domain": d, "url": f"https://www.{d}/a/{slug}.html", "title": f"{query} - 第{i + 1}条"})
+    return {"code": 0, "kind": "results", "count_text": f"为您找到相关结果约{outcome.count:,}个", "results": results}
+
+
 Responder = Callable[["SandboxHandler", str], bool]
 """A hook that may answer a search request itself (fault injection); returns True when it did."""
 
@@ -206,6 +266,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
             body, ctype = self.real_answer(query)
             self.send_body(200, body, ctype)
+        elif parts.path == "/js/s":
+            query = (qs.get("wd") or [""])[0]
+            page = JS_SHELL.format(nonce=sandbox.nonce, q=html.escape(query))
+            self.send_body(200, page.encode("utf-8"), "text/html; charset=utf-8")
+        elif parts.path == "/js/api":
+            query = (qs.get("wd") or [""])[0]
+            if (qs.get("token") or [""])[0] != js_token(sandbox.nonce, query):
+                self._json(403, {"code": 403, "message": "bad token"})
+                return
+            sandbox._record(query)
+            self._json(200, js_answer(query, sandbox.engine.search(query)))
         elif parts.path == "/_sandbox/state":
             self._json(200, {"epoch": sandbox.engine.epoch.name, "index": sandbox.engine.epoch_index,
                              "epochs": [e.name for e in sandbox.engine.rules.epochs]})
@@ -253,6 +324,7 @@ class Sandbox:
         self.host = host
         self.port = port
         self.responder: Responder | None = None
+        self.nonce = os.urandom(8).hex()  # what the JavaScript page's token is computed from
         self.queries: Counter[str] = Counter()
         self._qlock = threading.Lock()
         self._server: _Server | None = None

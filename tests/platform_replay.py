@@ -88,7 +88,7 @@ class Replay:
 
 
 def run_builtin(platform: str, base_url: str, terms: list[str], tmp_path: Path, controls: tuple[str, ...] = ("天气",),
-                retries: int = 0, **options: object) -> tuple[dict[str, Measurement], list[Measurement], Store]:
+                retries: int = 0, concurrency: int = 1, **options: object) -> tuple[dict[str, Measurement], list[Measurement], Store]:
     """Run the built-in spec of ``platform`` against ``base_url``: probes by input, truism measurements, store path."""
     kw = tmp_path / "terms.yaml"
     kw.write_text("name: terms\nentries:\n" + "".join(f"  - {{term: '{t}', category: test}}\n" for t in terms))
@@ -100,7 +100,7 @@ def run_builtin(platform: str, base_url: str, terms: list[str], tmp_path: Path, 
         keywords: [{{list: {kw}}}]
         platforms: [{{name: {platform}}}]
         controls: {{every: 100, lists: [{ctl}]}}
-        rate_limit: {{interval_s: 0, jitter: 0, concurrency: 1}}
+        rate_limit: {{interval_s: 0, jitter: 0, concurrency: {concurrency}}}
         timeout_s: 10
         retries: {retries}
         flip_retest: false
