@@ -396,3 +396,26 @@ def test_a_password_in_the_url_appears_nowhere(sandbox, tmp_path, pg_server, mon
             stored += [str(tuple(r)) for r in st.conn.execute(f"SELECT * FROM {table}")]
     for text in seen + files + stored:
         assert marker not in text
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "probes/demo.yaml"], ["runs", "list"], ["history"], ["diff"], ["timeline", "x"], ["report", "-o", "r.html"],
+    ["export"], ["import", "x.jsonl"], ["reclassify", "r"], ["store", "check"], ["store", "prune", "--keep-evidence", "9d"],
+    ["store", "vacuum"], ["isolate", "--platform", "sandbox", "天气"], ["schedule", "status", "probes"],
+])
+def test_every_command_takes_the_url_whole_and_never_shows_its_password(command, tmp_path, monkeypatch):
+    """No server needed: the URL points at a socket folder that does not exist, so each command
+    fails to connect, and its one line must name the store with the password masked."""
+    from .comparator_helpers import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "probes" / "demo.yaml").write_text((REPO / "probes" / "demo.yaml").read_text(encoding="utf-8")
+                                                   + 'schedule: {cron: "0 * * * *"}\n', encoding="utf-8")
+    (tmp_path / "x.jsonl").write_text("")
+    url = f"postgresql://u:pw-MARKER-99@/db?host={tmp_path}/nosocket&port=1"
+    res = cli(*command, "--store", url)
+    said = res.stdout + str(res.exception or "")
+    assert "pw-MARKER-99" not in said
+    assert "postgresql://u:***@/db" in said, said
+    assert not any(p.name.startswith("postgresql") for p in tmp_path.iterdir())  # never taken for a file name
