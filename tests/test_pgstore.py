@@ -182,6 +182,11 @@ def test_report_agrees(twins):
 
     lite, pg = _same(report, db, url)
     assert lite == pg and "Censored terms per platform" in lite and "<svg" in lite
+    # every vantage point of the store, read directly: sh's latest run against lab's
+    assert "## Vantage points" in lite and '<h2 id="vantages">' in lite
+    [sh_row] = [line for line in lite.splitlines() if line.startswith("| sh ")]
+    [lab_row] = [line for line in lite.splitlines() if line.startswith("| lab ")]
+    assert sh_row.endswith("| none |") and "this report" in lab_row  # both measured epoch "after" last
 
 
 def test_check_and_retention_agree(twins, tmp_path, pg_server):
