@@ -414,9 +414,8 @@ def test_every_command_takes_the_url_whole_and_never_shows_its_password(command,
     from .comparator_helpers import cli
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "probes").mkdir()
-    (tmp_path / "probes" / "demo.yaml").write_text((REPO / "probes" / "demo.yaml").read_text(encoding="utf-8")
-                                                   + 'schedule: {cron: "0 * * * *"}\n', encoding="utf-8")
+    ps = _probe_set(tmp_path, "demo", terms=2)
+    ps.write_text(ps.read_text(encoding="utf-8") + 'schedule: {cron: "0 * * * *"}\n', encoding="utf-8")
     (tmp_path / "x.jsonl").write_text("")
     url = f"postgresql://u:pw-MARKER-99@/db?host={tmp_path}/nosocket&port=1"
     res = cli(*command, "--store", url)
