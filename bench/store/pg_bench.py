@@ -112,14 +112,23 @@ def _measure(code: str) -> dict:
 
 
 DIFF = """
-import json, resource, time
+import json, os, resource, time
 from harness.analysis.diff import diff_runs
 from harness.store import Store
+def server_cpu(st):  # the PostgreSQL backend serving this connection runs on this machine: read its CPU time
+    if st.backend != "postgresql":
+        return 0.0
+    pid = st.conn.raw.execute("SELECT pg_backend_pid()").fetchone()[0]
+    fields = open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 with Store({target!r}, readonly=True) as st:
+    s0 = server_cpu(st)
     t0 = time.perf_counter()
     r = diff_runs(st, "bench-0000", "bench-0001")
+    wall = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({{"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+    print(json.dumps({{"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+                      "server_cpu_s": round(server_cpu(st) - s0, 2),
                       "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "changes": len(r.changes), "counts": r.counts}}))
 """
 
