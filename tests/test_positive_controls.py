@@ -71,6 +71,16 @@ def test_a_positive_control_that_stops_being_detected_is_flagged_across_epochs(t
     assert "六四" not in second.counts["sandbox"]  # positive controls are not counted among the verdicts
 
 
+def test_positive_controls_are_exported_with_their_role(tmp_path):
+    from harness.analysis.export import iter_records
+
+    with Sandbox() as sb:
+        summary = run(sb, probe_set(tmp_path, "六四"), tmp_path / "s.db", [])
+    with Store(tmp_path / "s.db", readonly=True) as st:
+        records = [r for r in iter_records(st, run_ids=[summary.run_id]) if r["test_keys"]["role"] == "positive_control"]
+    assert [(r["input"], r["test_keys"]["verdict"]) for r in records] == [("六四", "hard")]
+
+
 def test_a_failed_positive_control_is_not_a_miss(tmp_path):
     ps = probe_set(tmp_path, "六四")
     with Sandbox() as sb:

@@ -40,7 +40,8 @@ def export_cmd(
         run_ids = [st.get_run(r).run_id for r in run]
         n = export_store(st, output, chosen, out=sys.stdout, dataset=dataset, run_ids=run_ids, probe_set=probe_set,
                          platforms=platform,
-                         roles=("probe", "item") if probes_only else ("probe", "item", "control", "truism", "isolation"),
+                         roles=("probe", "item") if probes_only else ("probe", "item", "control", "truism",
+                                                                       "positive_control", "isolation"),
                          bodies=bodies)
     if output is not None:
         err_console.print(f"{n} measurements written to {esc(output)} ({chosen})")
