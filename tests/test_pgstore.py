@@ -197,7 +197,8 @@ def test_check_and_retention_agree(twins, tmp_path, pg_server):
     assert "***" not in pg.path and pg.path == redact(url)
 
     def dry(st):
-        return prune_evidence(st, dt.timedelta(seconds=1), dry_run=True).bodies_deleted
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)  # every measurement is older than a day then
+        return prune_evidence(st, dt.timedelta(days=1), now=later, dry_run=True).bodies_deleted
 
     with Store(db) as a, Store(url) as b:
         assert dry(a) == dry(b) == lite.bodies
