@@ -688,8 +688,13 @@ def default_pair(store: Store, a: str | None, b: str | None, *, across_vantage: 
         scope.vantage = run_b.vantage
     if a:
         if _AGO.match(a.partition("@")[0]) or _DATE.match(a.partition("@")[0]):
-            return resolve_run(store, a, scope=scope), run_b
-        return resolve_run(store, a), run_b
+            run_a = resolve_run(store, a, scope=scope)
+        else:
+            run_a = resolve_run(store, a)
+        if run_a.run_id == run_b.run_id:
+            raise InputError(f"{a!r} and {b or 'latest'!r} both name run {run_b.run_id}: nothing to compare "
+                             f"(a date or an age names the latest complete run started by then)")
+        return run_a, run_b
     earlier = [r for r in _runs_in_scope(store, scope, None)
                if r.run_id != run_b.run_id and (across_vantage or r.started_at <= run_b.started_at)]
     if not earlier:

@@ -18,10 +18,25 @@ import click
 
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
-from ._app import app
+from ._app import app, build_command
 from ._common import err_console, neutralise
 
 __all__ = ["app", "main"]
+
+# Typer >= 0.2x runs on its own copy of click (typer._click, typer.exceptions): its exceptions
+# are not click's, so both kinds are caught.
+_CLICK_ERRORS: tuple[type[BaseException], ...] = (click.exceptions.ClickException,)
+_CLICK_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit,)
+_CLICK_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort,)
+try:
+    from typer import _click as _typer_click
+    from typer import exceptions as _typer_exceptions
+
+    _CLICK_ERRORS += (_typer_click.exceptions.ClickException,)
+    _CLICK_EXITS += (_typer_exceptions.Exit,)
+    _CLICK_ABORTS += (_typer_exceptions.Abort,)
+except (ImportError, AttributeError):  # an older Typer on click itself
+    pass
 
 
 def _register() -> None:
@@ -41,6 +56,7 @@ def _register() -> None:
         schedule,
         store,
         timeline,
+        workspace,
     )
 
 
@@ -56,7 +72,7 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one line for an exception that reached the top of a command."""
     if isinstance(exc, HarnessError):
         return exc.exit_code, f"error: {exc}"
-    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+    if isinstance(exc, (KeyboardInterrupt, *_CLICK_ABORTS)):
         return ExitCode.INTERRUPTED, "interrupted"
     if isinstance(exc, sqlite3.DatabaseError):
         full = "full" in str(exc).lower()
@@ -77,11 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the documented code."""
     _register()
     try:
-        code = app(args=argv, prog_name="harness", standalone_mode=False)
-    except click.exceptions.ClickException as exc:  # usage errors: click's own message, exit 2
+        code = build_command().main(args=argv, prog_name="harness", standalone_mode=False)
+    except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2
         exc.show()
         code = ExitCode.BAD_INPUT
-    except click.exceptions.Exit as exc:
+    except _CLICK_EXITS as exc:
         code = exc.exit_code
     except BrokenPipeError:  # `harness export | head`: the reader went away; not an error
         _silence_stdout()

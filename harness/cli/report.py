@@ -21,7 +21,7 @@ def report_cmd(
     vantage: str | None = typer.Option(None, "--vantage", help="vantage point (default: that of the latest run)"),
     runs: int = typer.Option(30, "--runs", help="how many recent runs to show"),
     terms: int = typer.Option(60, "--terms", help="rows in the terms × runs heatmap"),
-    title: str | None = typer.Option(None, "--title"),
+    title: str | None = typer.Option(None, "--title", help="the report's title (default: Censorship report: PROBE_SET)"),
     store: Path | None = StoreOption,
 ) -> None:
     """Write a self-contained HTML report (opens offline) and a Markdown version."""

@@ -30,7 +30,7 @@ from ..operations.schedule import (
 from ..yamlio import atomic_write_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from .run import ConfigOption, parse_base_urls
+from ._common import ConfigOption, parse_base_urls
 
 schedule_app = typer.Typer(help="Scheduled runs: a foreground scheduler, status, crontab/systemd installation.",
                            no_args_is_help=True)

@@ -102,6 +102,7 @@ class RunSummary:
     failures: Counter[str]
     elapsed_s: float
     isolations: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `isolate`)
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `notify`)
 
     @property
     def failure_share(self) -> float:
