@@ -218,3 +218,48 @@ def test_notify_posts_the_diff_and_runs_a_command_after_a_run_with_changes(tmp_p
     bad.write_text(ps.read_text(encoding="utf-8").replace("changes: [newly_censored]", "changes: [newly_censord]"), encoding="utf-8")
     res = harness("run", str(bad), "--dry-run", "--store", str(db))
     assert res.returncode == ExitCode.BAD_INPUT and "newly_censord" in res.stderr and "bad.yaml" in res.stderr
+
+
+def test_schedule_install_carries_store_config_and_vantage(tmp_path):
+    import shlex
+
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    (probes / "daily.yaml").write_text("name: daily\nkeywords:\n  - list: june4\nplatforms:\n  - {name: baidu}\n"
+                                       "schedule: {cron: '0 3 * * *'}\n", encoding="utf-8")
+    (tmp_path / "harness.toml").write_text('[vantage]\nprobe_asn = "AS4134"\n', encoding="utf-8")
+    env = {"HARNESS_STORE": "team/store.db", "HARNESS_VANTAGE__LABEL": "bj-1"}
+    cron = harness("schedule", "install", "probes", "--crontab", "--probe-cc", "CN", cwd=tmp_path, env=env)
+    assert cron.returncode == 0, cron.stderr
+    (line,) = [x for x in cron.stdout.splitlines() if x and not x.startswith("#")]
+    argv = shlex.split(line.split(" && ", 1)[1])
+    opts = dict(zip(argv, argv[1:]))
+    assert opts["--store"] == str((tmp_path / "team" / "store.db").resolve())
+    assert opts["--config"] == str((tmp_path / "harness.toml").resolve())
+    assert (opts["--probe-cc"], opts["--vantage"]) == ("CN", "bj-1") and "--probe-asn" not in opts  # that one is in the file
+    units = harness("schedule", "install", "probes", "--systemd", "--probe-cc", "CN", cwd=tmp_path, env=env)
+    assert units.returncode == 0, units.stderr
+    (exec_line,) = [x for x in units.stdout.splitlines() if x.startswith("ExecStart=")]
+    argv = shlex.split(exec_line.removeprefix("ExecStart="))
+    opts = dict(zip(argv, argv[1:]))
+    assert argv[argv.index("run") + 1] == str((probes / "daily.yaml").resolve())
+    assert opts["--store"] == str((tmp_path / "team" / "store.db").resolve())
+    assert (opts["--probe-cc"], opts["--vantage"], opts["--config"]) == ("CN", "bj-1", str((tmp_path / "harness.toml").resolve()))
+
+
+def test_retry_backoff_from_probe_set_config_and_command_line(tmp_path):
+    ps = tmp_path / "p.yaml"
+    body = "name: r\nkeywords:\n  - list: june4\nplatforms:\n  - {name: baidu}\n"
+    ps.write_text(body, encoding="utf-8")
+
+    def backoff(*extra: str, cwd: Path = tmp_path) -> float:
+        res = harness("run", str(ps), "--dry-run", "--format", "json", *extra, cwd=cwd)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)["retry_backoff_s"]
+
+    assert backoff() == 5.0
+    (tmp_path / "harness.toml").write_text("retry_backoff_s = 2.5\n", encoding="utf-8")
+    assert backoff() == 2.5
+    ps.write_text(body + "retry_backoff_s: 1\n", encoding="utf-8")
+    assert backoff() == 1.0
+    assert backoff("--retry-backoff", "0.5") == 0.5

@@ -54,6 +54,7 @@ def _register() -> None:
         runs,
         sandbox,
         schedule,
+        show,
         store,
         timeline,
         workspace,

@@ -111,7 +111,7 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
     )
 
 
-def dry_run_plan(plan: RunPlan) -> dict:
+def dry_run_plan(plan: RunPlan, retry_backoff_s: float | None = None) -> dict:
     """What a run of ``plan`` would send, per platform, and how long it would take at its rate limit."""
     ps = plan.probe_set
     platforms = []
@@ -131,6 +131,7 @@ def dry_run_plan(plan: RunPlan) -> dict:
     return {"probe_set": ps.name, "platforms": platforms, "terms": terms, "tasks": len(plan.tasks),
             "estimated_s": max([p["estimated_s"] for p in platforms] or [0]),
             "estimated_up_to_s": max([p["estimated_up_to_s"] for p in platforms] or [0]),
+            "retries": ps.retries, "retry_backoff_s": retry_backoff_s,
             "note": "platforms are probed side by side; retries and back-off after failures add to these times"}
 
 
@@ -158,6 +159,8 @@ def print_dry_run(data: dict, fmt: Format, show_all: bool) -> None:
                                                                     f", … ({len(data['terms']) - len(terms)} more: --all)"))
     note(fmt, f"about {_duration(data['estimated_s'])} (up to {_duration(data['estimated_up_to_s'])} with soft tests) "
               "at the rate limits; " + data["note"])
+    note(fmt, f"a failed request is retried {data['retries']} times, waiting {data['retry_backoff_s']:g} s, then twice "
+              "as long each time (--retry-backoff)")
 
 
 @app.command("run")
@@ -230,7 +233,7 @@ def run_cmd(
     req.default_retry_backoff_s = cfg.retry_backoff_s
     plan = prepare(req)
     if dry_run:
-        print_dry_run(dry_run_plan(plan), out, show_all)
+        print_dry_run(dry_run_plan(plan, (req.options or RunOptions()).retry_backoff_s), out, show_all)
         return
     summary = run_with_progress(req, plan, quiet=quiet or out is not Format.table)
     if out is Format.json:
