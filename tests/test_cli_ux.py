@@ -263,3 +263,100 @@ def test_retry_backoff_from_probe_set_config_and_command_line(tmp_path):
     ps.write_text(body + "retry_backoff_s: 1\n", encoding="utf-8")
     assert backoff() == 1.0
     assert backoff("--retry-backoff", "0.5") == 0.5
+
+
+OONI_TIME = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"
+
+
+def test_exports_for_sharing_ooni_jsonl_and_csv_without_the_machine(three, tmp_path):
+    import re
+    import socket
+
+    from harness.failures import FAILURES
+
+    root, db, ids = three
+    jsonl = harness("export", "--store", str(db), "--format", "jsonl")
+    assert jsonl.returncode == 0, jsonl.stderr
+    records = [json.loads(x) for x in jsonl.stdout.splitlines()]
+    ooni_strings = {f.ooni for f in FAILURES.values()} | {None}
+    for r in records:
+        assert r["data_format_version"] == "0.2.0"
+        assert re.match(OONI_TIME, r["measurement_start_time"]) and re.match(OONI_TIME, r["test_start_time"])
+        assert all(isinstance(v, str) for v in r["annotations"].values())
+        assert r["test_keys"]["failure"] in ooni_strings
+    failed = [r for r in records if r["test_keys"]["harness_failure"]]
+    assert failed and {r["test_keys"]["harness_failure"] for r in failed} >= {"http_5xx"}  # the outage, by its own code
+    host = socket.gethostname()
+    csv_out = harness("export", "--store", str(db), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(csv_out.stdout)))
+    assert {"variant", "query", "ooni_failure"} <= set(rows[0]) and {r["confirmed"] for r in rows} <= {"true", "false", ""}
+    assert "True" not in csv_out.stdout and "False" not in csv_out.stdout
+    pq = tmp_path / "e.parquet"
+    assert harness("export", "--store", str(db), "-o", str(pq)).returncode == 0
+    for text in (jsonl.stdout, csv_out.stdout, pq.read_bytes().decode("latin-1")):
+        assert f'"hostname":"{host}"' not in text and host not in text.replace(str(tmp_path), "")
+        assert '"pid":' not in text or '"pid":null' in text
+    again = tmp_path / "again.db"
+    (tmp_path / "e.jsonl").write_text(jsonl.stdout, encoding="utf-8")
+    imported = harness("import", str(tmp_path / "e.jsonl"), "--store", str(again), "--json")
+    assert imported.returncode == 0 and json.loads(imported.stdout)["added"] == len(records)
+    back = harness("export", "--store", str(again), "--format", "jsonl")
+    assert back.stdout == jsonl.stdout  # lossless through the OONI format
+
+
+def test_a_rule_in_two_lists_is_a_warning_not_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("name: a\nentries:\n  - {term: 六四}\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("name: b\nentries:\n  - {term: 天安门}\n  - {term: 六四}\n", encoding="utf-8")
+    res = harness("keywords", "validate", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert f"{tmp_path / 'b.yaml'}:4: warning: duplicate term '六四'" in res.stderr and "1 warning(s)" in res.stderr
+    (tmp_path / "a.yaml").write_text("name: a\nentries:\n  - {term: 六四}\n  - {term: 六四}\n", encoding="utf-8")
+    assert harness("keywords", "validate", str(tmp_path)).returncode == ExitCode.BAD_INPUT
+
+
+def test_show_prints_the_evidence_neutralised_and_saves_the_page(tmp_path):
+    root = tmp_path
+    ps = make_world(root)
+    hostile = '<html><div class="nums">为您找到相关结果约0个</div>\x1b]0;PWNED\x07\x1b[2J[bold red]x[/]</html>'
+
+    def page(handler, query: str) -> bool:
+        if query == "甲一":
+            handler.send_body(200, hostile.encode(), "text/html; charset=utf-8")
+            return True
+        return False
+
+    [sb] = sandboxes()
+    sb.responder = page
+    db = root / "s.db"
+    try:
+        run(ps, db, {"sandbox": sb.url})
+    finally:
+        sb.stop()
+    res = harness("show", "甲一", "--store", str(db))
+    assert res.returncode == 0, res.stderr
+    assert "甲一 on sandbox" in res.stdout and "HTTP status: 200" in res.stdout and "content-type" in res.stdout
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout and "\\x1b]0;PWNED" in res.stdout
+    assert "[bold red]x[/]" in res.stdout  # markup in a page is shown, not applied
+    saved = root / "page.html"
+    got = harness("show", "甲一", "--store", str(db), "--save", str(saved))
+    assert got.returncode == 0 and saved.read_bytes() == hostile.encode()
+    mid = json.loads(harness("show", "甲一", "--store", str(db), "--json").stdout)[0]["measurement_id"]
+    by_id = harness("show", mid[:10], "--store", str(db), "--json")
+    assert json.loads(by_id.stdout)[0]["page"] == hostile
+    assert harness("show", "nothing-like-this", "--store", str(db)).returncode == ExitCode.BAD_INPUT
+
+
+def test_cookie_files_are_read_by_http_cookiejar(tmp_path):
+    from harness.measure.sessions import cookie_header, load_cookies
+
+    f = tmp_path / "cookies.txt"
+    f.write_text("# Netscape HTTP Cookie File\n.example.org\tTRUE\t/\tTRUE\t0\tSID\tabc\n"
+                 "#HttpOnly_www.example.org\tFALSE\t/s\tFALSE\t4102444800\tTOK\txyz\n"
+                 "other.net\tFALSE\t/\tFALSE\t0\tNO\tpe\n", encoding="utf-8")
+    cookies = load_cookies(f)
+    assert {(c.name, c.value) for c in cookies} == {("SID", "abc"), ("TOK", "xyz"), ("NO", "pe")}
+    assert cookie_header(cookies, "https://www.example.org/s?q=1") == "SID=abc; TOK=xyz"
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# Netscape HTTP Cookie File\n.example.org\tTRUE\t/\n", encoding="utf-8")
+    res = harness("platforms", "check", "sandbox", "--cookies", f"sandbox={bad}", "--base-url", "http://127.0.0.1:9")
+    assert res.returncode == ExitCode.BAD_INPUT and f"{bad}:2" in res.stderr

@@ -39,8 +39,27 @@ except (ImportError, AttributeError):  # an older Typer on click itself
     pass
 
 
-def _register() -> None:
-    from . import (  # noqa: F401  # noqa: F401 - operations (scheduler, resume, maintenance)
+COMMAND_MODULES = {
+    "run": "run", "demo": "demo", "diff": "diff", "export": "export", "import": "export", "isolate": "isolate",
+    "discover": "isolate", "keywords": "keywords", "platforms": "platforms", "reclassify": "reclassify",
+    "report": "report", "runs": "runs", "sandbox": "sandbox", "schedule": "schedule", "store": "store",
+    "timeline": "timeline", "history": "timeline", "config": "config", "init": "workspace", "show": "show",
+}
+"""First argument → the module that registers it: a command imports only its own module (a
+faster start: `harness keywords validate` does not import the engine). Anything else (help,
+completion, a command not listed here) registers every module."""
+
+
+def _register(argv: list[str] | None = None) -> None:
+    import importlib
+
+    args = list(argv or [])
+    first = args[0] if args else ""
+    wanted = COMMAND_MODULES.get(first)
+    if wanted and not any(k.startswith("_HARNESS_COMPLETE") for k in os.environ):
+        importlib.import_module(f"{__name__}.{wanted}")
+        return
+    from . import (  # noqa: F401 - each module registers its commands on the app
         config,
         demo,
         diff,
@@ -92,7 +111,7 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the documented code."""
-    _register()
+    _register(sys.argv[1:] if argv is None else argv)
     try:
         code = build_command().main(args=argv, prog_name="harness", standalone_mode=False)
     except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2

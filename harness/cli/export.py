@@ -21,7 +21,7 @@ def export_cmd(
     fmt: str = typer.Option("", "--format", "-f", help="jsonl, csv or parquet (default: from the file name, else jsonl)"),
     run: list[str] = typer.Option([], "--run", "-r", metavar="RUN", help="only this run: a run reference (id or prefix, "
                                   "latest, latest~N, a date, an age, with @VANTAGE; repeatable)"),
-    probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
     platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
     probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements"),
     bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),
