@@ -98,7 +98,9 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
         full = "full" in str(exc).lower()
         if full or isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).lower():
             return ExitCode.CANNOT_WRITE, f"error: the store cannot be written: {exc}"
-        return ExitCode.STORE_UNUSABLE, f"error: the store is damaged or unreadable ({exc}); run `harness store check`"
+        from ..store.sqlite import damaged_message, last_opened_store
+
+        return ExitCode.STORE_UNUSABLE, f"error: {damaged_message(last_opened_store(), exc)}"
     if isinstance(exc, MemoryError):
         return ExitCode.BAD_INPUT, "error: out of memory (an input is too large)"
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:

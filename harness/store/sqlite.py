@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import NotFoundError, StoreError, StoreMissingError, StoreWriteError
 from ..models import Measurement, Run
@@ -186,11 +189,19 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _is_write_refusal(exc: sqlite3.OperationalError, path: Path) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or (
+        "unable to open" in text and path.exists() and not os.access(path.parent, os.W_OK))
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a store file")
+    if not path.is_file():
+        raise StoreError(f"{path}: is not a regular file (a FIFO, a device or a socket), not a store file")
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
@@ -200,26 +211,98 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path}: not a harness store (not an SQLite database)")
 
 
+_OPENED: list[Path] = []
+
+
+def last_opened_store() -> Path | None:
+    """The store this process opened last: what a damaged-database error met later (while
+    reading rows) is about, so the one line on stderr can name the file."""
+    return _OPENED[-1] if _OPENED else None
+
+
+def damaged_message(path: Path | None, exc: BaseException) -> str:
+    where = f"{path}: " if path else ""
+    hint = f" --store {path}" if path else ""
+    return f"{where}the store is damaged or unreadable ({exc}); run `harness store check{hint}`"
+
+
 class Store:
     """A harness store. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | Path = DEFAULT_STORE_PATH, *, readonly: bool = False):
         self.path = Path(path)
+        _OPENED.append(self.path)
+        del _OPENED[:-4]
         _check_file(self.path)
         if readonly and not self.path.exists():
             raise StoreMissingError(f"{self.path}: no store here (run a probe set first)")
+        self._scratch: Path | None = None
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreWriteError(f"{self.path.parent}: cannot create the store's folder: "
+                                      f"{exc.strerror or exc}") from None
         try:
-            uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-            # check_same_thread=False: the engine hands its writes to one store thread (never two at once)
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self._prepare(readonly)
+            if readonly:
+                self._open_readonly()
+            else:
+                self.conn = self._connect(f"file:{quote(str(self.path))}")
+                self._prepare(False)
+        except sqlite3.OperationalError as exc:
+            if not readonly and _is_write_refusal(exc, self.path):
+                raise StoreWriteError(f"{self.path}: the store cannot be written ({exc}): its file or folder is "
+                                      f"read-only; read-only commands (diff, export, report ...) still read it") from None
+            raise StoreError(damaged_message(self.path, exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+            raise StoreError(damaged_message(self.path, exc)) from None
 
-    def _prepare(self, readonly: bool) -> None:
+    @staticmethod
+    def _connect(uri: str) -> sqlite3.Connection:
+        # check_same_thread=False: the engine hands its writes to one store thread (never two at once)
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_readonly(self) -> None:
+        """Open for reading only, also on read-only media and from an older schema.
+
+        ``mode=ro`` first. A store in WAL mode cannot be opened that way where its folder is not
+        writable (SQLite needs its ``-shm`` file): then ``immutable=1``, which reads the main file
+        only and is exact when no ``-wal`` file holds recent writes. A store of an older schema is
+        copied to a temporary file and migrated there; the store itself is never written.
+        """
+        path = quote(str(self.path))
+        try:
+            self.conn = self._connect(f"file:{path}?mode=ro")
+            version = self._prepare(True)
+        except sqlite3.OperationalError as exc:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if os.access(self.path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+                if wal.exists() and wal.stat().st_size > 0 and not os.access(self.path.parent, os.W_OK):
+                    raise StoreError(f"{self.path}: cannot read the store on read-only media while {wal.name} holds "
+                                     f"recent writes ({exc}); copy the store and its -wal file to a writable "
+                                     f"folder") from None
+                raise
+            self.conn = self._connect(f"file:{path}?mode=ro&immutable=1")
+            version = self._prepare(True)
+        if version < SCHEMA_VERSION:
+            self._migrate_a_copy()
+
+    def _migrate_a_copy(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="harness-readonly-", suffix=".db")
+        os.close(fd)
+        scratch = sqlite3.connect(name, isolation_level=None)
+        try:
+            self.conn.backup(scratch)
+        finally:
+            scratch.close()
+            self.conn.close()
+        self._scratch = Path(name)
+        self.conn = self._connect(f"file:{quote(name)}")
+        self._prepare(False)
+
+    def _prepare(self, readonly: bool) -> int:
         c = self.conn
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
         version = c.execute("PRAGMA user_version").fetchone()[0]
@@ -234,10 +317,9 @@ class Store:
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")
-        if version < SCHEMA_VERSION:
-            if readonly:
-                raise StoreError(f"{self.path}: store needs migrating; open it once read-write")
+        if version < SCHEMA_VERSION and not readonly:
             self._migrate(version)
+        return version
 
     def _migrate(self, version: int) -> None:
         c = self.conn
@@ -256,6 +338,10 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._scratch is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(self._scratch) + suffix).unlink(missing_ok=True)
+            self._scratch = None
 
     def __enter__(self) -> "Store":
         return self
