@@ -131,7 +131,8 @@ def test_short_flags_help_lines_metavars_version_and_completion(capsys):
     assert v.returncode == 0 and v.stdout.startswith("harness ")
     comp = harness("--show-completion", env={"SHELL": "/bin/bash"})
     assert comp.returncode == 0 and "complete" in comp.stdout
-    assert harness("run", "--platforms", "x", "probes/demo.yaml").returncode == ExitCode.BAD_INPUT  # now --specs
+    old = harness("run", "--platforms", str(REPO / "nowhere"), "probes/demo.yaml", "--dry-run")  # the old spelling of --specs
+    assert old.returncode == ExitCode.BAD_INPUT and "nowhere" in old.stderr and "No such option" not in old.stderr
 
 
 def test_adhoc_input_runs_without_yaml_and_is_diffable(tmp_path):

@@ -20,6 +20,10 @@ least ``drop_threshold`` (a fraction) while it is not newly censored is ``result
 **Scale.** A run's states are read in key order from one covering index
 (``measurements_by_run_key``) and merged in a single streaming pass; Pydantic objects are
 built only for changes. Two runs of a million measurements each diff in a few seconds.
+
+It is one piece on purpose: the run resolution, the one-pass comparison and the output forms share
+the same state model and transition rules, and splitting them would spread one definition over
+several modules.
 """
 
 from __future__ import annotations

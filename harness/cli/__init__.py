@@ -111,9 +111,26 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
                                      f"(a bug; HARNESS_DEBUG=1 prints the traceback; please report it)")
 
 
+DEPRECATED_SPELLINGS = {"--platforms": "--specs"}
+"""Old option names still accepted (``--platforms DIR`` became ``--specs DIR``, one letter away from
+``--platform NAME``); docs and help show only the new name."""
+
+
+def _respell(argv: list[str]) -> list[str]:
+    out = []
+    for a in argv:
+        if a == "--":
+            out.extend(argv[len(out):])
+            break
+        name, eq, value = a.partition("=")
+        out.append(DEPRECATED_SPELLINGS.get(name, name) + eq + value if name in DEPRECATED_SPELLINGS else a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the documented code."""
-    _register(sys.argv[1:] if argv is None else argv)
+    argv = _respell(list(sys.argv[1:] if argv is None else argv))
+    _register(argv)
     try:
         code = build_command().main(args=argv, prog_name="harness", standalone_mode=False)
     except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2
