@@ -14,8 +14,6 @@ import os
 import sqlite3
 import sys
 
-import click
-
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
 from ._app import app, build_command
@@ -24,19 +22,20 @@ from ._common import err_console, neutralise
 __all__ = ["app", "main"]
 
 # Typer >= 0.2x runs on its own copy of click (typer._click, typer.exceptions): its exceptions
-# are not click's, so both kinds are caught.
-_CLICK_ERRORS: tuple[type[BaseException], ...] = (click.exceptions.ClickException,)
-_CLICK_EXITS: tuple[type[BaseException], ...] = (click.exceptions.Exit,)
-_CLICK_ABORTS: tuple[type[BaseException], ...] = (click.exceptions.Abort,)
+# are not click's. Click itself is imported only for an older Typer built on it (a faster start).
 try:
     from typer import _click as _typer_click
     from typer import exceptions as _typer_exceptions
 
-    _CLICK_ERRORS += (_typer_click.exceptions.ClickException,)
-    _CLICK_EXITS += (_typer_exceptions.Exit,)
-    _CLICK_ABORTS += (_typer_exceptions.Abort,)
+    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_typer_click.exceptions.ClickException,)
+    _CLICK_EXITS: tuple[type[BaseException], ...] = (_typer_exceptions.Exit,)
+    _CLICK_ABORTS: tuple[type[BaseException], ...] = (_typer_exceptions.Abort,)
 except (ImportError, AttributeError):  # an older Typer on click itself
-    pass
+    import click
+
+    _CLICK_ERRORS = (click.exceptions.ClickException,)
+    _CLICK_EXITS = (click.exceptions.Exit,)
+    _CLICK_ABORTS = (click.exceptions.Abort,)
 
 
 COMMAND_MODULES = {
