@@ -14,29 +14,23 @@ import os
 import sqlite3
 import sys
 
+import typer
+
+try:  # typer >= 0.20 carries its own copy of click (typer._click) and no longer installs click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # older typer depends on click
+    from click import exceptions as _click_exceptions
+
+_ABORT = tuple({c for c in (getattr(_click_exceptions, "Abort", None), getattr(typer, "Abort", None)) if c})
+_EXIT = tuple({c for c in (getattr(_click_exceptions, "Exit", None), getattr(typer, "Exit", None)) if c})
+_USAGE = _click_exceptions.ClickException
+
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
 from ._app import app, build_command
 from ._common import err_console, neutralise
 
 __all__ = ["app", "main"]
-
-# Typer >= 0.2x runs on its own copy of click (typer._click, typer.exceptions): its exceptions
-# are not click's. Click itself is imported only for an older Typer built on it (a faster start).
-try:
-    from typer import _click as _typer_click
-    from typer import exceptions as _typer_exceptions
-
-    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_typer_click.exceptions.ClickException,)
-    _CLICK_EXITS: tuple[type[BaseException], ...] = (_typer_exceptions.Exit,)
-    _CLICK_ABORTS: tuple[type[BaseException], ...] = (_typer_exceptions.Abort,)
-except (ImportError, AttributeError):  # an older Typer on click itself
-    import click
-
-    _CLICK_ERRORS = (click.exceptions.ClickException,)
-    _CLICK_EXITS = (click.exceptions.Exit,)
-    _CLICK_ABORTS = (click.exceptions.Abort,)
-
 
 COMMAND_MODULES = {
     "run": "run", "demo": "demo", "diff": "diff", "export": "export", "import": "export", "isolate": "isolate",
@@ -91,7 +85,7 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one line for an exception that reached the top of a command."""
     if isinstance(exc, HarnessError):
         return exc.exit_code, f"error: {exc}"
-    if isinstance(exc, (KeyboardInterrupt, *_CLICK_ABORTS)):
+    if isinstance(exc, (KeyboardInterrupt, *_ABORT)):
         return ExitCode.INTERRUPTED, "interrupted"
     if isinstance(exc, sqlite3.DatabaseError):
         full = "full" in str(exc).lower()
@@ -132,10 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     _register(argv)
     try:
         code = build_command().main(args=argv, prog_name="harness", standalone_mode=False)
-    except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2
+    except _USAGE as exc:  # usage errors: click's own message, exit 2
         exc.show()
         code = ExitCode.BAD_INPUT
-    except _CLICK_EXITS as exc:
+    except _EXIT as exc:
         code = exc.exit_code
     except BrokenPipeError:  # `harness export | head`: the reader went away; not an error
         _silence_stdout()
