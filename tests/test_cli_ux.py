@@ -76,30 +76,35 @@ def test_every_listing_takes_format_and_json_stays_an_alias(three):
 
     drawn = [line for line in table.stdout.splitlines() if line[:1] in "┏┃┡│└"]
     assert drawn and all(cell_len(line) <= 80 for line in drawn)
+    full = harness("diff", "--store", str(db), ids[0], ids[1], "--format", "table", "--all")
     for term in ("甲一", "乙二", "丙三", "丁四"):  # key columns never cut, even at 80 columns
-        full = harness("diff", "--store", str(db), ids[0], ids[1], "--format", "table", "--all")
-        assert term in full.stdout and "newly_censored" in full.stdout and "newly_c…" not in full.stdout
+        assert term in full.stdout
+    assert "newly_censored" in full.stdout and "…" not in full.stdout
 
 
-def test_one_run_grammar_everywhere_and_clear_failures(three):
+def test_one_run_grammar_everywhere_and_clear_failures(three, capsys):
+    from .test_schedule_support import cli_inprocess as cli  # through harness.cli.main, stdout captured (not a tty)
+
     root, db, ids = three
-    shown = harness("runs", "show", "latest", "--store", str(db), "--json")
+    shown = cli(capsys, "runs", "show", "latest", "--store", str(db), "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["run_id"] == ids[-1]
-    assert json.loads(harness("runs", "show", "latest~1", "--store", str(db), "--json").stdout)["run_id"] == ids[1]
-    assert json.loads(harness("runs", "show", "latest@lab", "--store", str(db), "--json").stdout)["run_id"] == ids[-1]
-    exported = harness("export", "--run", "latest~2", "--store", str(db), "--format", "jsonl")
+    assert json.loads(cli(capsys, "runs", "show", "latest~1", "--store", str(db), "--json").stdout)["run_id"] == ids[1]
+    assert json.loads(cli(capsys, "runs", "show", "latest@lab", "--store", str(db), "--json").stdout)["run_id"] == ids[-1]
+    exported = cli(capsys, "export", "--run", "latest~2", "--store", str(db), "--format", "jsonl")
     assert exported.returncode == 0 and {json.loads(x)["report_id"] for x in exported.stdout.splitlines()} == {ids[0]}
-    same = harness("diff", "2030-01-01", "latest", "--store", str(db))
+    same = harness("diff", "2030-01-01", "latest", "--store", str(db))  # as a user types it
     assert same.returncode == ExitCode.BAD_INPUT and "both name run" in same.stderr and "Traceback" not in same.stderr
-    none = harness("runs", "show", "latest~9", "--store", str(db))
+    none = cli(capsys, "runs", "show", "latest~9", "--store", str(db))
     assert none.returncode == ExitCode.BAD_INPUT and "no complete run" in none.stderr
 
 
-def test_diff_exit_code_says_whether_something_changed(three):
+def test_diff_exit_code_says_whether_something_changed(three, capsys):
+    from .test_schedule_support import cli_inprocess as cli
+
     root, db, ids = three
     assert harness("diff", "--store", str(db), ids[0], ids[1], "--exit-code").returncode == ExitCode.FOUND
-    assert harness("diff", "--store", str(db), ids[0], ids[1]).returncode == ExitCode.OK
-    same = harness("diff", "--store", str(db), ids[1], ids[2], "--exit-code", "--platform", "nowhere")
+    assert cli(capsys, "diff", "--store", str(db), ids[0], ids[1]).returncode == ExitCode.OK
+    same = cli(capsys, "diff", "--store", str(db), ids[1], ids[2], "--exit-code", "--platform", "nowhere")
     assert same.returncode == ExitCode.OK, same.stderr
 
 
@@ -248,13 +253,16 @@ def test_schedule_install_carries_store_config_and_vantage(tmp_path):
     assert (opts["--probe-cc"], opts["--vantage"], opts["--config"]) == ("CN", "bj-1", str((tmp_path / "harness.toml").resolve()))
 
 
-def test_retry_backoff_from_probe_set_config_and_command_line(tmp_path):
+def test_retry_backoff_from_probe_set_config_and_command_line(tmp_path, capsys, monkeypatch):
+    from .test_schedule_support import cli_inprocess as cli
+
     ps = tmp_path / "p.yaml"
     body = "name: r\nkeywords:\n  - list: june4\nplatforms:\n  - {name: baidu}\n"
     ps.write_text(body, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
 
-    def backoff(*extra: str, cwd: Path = tmp_path) -> float:
-        res = harness("run", str(ps), "--dry-run", "--format", "json", *extra, cwd=cwd)
+    def backoff(*extra: str) -> float:
+        res = cli(capsys, "run", str(ps), "--dry-run", "--format", "json", *extra)
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout)["retry_backoff_s"]
 

@@ -830,9 +830,13 @@ def search_lists(query: str, lists: list[LoadedList]) -> list[SearchHit]:
 
 
 def default_search_dirs(extra: Iterable[Path] = ()) -> list[Path]:
-    """Where list names are looked up: given folders, ./keywords, then the project's own keywords/."""
-    candidates = [*(Path(p) for p in extra), Path.cwd() / KEYWORDS_DIRNAME,
-                  Path(__file__).resolve().parents[2] / KEYWORDS_DIRNAME]
+    """Where list names are looked up: given folders, ./keywords, then the curated lists that came
+    with the harness (inside an installed package, ``harness/bundled/keywords``; in a source
+    checkout or an editable install, the project's own ``keywords/``)."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = [*(Path(p) for p in extra), Path.cwd() / KEYWORDS_DIRNAME, package / "bundled" / KEYWORDS_DIRNAME]
+    if (package.parent / "pyproject.toml").is_file():
+        candidates.append(package.parent / KEYWORDS_DIRNAME)
     dirs: list[Path] = []
     for d in candidates:
         if d.resolve() not in [x.resolve() for x in dirs]:
