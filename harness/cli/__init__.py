@@ -37,6 +37,7 @@ COMMAND_MODULES = {
     "discover": "isolate", "keywords": "keywords", "platforms": "platforms", "reclassify": "reclassify",
     "report": "report", "runs": "runs", "sandbox": "sandbox", "schedule": "schedule", "store": "store",
     "timeline": "timeline", "history": "timeline", "config": "config", "init": "workspace", "show": "show",
+    "watch": "watch",
 }
 """First argument → the module that registers it: a command imports only its own module (a
 faster start: `harness keywords validate` does not import the engine). Anything else (help,
@@ -70,6 +71,7 @@ def _register(argv: list[str] | None = None) -> None:
         store,
         timeline,
         workspace,
+        watch,
     )
 
 
