@@ -1,7 +1,7 @@
-"""Build hook: the top-level keywords/ and probes/ (the one copy you edit) go into the package.
+"""Build hook: the top-level keywords/, probes/ and watch/ (the one copy you edit) go into the package.
 
-Everything else about the build is in pyproject.toml. A wheel gets ``harness/bundled/keywords``
-and ``harness/bundled/probes``; an editable install reads the top-level folders directly
+Everything else about the build is in pyproject.toml. A wheel gets ``harness/bundled/keywords``,
+``harness/bundled/probes`` and ``harness/bundled/watch``; an editable install reads the top-level folders directly
 (``harness.operations.workspace.bundled_dir``).
 """
 
@@ -19,7 +19,7 @@ class BuildPyWithBundled(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
-        for name in ("keywords", "probes"):
+        for name in ("keywords", "probes", "watch"):
             src = ROOT / name
             dst = Path(self.build_lib) / "harness" / "bundled" / name
             if dst.exists():

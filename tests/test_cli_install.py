@@ -70,8 +70,11 @@ def _wheel(tmp_path: Path) -> Path:
 def test_the_wheel_carries_the_lists_and_the_demo_runs_from_any_folder(tmp_path):
     whl = _wheel(tmp_path)
     names = zipfile.ZipFile(whl).namelist()
-    for f in sorted((REPO / "keywords").glob("*.yaml")) + sorted((REPO / "probes").glob("*.yaml")):
-        assert f"harness/bundled/{f.parent.name}/{f.name}" in names
+    for folder in ("keywords", "probes", "watch"):
+        for f in sorted((REPO / folder).glob("*.yaml")):
+            assert f"harness/bundled/{folder}/{f.name}" in names
+    for f in sorted((REPO / "harness" / "platforms").glob("builtin*/*.yaml")):  # built-in specs, item specs too
+        assert f.relative_to(REPO).as_posix() in names
     assert "harness/sandbox/rules.yaml" in names and "harness/analysis/templates/report.html.j2" in names
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -1,7 +1,8 @@
 """Where the harness finds its files: the bundled data, the workspace, and ``harness init``.
 
-**Bundled data.** The curated keyword lists (``keywords/``) and the probe sets (``probes/``,
-with the demo's) are edited in one place, the repository's top-level folders. A build copies
+**Bundled data.** The curated keyword lists (``keywords/``), the probe sets (``probes/``,
+with the demo's) and the watch lists (``watch/``) are edited in one place, the repository's
+top-level folders. A build copies
 them into the package (``harness/bundled/``, see ``setup.py``); an editable install or a
 source checkout reads them where they are. :func:`bundled_dir` finds either.
 
@@ -11,7 +12,7 @@ source checkout reads them where they are. :func:`bundled_dir` finds either.
 read relative to the file's folder, so a scheduled run finds the same store from any folder.
 Without a workspace, paths are relative to the working directory (``results/harness.db``).
 
-``harness init [DIR]`` makes a workspace: ``keywords/`` and ``probes/`` copied from the
+``harness init [DIR]`` makes a workspace: ``keywords/``, ``probes/`` and ``watch/`` copied from the
 bundled data, a commented ``harness.toml`` and an empty ``results/``. Existing files are kept.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from ..errors import NotFoundError
 
 CONFIG_FILE_NAME = "harness.toml"
-BUNDLED = ("keywords", "probes")
+BUNDLED = ("keywords", "probes", "watch")
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
