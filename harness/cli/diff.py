@@ -181,7 +181,7 @@ def diff_cmd(
     show_all: bool = typer.Option(False, "--all", help="show every row in a terminal table"),
     exit_code: bool = typer.Option(False, "--exit-code", help=f"exit {int(ExitCode.FOUND)} when something changed, "
                                                               "0 when nothing did (like git diff --exit-code)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     fmt: Format | None = FormatOption,
     as_json: bool = typer.Option(False, "--json", help="print JSON (same as --format json)"),
     as_csv: bool = typer.Option(False, "--csv", help="print CSV with every column (same as --format csv)"),

@@ -128,7 +128,7 @@ def isolate_cmd(
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
     keywords_dir: Path | None = KeywordsDirOpt,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the keyword combination(s) that make a text censored on a platform.
@@ -203,7 +203,7 @@ def discover_cmd(
     cookies: list[str] = CookiesOption,
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Test texts (e.g. news titles), isolate the censored ones, append new rules (resumable).

@@ -20,7 +20,7 @@ from ._common import SpecsOption, JsonOption, StoreOption, console, esc, print_j
 def reclassify_cmd(
     run: str = typer.Argument(..., metavar="RUN", help="a run reference (id or prefix, latest, latest~N, a date, an age, "
                               "with @VANTAGE)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     platforms: list[Path] = SpecsOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; record nothing"),
     as_json: bool = JsonOption,

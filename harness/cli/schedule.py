@@ -20,6 +20,7 @@ from ..operations.config import load_config
 from ..operations.config import value_sources
 from ..operations.logs import setup_logging
 from ..operations.schedule import (
+    _store_arg as store_arg,
     Scheduler,
     SubprocessRunner,
     crontab_block,
@@ -28,6 +29,7 @@ from ..operations.schedule import (
     systemd_units,
     user_unit_dir,
 )
+from ..store.target import redact
 from ..yamlio import atomic_write_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
@@ -58,10 +60,8 @@ def carried_args(cfg: Any) -> list[str]:
     def given(key: str) -> bool:
         return sources.get(key, "default").startswith(("command line", "environment"))
 
-    if given("store") and "://" not in str(cfg.store):
-        out += ["--store", str(Path(cfg.store).resolve())]
-    elif given("store"):
-        out += ["--store", str(cfg.store)]
+    if given("store"):
+        out += ["--store", store_arg(cfg.store_target)]
     for key, flag, value in (("vantage.probe_cc", "--probe-cc", cfg.vantage.probe_cc),
                              ("vantage.probe_asn", "--probe-asn", cfg.vantage.probe_asn),
                              ("vantage.label", "--vantage", cfg.vantage.label)):
@@ -86,7 +86,7 @@ def run_cmd(
     parallel: int | None = typer.Option(None, "--parallel", min=1, max=16, help="probe sets run at once [config: schedule.parallel, 1]"),
     keep_evidence: str | None = typer.Option(None, "--keep-evidence", help="prune evidence older than this once a day (90d) [config: keep_evidence]"),
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override passed to every run"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
     probe_cc: str | None = CcOption,
     probe_asn: str | None = AsnOption,
@@ -104,10 +104,10 @@ def run_cmd(
     setup_logging(cfg.log_file, cfg.log.format, cfg.log.level, console=not quiet and not once)
     carried = carried_args(cfg)
     vantage_args = [a for i, a in enumerate(carried) if a != "--store" and not (i and carried[i - 1] == "--store")]
-    runner = SubprocessRunner(Path(cfg.store), config_path=cfg.source_file, base_urls=parse_base_urls(base_url),
+    runner = SubprocessRunner(cfg.store_target, config_path=cfg.source_file, base_urls=parse_base_urls(base_url),
                               extra_args=tuple(vantage_args))
-    sched = Scheduler(probes, Path(cfg.store), runner, parallel=cfg.schedule.parallel,
-                      keep_evidence=cfg.keep_evidence_delta)
+    sched = Scheduler(probes, cfg.store_target, runner, parallel=cfg.schedule.parallel,
+                      keep_evidence=cfg.keep_evidence_delta, vantage=cfg.vantage.label)
     entries, problems = load_schedules(probes)
     for p in problems:
         err_console.print(f"error: {p}", markup=False, highlight=False)
@@ -139,7 +139,7 @@ def run_cmd(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if not quiet:
-        console.print(f"scheduler: {len(entries)} scheduled probe set(s) in {esc(probes)}; store {esc(cfg.store)};"
+        console.print(f"scheduler: {len(entries)} scheduled probe set(s) in {esc(probes)}; store {esc(redact(cfg.store))};"
                       f" log {esc(cfg.log_file)}; Ctrl-C to stop")
     sched.run_forever(cfg.schedule.tick_s)
 
@@ -154,13 +154,13 @@ def _fmt(ts: dt.datetime | None, tz: str) -> str:
 @schedule_app.command("status")
 def status_cmd(
     folder: Path | None = FolderArgument,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Last and next run of every scheduled probe set."""
     cfg, probes = _setup(config, store, folder)
-    sched = Scheduler(probes, Path(cfg.store), runner=lambda e, d: None)  # type: ignore[arg-type,return-value]
+    sched = Scheduler(probes, cfg.store_target, runner=lambda e, d: None, vantage=cfg.vantage.label)  # type: ignore[arg-type,return-value]
     try:
         rows = []
         for entry, d in sched.decisions():
@@ -206,7 +206,7 @@ def install_cmd(
     every: int = typer.Option(5, "--every", help="crontab: minutes between ticks"),
     unit_dir: Path | None = typer.Option(None, "--unit-dir", help="systemd: where to write units (default ~/.config/systemd/user)"),
     enable: bool = typer.Option(False, "--enable", help="systemd with --write: daemon-reload and enable --now the timers"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
     probe_cc: str | None = CcOption,
     probe_asn: str | None = AsnOption,

@@ -98,7 +98,7 @@ def show_cmd(
     whole: bool = typer.Option(False, "--whole", help="print the whole page"),
     save: Path | None = typer.Option(None, "--save", metavar="FILE",
                                      help="write the stored page's bytes to FILE (to open in a browser or an editor)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -21,7 +21,7 @@ def timeline_cmd(
     term: str = typer.Argument(..., help="the term as written in its keyword list, or a watched item's URL"),
     platform: list[str] = typer.Option([], "--platform", "-p", metavar="NAME", help="only this platform (repeatable)"),
     vantage: list[str] = typer.Option([], "--vantage", metavar="LABEL", help="only this vantage point (repeatable)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -90,7 +90,7 @@ def history_cmd(
     probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
     vantage: str | None = typer.Option(None, "--vantage", metavar="LABEL", help="only runs from this vantage point"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="at most this many runs (newest first)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
