@@ -247,7 +247,7 @@ def test_an_unreachable_platform_ends_within_the_bounded_time_with_one_line(tmp_
                    extra="").read_text().replace("controls: {", "controls: {give_up_after_s: 2, ")
     (tmp_path / "ps.yaml").write_text(ps)
     t0 = time.monotonic()
-    res = run_cli("run", str(tmp_path / "ps.yaml"), "--platforms", str(d), "--store", str(tmp_path / "s.db"),
+    res = run_cli("run", str(tmp_path / "ps.yaml"), "--specs", str(d), "--store", str(tmp_path / "s.db"),
                   "--log-file", str(tmp_path / "log.jsonl"), "--quiet")
     elapsed = time.monotonic() - t0
     assert res.returncode == 3, res.stderr
@@ -261,7 +261,7 @@ def test_an_unreachable_platform_ends_within_the_bounded_time_with_one_line(tmp_
 
 def test_platforms_check_says_a_host_that_does_not_resolve_is_unreachable(tmp_path):
     d = write_spec(tmp_path, base_url="http://unreachable.invalid")
-    res = cli("platforms", "check", "walled", "--platforms", str(d))
+    res = cli("platforms", "check", "walled", "--specs", str(d))
     assert res.returncode == 1
     out = " ".join(res.stdout.split())
     assert "unreachable: dns_error" in out and "the truism has no results" not in out
