@@ -147,12 +147,14 @@ def print_table(cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, title: st
         text_rows = [[r[i] for i in keep] for r in text_rows]
     width = console.width
     if not _fits(cols, text_rows, width):
-        if title:
-            console.print(esc(title), soft_wrap=True)
+        # written as one text (values already neutralised): one Rich print per field would take
+        # seconds for 20,000 rows
+        lines = [neutralise(title)] if title else []
         for row in text_rows:
-            for c, v in zip(cols, row):
-                console.print(f"{esc(c.name)}: {esc(v)}", soft_wrap=True, highlight=False)
-            console.print()
+            lines.extend(f"{c.name}: {v}" for c, v in zip(cols, row))
+            lines.append("")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
         return
     if len(text_rows) > FAST_ROWS:
         if title:
