@@ -1,14 +1,18 @@
-"""The closed vocabulary of failure codes (snake_case, as OONI writes them).
+"""The closed vocabulary of failure codes: one table, the single source of truth.
 
 A measurement whose ``verdict`` is ``failure`` carries exactly one of these codes in
-``failure``; ``null`` means the request succeeded and was classified. A failure is
-never counted as censorship. ``docs/failures.md`` documents the same list (a test
-keeps the two in step).
+``failure``; ``null`` means the request succeeded and was classified. A failure is never
+counted as censorship. For each code, :data:`FAILURES` says what it means, the OONI
+failure string it corresponds to where OONI has one (``ooni/spec``'s
+``data-formats/df-007-errors.md`` and OONI Probe's ``netxlite`` classifier), and whether
+the engine retries it. ``docs/failures.md`` is tested against this table, and imports
+refuse a code that is not in it (``harness.models.Measurement``).
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 
 class FailureCode(str, Enum):
@@ -27,7 +31,9 @@ class FailureCode(str, Enum):
     captcha = "captcha"
     rate_limited = "rate_limited"
     session_invalid = "session_invalid"
+    session_required = "session_required"
     unexpected_page = "unexpected_page"
+    empty_shell = "empty_shell"
     truncated_body = "truncated_body"
     body_too_large = "body_too_large"
     decode_error = "decode_error"
@@ -38,54 +44,84 @@ class FailureCode(str, Enum):
     internal_error = "internal_error"
 
 
-DESCRIPTIONS: dict[FailureCode, str] = {
-    FailureCode.timeout: "connect, read or total timeout",
-    FailureCode.connection_refused: "the server (or the proxy's target) refused the TCP connection",
-    FailureCode.connection_reset: "the connection was reset or closed mid-answer",
-    FailureCode.dns_error: "the host name did not resolve",
-    FailureCode.tls_error: "the TLS handshake or certificate check failed",
-    FailureCode.proxy_error: "the configured HTTP or SOCKS proxy refused or failed the request",
-    FailureCode.network_error: "any other transport error",
-    FailureCode.http_429: "HTTP 429 Too Many Requests (Retry-After is honoured before the retry)",
-    FailureCode.http_5xx: "an HTTP 5xx server error",
-    FailureCode.http_4xx: "another HTTP 4xx client error (403, 404 ...)",
-    FailureCode.redirect_offsite: "a redirect to another host (often a login or verification page): not followed",
-    FailureCode.too_many_redirects: "more redirects than allowed, or a 3xx answer where a page was expected",
-    FailureCode.captcha: "a verification / CAPTCHA / anti-bot page, even when served with HTTP 200",
-    FailureCode.rate_limited: "a throttling page served with HTTP 200",
-    FailureCode.session_invalid: "the platform rejected the session: login, cookies or a request signature are required",
-    FailureCode.unexpected_page: "none of the spec's expected markers: the layout probably changed",
-    FailureCode.truncated_body: "fewer bytes arrived than Content-Length announced",
-    FailureCode.body_too_large: "the body exceeded the spec's max_body_bytes (after decompression)",
-    FailureCode.decode_error: "bytes not decodable in the page's charset, or a JSON API answered invalid JSON",
-    FailureCode.query_too_long: "the query is longer than the spec's max_query_chars: not sent (the platform "
-                                "would cut it, and the verdict would be about another query)",
-    FailureCode.control_failed: "the platform's truism had no results around this probe: the probe was not sent "
-                                "(or its silent-empty verdict could not be confirmed)",
-    FailureCode.soft_control_failed: "the soft test could not run: the truism restricted to every configured "
-                                     "non-authorized domain had no results",
-    FailureCode.adapter_error: "a Python platform adapter raised an exception",
-    FailureCode.internal_error: "a bug in the harness; please report it",
+class FailureInfo(NamedTuple):
+    meaning: str
+    ooni: str | None
+    """OONI's failure string for the same event, or None where OONI has none (OONI records an
+    HTTP answer, a CAPTCHA or a method failure as a successful request: ``failure`` null)."""
+    retried: bool
+    """The engine sends the probe again (``retries`` in the probe set) after a backoff."""
+
+
+OONI_UNKNOWN = "unknown_failure"
+"""OONI's string for a failure it has no name for."""
+
+FAILURES: dict[FailureCode, FailureInfo] = {
+    FailureCode.timeout: FailureInfo("connect, read or total timeout", "generic_timeout_error", True),
+    FailureCode.connection_refused: FailureInfo(
+        "the server (or the proxy's target) refused the TCP connection", "connection_refused", True),
+    FailureCode.connection_reset: FailureInfo(
+        "the connection was reset or closed mid-answer", "connection_reset", True),
+    FailureCode.dns_error: FailureInfo("the host name did not resolve", "dns_nxdomain_error", False),
+    FailureCode.tls_error: FailureInfo("the TLS handshake or certificate check failed", "ssl_failed_handshake", False),
+    FailureCode.proxy_error: FailureInfo(
+        "the configured HTTP or SOCKS proxy refused or failed the request", None, False),
+    FailureCode.network_error: FailureInfo("any other transport error", OONI_UNKNOWN, True),
+    FailureCode.http_429: FailureInfo(
+        "HTTP 429 Too Many Requests (Retry-After is honoured before the retry)", None, True),
+    FailureCode.http_5xx: FailureInfo("an HTTP 5xx server error", None, True),
+    FailureCode.http_4xx: FailureInfo("another HTTP 4xx client error (403, 404 ...)", None, False),
+    FailureCode.redirect_offsite: FailureInfo(
+        "a redirect to another origin that none of the spec's location signals explains: not followed", None, False),
+    FailureCode.too_many_redirects: FailureInfo(
+        "more redirects than allowed, or a 3xx answer where a page was expected", None, False),
+    FailureCode.captcha: FailureInfo(
+        "a verification / CAPTCHA / anti-bot page, even when served with HTTP 200", None, True),
+    FailureCode.rate_limited: FailureInfo("a throttling page served with HTTP 200", None, True),
+    FailureCode.session_invalid: FailureInfo(
+        "the platform rejected the session: login, cookies or a request signature are required", None, False),
+    FailureCode.session_required: FailureInfo(
+        "a login or visitor wall (a page, or a redirect to one): the platform needs a logged-in session; give it "
+        "cookies (--cookies PLATFORM=FILE)", None, False),
+    FailureCode.unexpected_page: FailureInfo(
+        "none of the spec's expected markers: the layout probably changed", None, False),
+    FailureCode.empty_shell: FailureInfo(
+        "the platform's page skeleton without its content (an intermittent empty bootstrap shell, e.g. Toutiao): "
+        "retried, never read as an empty result", None, True),
+    FailureCode.truncated_body: FailureInfo(
+        "fewer bytes arrived than Content-Length announced", "eof_error", True),
+    FailureCode.body_too_large: FailureInfo(
+        "the body exceeded the spec's max_body_bytes (after decompression)", None, False),
+    FailureCode.decode_error: FailureInfo(
+        "bytes not decodable in the page's charset, or a JSON API answered invalid JSON", None, False),
+    FailureCode.query_too_long: FailureInfo(
+        "the query is longer than the spec's max_query_chars: not sent (the platform would cut it, and the "
+        "verdict would be about another query)", None, False),
+    FailureCode.control_failed: FailureInfo(
+        "the platform's truism had no results right after this probe's silent-empty answer: its verdict could "
+        "not be confirmed", None, False),
+    FailureCode.soft_control_failed: FailureInfo(
+        "the soft test could not run: the truism restricted to every configured non-authorized domain had no "
+        "results", None, False),
+    FailureCode.adapter_error: FailureInfo("a Python platform adapter raised an exception", None, False),
+    FailureCode.internal_error: FailureInfo("a bug in the harness; please report it", OONI_UNKNOWN, False),
 }
 
+DESCRIPTIONS: dict[FailureCode, str] = {code: info.meaning for code, info in FAILURES.items()}
+"""Each code's meaning (derived from :data:`FAILURES`)."""
+
+RETRYABLE = frozenset(code for code, info in FAILURES.items() if info.retried)
+"""Failures worth another attempt after a backoff (derived from :data:`FAILURES`)."""
 
 # Sending again cannot change these: never retried, even by callers that retry every failure.
 DETERMINISTIC = frozenset({FailureCode.query_too_long})
 
-RETRYABLE = frozenset(
-    {
-        FailureCode.timeout,
-        FailureCode.connection_refused,
-        FailureCode.connection_reset,
-        FailureCode.network_error,
-        FailureCode.http_429,
-        FailureCode.http_5xx,
-        FailureCode.rate_limited,
-        FailureCode.truncated_body,
-        FailureCode.captcha,
-    }
-)
-"""Failures worth another attempt after a backoff."""
+CODES = frozenset(code.value for code in FailureCode)
+"""Every valid code as a plain string (what a stored or imported ``failure`` must be)."""
+
+
+def is_code(code: object) -> bool:
+    return isinstance(code, str) and code in CODES
 
 
 def describe(code: str) -> str:
@@ -93,3 +129,14 @@ def describe(code: str) -> str:
         return DESCRIPTIONS[FailureCode(code)]
     except ValueError:
         return "unknown failure code"
+
+
+def ooni_failure(code: str | None) -> str | None:
+    """OONI's failure string for a harness code: ``None`` for success and for failures OONI
+    records as a successful request (HTTP answers, CAPTCHAs, method failures)."""
+    if code is None:
+        return None
+    try:
+        return FAILURES[FailureCode(code)].ooni
+    except ValueError:
+        return OONI_UNKNOWN

@@ -1,9 +1,12 @@
-"""Load YAML files into Pydantic models with errors that name the file and line."""
+"""Load YAML files into Pydantic models with errors that name the file and line.
+
+Inputs are bounded before they are parsed (:mod:`harness.safeio`: no special files, a size
+limit per kind of file) and after (nesting depth); a NUL or another character YAML refuses is
+reported with its line. ``atomic_write_text`` is :func:`harness.safeio.atomic_write_text`.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +15,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
+from .safeio import MAX_LARGE_INPUT, MAX_SMALL_INPUT, atomic_write_text, check_depth, read_input_bytes, too_deep
+
+__all__ = ["LocatedYaml", "atomic_write_text", "load_model", "load_yaml", "read_text", "validate_located",
+           "MAX_SMALL_INPUT", "MAX_LARGE_INPUT"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,15 +76,10 @@ class LocatedYaml:
         return cls(message, self.path, self.line_of(loc))
 
 
-def read_text(path: Path, cls: type[InputError] = InputError) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise cls("file not found", path) from None
-    except IsADirectoryError:
-        raise cls("is a directory, not a file", path) from None
-    except OSError as exc:
-        raise cls(f"cannot read: {exc.strerror}", path) from None
+def read_text(path: Path, cls: type[InputError] = InputError, max_bytes: int = MAX_LARGE_INPUT) -> str:
+    """A UTF-8 text file (BOM allowed), refused before reading when it is not a regular file or
+    is larger than ``max_bytes``."""
+    raw = read_input_bytes(Path(path), cls, max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -86,9 +88,11 @@ def read_text(path: Path, cls: type[InputError] = InputError) -> str:
     return text
 
 
-def load_yaml(path: str | Path, cls: type[InputError] = InputError) -> LocatedYaml:
+def load_yaml(path: str | Path, cls: type[InputError] = InputError, max_bytes: int = MAX_SMALL_INPUT) -> LocatedYaml:
+    """A YAML file with the node tree kept for line numbers. Bounded: ``max_bytes`` before parsing
+    (1 MiB by default: probe sets, specs and other configuration), nesting after."""
     path = Path(path)
-    text = read_text(path, cls)
+    text = read_text(path, cls, max_bytes)
     try:
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)
@@ -96,8 +100,15 @@ def load_yaml(path: str | Path, cls: type[InputError] = InputError) -> LocatedYa
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         raise cls(f"invalid YAML: {problem}", path, mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as exc:  # a NUL or another character YAML does not allow
+        line = text[: exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        raise cls(f"invalid YAML: the character U+{exc.character:04X} is not allowed"
+                  if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}", path, line) from None
     except yaml.YAMLError as exc:
         raise cls(f"invalid YAML: {exc}", path) from None
+    except RecursionError:
+        raise too_deep(path, cls) from None
+    check_depth(data, path, cls)
     return LocatedYaml(path, data, root)
 
 
@@ -129,44 +140,3 @@ def validate_located(doc: LocatedYaml, model: type[M], cls: type[InputError] = I
 def load_model(path: str | Path, model: type[M], cls: type[InputError] = InputError) -> tuple[M, LocatedYaml]:
     doc = load_yaml(path, cls)
     return validate_located(doc, model, cls), doc
-
-
-def _mode_for(path: Path) -> int:
-    """The replaced file's permissions, or what a plain ``open()`` would give (0666 less the umask)."""
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file so that readers see either the old or the new content, never half.
-
-    The file keeps its permissions (a new one gets the usual ones, not mkstemp's 0600).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

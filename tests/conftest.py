@@ -38,7 +38,7 @@ def store_path(tmp_path: Path) -> Path:
 
 
 def fast_options(**kw) -> RunOptions:
-    base = dict(retry_backoff_s=0.01, control_backoff_s=0.01, seed=1)
+    base = dict(retry_backoff_s=0.01, control_backoff_s=0.01, give_up_after_s=1.0, seed=1)
     base.update(kw)
     return RunOptions(**base)
 
@@ -55,3 +55,17 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subpro
         [sys.executable, "-m", "harness", *args], cwd=cwd or REPO, capture_output=True, text=True,
         timeout=timeout, env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """ONE headless Chromium for the whole test session (tests using it carry
+    ``pytest.mark.xdist_group("chromium")``, so under ``-n 2`` they share one worker and one browser)."""
+    from harness.measure.browser import Browser, browser_problem
+
+    problem = browser_problem()
+    if problem is not None:
+        skip_without("chromium", f"the browser transport needs Chromium and Playwright: {problem}")
+    b = Browser.launch()
+    yield b
+    b.close()

@@ -1,113 +1,84 @@
-"""A loopback server that replays a platform's fixture pages, and a run of the built-in specs against it.
+"""A loopback HTTP server that answers each request with a page chosen by the test.
 
-``Replay(handler)`` serves on 127.0.0.1: ``handler(request)`` returns ``(status, headers, body)``.
-``run_builtin(platform, base_url, terms, tmp_path)`` runs ``harness run`` (in process) with the
-built-in spec of ``platform`` pointed at the server, one probe per term, and returns the
-measurements by role and input.
+Tests serve saved platform pages (``tests/fixtures/platforms/<name>/``), redirect
+answers and error statuses from it, then run the real engine (``harness run``) or
+``harness platforms check`` against ``server.url``. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
-
-from harness.models import Measurement
-from harness.operations.runs import RunRequest, execute, prepare
-from harness.store.sqlite import Store
-
-from .conftest import fast_options
+from urllib.parse import unquote_plus, urlsplit
 
 
 @dataclass
-class Request:
-    method: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-    raw_query: str
+class Answer:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"})
 
-    def cookies(self) -> dict[str, str]:
-        out = {}
-        for part in self.headers.get("cookie", "").split(";"):
-            k, sep, v = part.strip().partition("=")
-            if sep:
-                out[k] = v
-        return out
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> "Answer":
+        return cls(status, b"", {"Location": location, "Content-Type": "text/html"})
 
 
-Handler = Callable[[Request], tuple[int, dict[str, str], bytes]]
+Route = Callable[[str, dict[str, str]], Answer]
+"""(path, decoded query parameters) -> the answer."""
 
 
-@dataclass
-class Replay:
-    handler: Handler
-    requests: list[Request] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-
-    def __enter__(self) -> "Replay":
-        replay = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                parts = urlsplit(self.path)
-                req = Request("GET", unquote(parts.path), {k: v[0] for k, v in parse_qs(parts.query).items()},
-                              {k.lower(): v for k, v in self.headers.items()}, parts.query)
-                replay.requests.append(req)
-                status, headers, body = replay.handler(req)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+def decode_params(raw: str, encoding: str = "utf-8") -> dict[str, str]:
+    out = {}
+    for pair in raw.split("&"):
+        name, _, value = pair.partition("=")
+        if name:
+            out[unquote_plus(name, encoding=encoding, errors="replace")] = unquote_plus(
+                value, encoding=encoding, errors="replace")
+    return out
 
 
-def run_builtin(platform: str, base_url: str, terms: list[str], tmp_path: Path, controls: tuple[str, ...] = ("天气",),
-                retries: int = 0, **options: object) -> tuple[dict[str, Measurement], list[Measurement], Store]:
-    """Run the built-in spec of ``platform`` against ``base_url``: probes by input, truism measurements, store path."""
-    kw = tmp_path / "terms.yaml"
-    kw.write_text("name: terms\nentries:\n" + "".join(f"  - {{term: '{t}', category: test}}\n" for t in terms))
-    ctl = tmp_path / "ctl.yaml"
-    ctl.write_text("name: ctl\nentries:\n" + "".join(f"  - {{term: '{t}', category: control}}\n" for t in controls))
-    ps = tmp_path / "ps.yaml"
-    ps.write_text(textwrap.dedent(f"""\
-        name: replay-{platform}
-        keywords: [{{list: {kw}}}]
-        platforms: [{{name: {platform}}}]
-        controls: {{every: 100, lists: [{ctl}]}}
-        rate_limit: {{interval_s: 0, jitter: 0, concurrency: 1}}
-        timeout_s: 10
-        retries: {retries}
-        flip_retest: false
-        """))
-    db = tmp_path / "replay.db"
-    req = RunRequest(ps, db, base_urls={platform: base_url}, new=True, options=fast_options(**options))
-    execute(req, prepare(req))
-    st = Store(db, readonly=True)
-    ms = list(st.measurements())
-    return {m.input: m for m in ms if m.role in ("probe", "control")}, [m for m in ms if m.role == "truism"], st
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        parts = urlsplit(self.path)
+        params = decode_params(parts.query, self.server.encoding)
+        self.server.requests.append((parts.path, params, dict(self.headers)))
+        answer = self.server.route(parts.path, params)
+        self.send_response(answer.status)
+        for k, v in answer.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    route: Route
+    encoding: str
+    requests: list[tuple[str, dict[str, str], dict[str, str]]]
+
+
+@contextmanager
+def replay_server(route: Route, encoding: str = "utf-8") -> Iterator[_Server]:
+    """A started server (``.url``, ``.requests``) that answers with ``route``."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.route = route
+    server.encoding = encoding
+    server.requests = []
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

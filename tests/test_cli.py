@@ -3,6 +3,8 @@ import time
 
 import pytest
 
+from harness.exitcodes import ExitCode
+
 from .conftest import FIXTURES, run_cli
 
 MINI = FIXTURES / "probes" / "mini.yaml"
@@ -21,6 +23,10 @@ def test_demo_runs_end_to_end_offline_and_quickly():
     transitions = {c["term"]: c["transition"] for c in out["diff"]["changes"]}
     assert transitions["李克强"] == "newly_censored"
     assert transitions["达赖喇嘛"] == "hard_to_soft"
+    # one removal (and one deletion by the author) next to the keyword changes, with their windows
+    items = {c["url"].rsplit("/", 1)[-1]: c for c in out["items"]["changes"]}
+    assert {k: c["transition"] for k, c in items.items()} == {"likeqiang": "removed_censored", "diary": "removed_by_author"}
+    assert all(c["window_start"] and c["window_end"] and c["signals"] for c in items.values())
     assert elapsed < 30
 
 
@@ -28,6 +34,7 @@ def test_demo_prints_tables_for_people(tmp_path):
     res = run_cli("demo", "--store", str(tmp_path / "d.db"))
     assert res.returncode == 0, res.stderr
     assert "newly_censored" in res.stdout and "李克强" in res.stdout
+    assert "watched items" in res.stdout and "removed_censored" in res.stdout
     assert (tmp_path / "d.db").exists()
 
 
@@ -81,9 +88,9 @@ def test_a_foreign_store_is_refused(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("not a store")
     res = run_cli("diff", "--store", str(f))
-    assert res.returncode == 2 and "not a harness store" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == ExitCode.STORE_UNUSABLE and "not a harness store" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("diff", "--store", str(tmp_path))
-    assert res.returncode == 2 and "directory" in res.stderr
+    assert res.returncode == ExitCode.STORE_UNUSABLE and "directory" in res.stderr
 
 
 def test_diff_with_a_single_run_says_so(sandbox, tmp_path):

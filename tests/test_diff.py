@@ -14,7 +14,7 @@ MINI = FIXTURES / "probes" / "mini.yaml"
     [
         ("not_censored", "hard", Transition.newly_censored),
         ("no_results", "soft", Transition.newly_censored),
-        ("unknown", "hard", Transition.newly_censored),
+        ("unknown", "hard", Transition.first_observation),
         ("hard", "not_censored", Transition.newly_uncensored),
         ("soft", "no_results", Transition.newly_uncensored),
         ("hard", "soft", Transition.hard_to_soft),
@@ -24,7 +24,8 @@ MINI = FIXTURES / "probes" / "mini.yaml"
         ("hard", None, Transition.dropped_term),
         ("hard", "hard", None),
         ("not_censored", "no_results", None),
-        ("unknown", "not_censored", None),
+        ("unknown", "not_censored", Transition.first_observation),
+        ("unknown", "unknown", None),
     ],
 )
 def test_transition_kinds(before, after, expected):

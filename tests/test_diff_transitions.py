@@ -65,7 +65,8 @@ def test_every_transition_kind_between_two_real_runs(world):
     result = _diff(world)
     got = {c.term: c.transition for c in result.changes}
     assert got == EXPECTED
-    assert set(result.counts) == {t.value for t in Transition}
+    # first_observation needs a key with no verdict before B: tests/test_hostile.py covers it
+    assert set(result.counts) == {t.value for t in Transition} - {Transition.first_observation.value}
     assert result.compared == 7  # the nine terms but the new and the dropped one
 
 

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from harness.exitcodes import ExitCode
 from harness.errors import RunLockedError
 from harness.models import Measurement, Run, Verdict
 from harness.store.locking import ProbeSetLock, all_holders, current_holder, lock_dir_for
@@ -86,7 +87,7 @@ def test_a_concurrent_second_run_of_a_probe_set_is_refused(sandbox, tmp_path, ca
     try:
         wait_for(db, 2, first)
         res = cli_inprocess(capsys, "run", str(ps), "--store", str(db), "--base-url", f"sandbox={sandbox.url}")
-        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert res.returncode == ExitCode.LOCKED and "Traceback" not in res.stderr
         err = " ".join(res.stderr.split())
         assert "'paced' is already running" in err and f"pid {first.pid}" in err
         with Store(db, readonly=True) as st:

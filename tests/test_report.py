@@ -76,6 +76,7 @@ def test_report_content(hostile_store, tmp_path):
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert "&lt;script&gt;document.title=&quot;PWNED&quot;&lt;/script&gt;" in page
     assert "## Changes since the previous run" in md and "<script>" not in md
+    assert str(hostile_store) not in page and str(hostile_store.parent) not in page + md  # shared: no local path
     assert "| newly_censored | sandbox | 甲一 |" in md
 
 

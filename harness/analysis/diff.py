@@ -6,6 +6,10 @@ known: a term that was censored and now only failed is ``became_unknown`` (its l
 verdict and when it was last seen stay in the change), and a term that was unknown in run A
 is compared against its last known verdict before A, with that verdict's age shown.
 
+**First observation.** A key with no known state before run B (only failures in A and before)
+is ``first_observation``: never ``newly_censored``/``newly_uncensored``, never confirmed. The rule
+is :func:`classify_transition`'s, for any state vocabulary (watched items use it too).
+
 **Confirmation.** A change is confirmed when the engine's flip retest in the same run agreed
 (``test_keys.confirmed``) or, failing that, when the next run of the same probe set at the
 same vantage point has the same verdict. Unconfirmed changes are listed, marked as such.
@@ -50,6 +54,7 @@ class Transition(str, Enum):
     hard_to_soft = "hard_to_soft"
     soft_to_hard = "soft_to_hard"
     became_unknown = "became_unknown"
+    first_observation = "first_observation"
     new_term = "new_term"
     dropped_term = "dropped_term"
     results_dropped = "results_dropped"
@@ -284,7 +289,10 @@ def iter_states(store: Store, run_id: str, filters: Filters = Filters()) -> Iter
             yield (platform, row[0], vantage), row
 
 
-def classify_transition(before: str | None, after: str | None) -> Transition | None:
+def classify_transition(before: str | None, after: str | None,
+                        censored: frozenset[str] = CENSORED) -> Transition | None:
+    """From ``before`` (run A, or last known before A) to ``after`` (run B). ``None``: absent from
+    that run; :data:`UNKNOWN`: no known state. A change needs a known state on both sides."""
     if before is None:
         return Transition.new_term if after is not None else None
     if after is None:
@@ -292,16 +300,21 @@ def classify_transition(before: str | None, after: str | None) -> Transition | N
     if before == after:
         return None
     if after == UNKNOWN:
-        return Transition.became_unknown if before != UNKNOWN else None
+        return Transition.became_unknown
     if before == UNKNOWN:
-        return Transition.newly_censored if after in CENSORED else None
-    if before in CENSORED and after in CENSORED:
+        return Transition.first_observation
+    if before in censored and after in censored:
         return Transition.hard_to_soft if before == "hard" else Transition.soft_to_hard
-    if after in CENSORED:
+    if after in censored:
         return Transition.newly_censored
-    if before in CENSORED:
+    if before in censored:
         return Transition.newly_uncensored
     return None
+
+
+CHANGES = frozenset({Transition.newly_censored, Transition.newly_uncensored, Transition.hard_to_soft,
+                     Transition.soft_to_hard, Transition.results_dropped})
+"""Transitions that change a known state (both sides observed)."""
 
 
 def results_drop(before: _State, after: _State) -> float | None:
@@ -385,6 +398,9 @@ def _age_days(seen: str | None, at: dt.datetime) -> float | None:
     return round((at - parse_iso(seen)).total_seconds() / 86400, 3)
 
 
+_NO_CONFIRMATION = frozenset({Transition.results_dropped, Transition.first_observation})
+
+
 def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filters(),
               drop_threshold: float | None = DEFAULT_DROP_THRESHOLD, confirm: bool = True) -> DiffResult:
     """Every change of state between run A and run B (same vantage point keys)."""
@@ -455,7 +471,7 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
     # confirmation by the next run, for changes the retest did not confirm
     later = next_run(store, b) if confirm else None
     need = {key for key, t, sa, sb, _ in pending
-            if sb is not None and sb.verdict != UNKNOWN and t is not Transition.results_dropped
+            if sb is not None and sb.verdict != UNKNOWN and t not in _NO_CONFIRMATION
             and info[sb.rowid][3] not in (1, True)}
     next_states = _states_for_keys(store, later.run_id, need) if later is not None and need else {}
 
@@ -466,7 +482,7 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filter
         ref = ib or ia
         confirmed: bool | None = None
         confirmed_by = None
-        if sb is not None and sb.verdict != UNKNOWN and t is not Transition.results_dropped:
+        if sb is not None and sb.verdict != UNKNOWN and t not in _NO_CONFIRMATION:
             retest = ib[3] if ib else None
             if retest in (1, True):
                 confirmed, confirmed_by = True, "retest"
@@ -737,7 +753,7 @@ def md_escape(text: object) -> str:
     return " ".join(s.split())
 
 
-NOT_CONFIRMABLE = frozenset({Transition.became_unknown, Transition.dropped_term})
+NOT_CONFIRMABLE = frozenset({Transition.became_unknown, Transition.dropped_term, Transition.first_observation})
 
 
 def _confirmed_text(c: Change) -> str:

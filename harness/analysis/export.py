@@ -27,6 +27,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError, NotFoundError
+from ..safeio import MAX_NESTING, atomic_output, atomic_path, check_input_file, depth_of
 from ..models import Measurement, Run
 from ..store.sqlite import Store, immediate_transaction
 
@@ -105,7 +106,8 @@ def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, dict[str,
 
 
 def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | None = None,
-                 platforms: Iterable[str] = (), roles: Iterable[str] = ("probe", "control", "truism", "isolation"),
+                 platforms: Iterable[str] = (),
+                 roles: Iterable[str] = ("probe", "item", "control", "truism", "isolation"),
                  bodies: bool = False) -> Iterator[dict[str, Any]]:
     """Stream the store's measurements as OONI-style records, oldest first."""
     runs = {r.run_id: _run_doc(r) for r in store.list_runs()}
@@ -189,7 +191,7 @@ def write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int = 50
     cols = CSV_COLUMNS + ["record"]
     schema = pa.schema([(c, pa.string()) for c in cols])
     n = 0
-    with pq.ParquetWriter(str(path), schema) as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
         buf: dict[str, list[Any]] = {c: [] for c in cols}
 
         def flush() -> None:
@@ -221,20 +223,39 @@ def export_store(store: Store, path: Path | None, fmt: ExportFormat, out: TextIO
     if path is None:
         assert out is not None
         return writer(records, out)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        n = writer(records, fh)
-    tmp.replace(path)
-    return n
+    with atomic_output(path) as fh:
+        return writer(records, fh)
 
 
 # --------------------------------------------------------------------------- import
 
 
+MAX_RECORD_BYTES = 256 << 20
+"""The longest JSONL line an import reads (a record with its bodies in base64)."""
+
+
+def _json_record(text: str | bytes, where: str) -> Any:
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not a JSON record ({exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{where}: not a measurement record: nested more than {MAX_NESTING} levels deep") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not valid UTF-8 (byte at offset {exc.start})") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{where}: not a JSON record ({str(exc)[:120]})") from None
+    if depth_of(rec) > MAX_NESTING:
+        raise InputError(f"{where}: not a measurement record: nested more than {MAX_NESTING} levels deep")
+    return rec
+
+
 def _read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or row number, record) from a JSONL or Parquet export."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    try:
+        check_input_file(path)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc.message}") from None
     if path.suffix.lower() == ".parquet":
         _, pq = _pyarrow()
         try:
@@ -242,21 +263,38 @@ def _read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
             raise InputError(f"{path}: not a harness Parquet export ({exc})") from None
         for i, text in enumerate(table.column("record").to_pylist(), start=1):
-            try:
-                yield i, json.loads(text)
-            except (TypeError, json.JSONDecodeError) as exc:
-                raise InputError(f"{path}: row {i}: record is not JSON ({exc})") from None
+            if not isinstance(text, str):
+                raise InputError(f"{path}: row {i}: record is not JSON (no text)")
+            yield i, _json_record(text, f"{path}: row {i}")
         return
     if path.suffix.lower() == ".csv":
         raise InputError(f"{path}: CSV exports are flat and lossy; import the JSONL or Parquet export instead")
-    with path.open("r", encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        i = 0
+        while True:
+            line = fh.readline(MAX_RECORD_BYTES + 1)
+            if not line:
+                break
+            i += 1
+            if len(line) > MAX_RECORD_BYTES:
+                raise InputError(f"{path}:{i}: a line longer than {MAX_RECORD_BYTES:,} bytes is not a record")
             if not line.strip():
                 continue
             try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{i}: not a JSON record ({exc.msg})") from None
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{i}: not valid UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})") from None
+            yield i, _json_record(text, f"{path}:{i}")
+
+
+def _encodable(m: Measurement, run: Run | None) -> None:
+    """Refuse text the store cannot hold (a lone surrogate from a ``\\ud800`` escape)."""
+    try:
+        m.model_dump_json().encode("utf-8")
+        if run is not None:
+            run.model_dump_json().encode("utf-8")
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise ValueError(f"text that is not valid Unicode ({type(exc).__name__})") from None
 
 
 def _run_for(m: Measurement) -> Run:
@@ -275,13 +313,14 @@ def import_file(store: Store, path: Path) -> ImportSummary:
         # runs described only by their measurements are created at the end: check the FK at commit
         c.execute("PRAGMA defer_foreign_keys = ON")
         for lineno, rec in _read_records(path):
+            sep = f":{lineno}" if where == "line" else f": row {lineno}"
             try:
                 m, run, bodies = from_record(rec)
+                _encodable(m, run)
             except (ValidationError, ValueError, KeyError, TypeError) as exc:
                 msg = str(exc).splitlines()
                 detail = "; ".join(x.strip() for x in msg[:3]) if msg else type(exc).__name__
-                sep = f":{lineno}" if where == "line" else f": row {lineno}"
-                raise InputError(f"{path}{sep}: not a measurement record: {detail}") from None
+                raise InputError(f"{path}{sep}: not a measurement record: {detail[:300]}") from None
             summary.records += 1
             if m.run_id not in known_runs:
                 if run is not None:
@@ -302,7 +341,7 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                 sha = store.put_body(body)
                 summary.bodies_added += c.total_changes - before
                 if sha != key:
-                    raise InputError(f"{path}:{lineno}: body does not match its SHA-256 {key}")
+                    raise InputError(f"{path}{sep}: body does not match its SHA-256 {key[:80]}")
             if store.insert_measurement_row(m):
                 summary.added += 1
             else:

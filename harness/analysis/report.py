@@ -1,26 +1,33 @@
 """Reports: one self-contained HTML file (inline CSS and SVG, no script, no external asset) and Markdown.
 
-Everything that came from a platform or a keyword list (terms, platform and list names,
-signals, URLs, body excerpts) goes through :func:`h` (``html.escape`` with quotes) before it
-reaches the page; attribute values are built only from escaped text; links are emitted only
-for ``http``/``https`` URLs. A Content-Security-Policy meta tag forbids scripts and remote
-loads as a second line of defence.
+The HTML comes from the Jinja2 template ``harness/analysis/templates/report.html.j2`` with
+autoescaping on: everything that came from a platform or a keyword list (terms, platform and
+list names, signals, URLs, body excerpts) is escaped by :func:`h` (``html.escape`` with quotes)
+before it reaches the page; only Markup this module builds (:func:`safe_link`, the CSS) passes
+as is; links are emitted only for ``http``/``https`` URLs. This module computes what the page
+shows (counts, chart and heatmap coordinates); the template lays it out, one ``{% block %}``
+per section. A Content-Security-Policy meta tag forbids scripts and remote loads as a second
+line of defence. The report is meant to be shared: it names no local path, host or process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 from collections import defaultdict
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 
 from ..errors import NotFoundError
 from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, utcnow
 from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .items import ITEM_STATES, SURVIVAL_HOURS, ItemDiff, Survival, SurvivalCurve, diff_items, runs_with_items, survival
 
 VERDICT_COLOURS = {
     "hard": "#b2182b", "soft": "#ef8a62", "not_censored": "#67a9cf", "no_results": "#d1e5f0",
@@ -29,6 +36,7 @@ VERDICT_COLOURS = {
 PLATFORM_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
                     "#1f78b4", "#b15928"]
 EXCERPT_CHARS = 600
+MAX_EVIDENCE = 200
 
 
 def h(value: object) -> str:
@@ -66,16 +74,24 @@ class Evidence(BaseModel):
 class ReportData(BaseModel):
     title: str
     generated_at: dt.datetime
-    store: str
+    store: str = Field(description="where the data came from (never printed in the report: it is a local path)")
     probe_set: str
     vantage: str
     runs: list[Run]
     run_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → verdict → count")
+    positive_controls: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="run id → platform → {detected, answered, missed: [terms]}: terms known "
+                                          "to be censored there, and how many the run detected")
     platform_censored: dict[str, dict[str, int]] = Field(default_factory=dict, description="platform → run → censored keys")
     heat_rows: list[tuple[str, str]] = Field(default_factory=list, description="(platform, term)")
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
     diff: DiffResult | None = None
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    has_search: bool = True
+    item_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → item state → count")
+    item_diff: ItemDiff | None = None
+    survival: Survival | None = None
+    survival_runs: int = Field(default=0, description="runs with watched items the survival figures come from")
 
 
 def _excerpt(body: bytes) -> str:
@@ -116,10 +132,24 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
     ids = [r.run_id for r in runs]
     marks = ",".join("?" * len(ids))
     run_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
-    for run_id, verdict, n in store.conn.execute(
-        f"SELECT run_id, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role='probe'"
-        f" GROUP BY run_id, verdict", ids):
-        run_counts[run_id][verdict] = n
+    item_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
+    for run_id, role, verdict, n in store.conn.execute(
+        f"SELECT run_id, role, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role IN ('probe', 'item')"
+        f" GROUP BY run_id, role, verdict", ids):
+        (run_counts if role == "probe" else item_counts)[run_id][verdict] = n
+    has_search = any(run_counts[r] for r in ids)
+    positive: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in ids}
+    for run_id, platform, term, verdict in store.conn.execute(
+            f"SELECT run_id, platform, input, verdict FROM measurements WHERE run_id IN ({marks})"
+            f" AND role='positive_control' ORDER BY platform, input", ids):
+        row = positive[run_id].setdefault(platform, {"detected": 0, "answered": 0, "missed": []})
+        if verdict == "failure":
+            continue  # unknown: neither detected nor missed
+        row["answered"] += 1
+        if verdict in ("hard", "soft"):
+            row["detected"] += 1
+        else:
+            row["missed"].append(term)
     platform_censored: dict[str, dict[str, int]] = defaultdict(dict)
     for run_id, platform, n in store.conn.execute(
         f"SELECT run_id, platform, COUNT(DISTINCT input) FROM measurements WHERE run_id IN ({marks})"
@@ -172,10 +202,27 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                     state == UNKNOWN and prev[0] == UNKNOWN and ts > prev[1]):
                 states[run_id] = (state, ts)
         heat[f"{platform}\x1f{term}"] = {r: s for r, (s, _) in states.items()}
+    item_diff = None
+    surv = None
+    item_runs: list[str] = []
+    if any(item_counts[r] for r in ids):
+        all_runs = [r for r in store.list_runs(ps) if r.vantage == vt]  # every run: an item's first sighting may be old
+        item_runs = runs_with_items(store, all_runs)
+        surv = survival(store, item_runs, vt)
+        with_items = [r for r in runs if item_counts[r.run_id]]
+        if len(with_items) >= 2:
+            item_diff = diff_items(store, with_items[-2].run_id, with_items[-1].run_id)
+            for c in item_diff.changes[:200]:
+                for mid in (c.measurement_id, c.before_measurement_id):
+                    if mid and mid not in evidence:
+                        ev = _evidence(store, mid)
+                        if ev is not None:
+                            evidence[mid] = ev
     return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
-                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts,
+                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts, positive_controls=positive,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
-                      diff=diff, evidence=evidence)
+                      diff=diff, evidence=evidence, has_search=has_search, item_counts=item_counts,
+                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs))
 
 
 # --------------------------------------------------------------------------- HTML
@@ -187,12 +234,13 @@ table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;paddi
 th{background:#f5f5f5}.num{text-align:right}.muted{color:#777}.unconfirmed{color:#b35806}
 pre{white-space:pre-wrap;word-break:break-all;background:#f8f8f8;padding:.5rem;max-height:16rem;overflow:auto;font-size:.8rem}
 details{margin:.5rem 0}.legend span{display:inline-block;width:.9rem;height:.9rem;margin:0 .3rem 0 1rem;vertical-align:middle}
-svg text{font-size:11px;font-family:inherit}
+svg text{font-size:11px;font-family:inherit}.missed{color:#b00020;font-weight:600}
 """
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _line_chart(data: ReportData) -> str:
+def _line_chart(data: ReportData) -> dict[str, Any]:
+    """Coordinates of the censored-terms-over-time chart (the template draws them)."""
     runs = data.runs
     width, height, left, bottom, top, right = 760, 260, 50, 40, 10, 160
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -205,159 +253,158 @@ def _line_chart(data: ReportData) -> str:
     def y(v: int) -> float:
         return top + plot_h - plot_h * v / peak
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="censored terms per platform and run" id="chart-censored">']
-    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
-    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>')
-    for frac in (0, 0.5, 1):
-        v = round(peak * frac)
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v}</text>')
-    for i, r in enumerate(runs):
-        if n <= 12 or i % max(1, n // 8) == 0 or i == n - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">'
-                         f'{h(r.started_at.strftime("%m-%d %H:%M"))}</text>')
-    for j, (platform, series) in enumerate(data.platform_censored.items()):
-        colour = PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)]
-        pts = [(x(i), y(series.get(r.run_id, 0))) for i, r in enumerate(runs)]
-        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in pts)
-        parts.append(f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
-        for (px, py), r in zip(pts, runs):
-            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"><title>{h(platform)} · '
-                         f'{h(r.run_id)}: {series.get(r.run_id, 0)} censored</title></circle>')
-        ly = top + 14 * j + 8
-        parts.append(f'<rect x="{left + plot_w + 12}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{left + plot_w + 26}" y="{ly + 1}">{h(platform)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    y_ticks = [{"y": f"{y(round(peak * f)) + 4:.1f}", "label": round(peak * f)} for f in (0, 0.5, 1)]
+    x_ticks = [{"x": f"{x(i):.1f}", "label": r.started_at.strftime("%m-%d %H:%M")} for i, r in enumerate(runs)
+               if n <= 12 or i % max(1, n // 8) == 0 or i == n - 1]
+    series = []
+    for j, (platform, values) in enumerate(data.platform_censored.items()):
+        pts = [(x(i), y(values.get(r.run_id, 0))) for i, r in enumerate(runs)]
+        series.append({
+            "platform": platform, "colour": PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)],
+            "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in pts), "legend_y": top + 14 * j + 8,
+            "dots": [{"x": f"{px:.1f}", "y": f"{py:.1f}", "run_id": r.run_id, "value": values.get(r.run_id, 0)}
+                     for (px, py), r in zip(pts, runs)],
+        })
+    return {"width": width, "height": height, "left": left, "top": top, "bottom_y": top + plot_h,
+            "right_x": left + plot_w, "y_ticks": y_ticks, "x_ticks": x_ticks, "series": series}
 
 
-def _heatmap(data: ReportData) -> str:
+def _heatmap(data: ReportData) -> dict[str, Any]:
+    """Coordinates of the terms x runs heatmap (the template draws them)."""
     runs = data.runs
     cell, label_w, top = 18, 260, 80
-    width = label_w + cell * len(runs) + 10
-    height = top + cell * len(data.heat_rows) + 10
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="terms by runs heatmap" id="heatmap">']
     step = max(1, len(runs) // 12)
-    for i, r in enumerate(runs):
-        if i % step and i != len(runs) - 1:
-            continue
-        cx = label_w + cell * i + cell / 2
-        parts.append(f'<text transform="translate({cx:.1f},{top - 6}) rotate(-60)">'
-                     f'{h(r.started_at.strftime("%m-%d %H:%M"))}<title>{h(r.run_id)}</title></text>')
+    columns = [{"x": f"{label_w + cell * i + cell / 2:.1f}", "label": r.started_at.strftime("%m-%d %H:%M"),
+                "run_id": r.run_id} for i, r in enumerate(runs) if not (i % step and i != len(runs) - 1)]
     multi_platform = len({p for p, _ in data.heat_rows}) > 1
+    rows = []
     for j, (platform, term) in enumerate(data.heat_rows):
-        cy = top + cell * j
         label = f"{platform} · {term}" if multi_platform else term
-        short = label if len(label) <= 36 else label[:35] + "…"
-        parts.append(f'<text class="term" x="{label_w - 6}" y="{cy + cell - 4}" text-anchor="end">{h(short)}</text>')
         states = data.heat.get(f"{platform}\x1f{term}", {})
+        cells = []
         for i, r in enumerate(runs):
             state = states.get(r.run_id, "absent")
-            parts.append(f'<rect class="cell" x="{label_w + cell * i}" y="{cy}" width="{cell - 1}" height="{cell - 1}" '
-                         f'fill="{VERDICT_COLOURS.get(state, "#000")}" stroke="#eee"><title>{h(term)} on {h(platform)}, '
-                         f'run {h(r.run_id)}: {h(state)}</title></rect>')
-    parts.append("</svg>")
-    return "".join(parts)
+            cells.append({"x": label_w + cell * i, "run_id": r.run_id, "state": state,
+                          "colour": VERDICT_COLOURS.get(state, "#000")})
+        rows.append({"y": top + cell * j, "platform": platform, "term": term,
+                     "label": label if len(label) <= 36 else label[:35] + "…", "cells": cells})
+    return {"width": label_w + cell * len(runs) + 10, "height": top + cell * len(data.heat_rows) + 10,
+            "cell": cell, "label_w": label_w, "top": top, "columns": columns, "rows": rows}
 
 
-def _evidence_html(ev: Evidence | None, label: str) -> str:
-    if ev is None:
-        return f'<p class="muted">{h(label)}: no measurement</p>'
-    rows = [
-        ("measurement", f"<code>{h(ev.measurement_id)}</code>"),
-        ("query sent", h(ev.query)),
-        ("HTTP status", h(ev.status_code if ev.status_code is not None else "–")),
-        ("failure", h(ev.failure or "–")),
-        ("signals", h(", ".join(ev.signals) or "–")),
-        ("retest", h({True: "confirmed", False: "not confirmed", None: "not retested"}[ev.confirmed])),
-        ("final URL", safe_link(ev.final_url) or "–"),
-        ("body SHA-256", f"<code>{h(ev.body_sha256 or '–')}</code>" + (f" ({ev.body_size} bytes)" if ev.body_size else "")),
-    ]
-    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    excerpt = (f"<details><summary>stored body (first {EXCERPT_CHARS} characters, escaped)</summary>"
-               f"<pre>{h(ev.excerpt)}</pre></details>") if ev.excerpt is not None else ""
-    return f"<h4>{h(label)}</h4><table>{body}</table>{excerpt}"
+def _after_note(c: Any) -> str:
+    note = ""
+    if c.transition is Transition.results_dropped and c.drop is not None:
+        note += f" (−{c.drop:.0%} results)"
+    if c.last_known:
+        note += f" (still {c.last_known}, {c.stale_days} d old)"
+    return note
 
 
-def render_html(data: ReportData) -> str:
-    latest = data.runs[-1]
-    lc = data.run_counts.get(latest.run_id, {})
-    censored_now = lc.get("hard", 0) + lc.get("soft", 0)
-    out: list[str] = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{h(_CSP)}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{h(data.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{h(data.title)}</h1>",
-        f'<p class="muted">Generated {h(data.generated_at.strftime("%Y-%m-%d %H:%M UTC"))} from <code>{h(data.store)}</code>'
-        f" by censorship-harness.</p>",
-        '<h2 id="summary">Summary</h2><table>',
-        f"<tr><th>probe set</th><td>{h(data.probe_set)}</td></tr>",
-        f"<tr><th>vantage point</th><td>{h(data.vantage or '(unlabelled)')}</td></tr>",
-        f"<tr><th>runs shown</th><td>{len(data.runs)} (from {h(data.runs[0].started_at.strftime('%Y-%m-%d %H:%M'))}"
-        f" to {h(latest.started_at.strftime('%Y-%m-%d %H:%M'))} UTC)</td></tr>",
-        f"<tr><th>latest run</th><td><code>{h(latest.run_id)}</code> ({h(latest.status)})</td></tr>",
-        f"<tr><th>censored in the latest run</th><td>{censored_now} "
-        f"(hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}; not censored {lc.get('not_censored', 0)}, "
-        f"no results {lc.get('no_results', 0)}, failures {lc.get('failure', 0)})</td></tr>",
-    ]
-    if data.diff is not None:
-        summary = ", ".join(f"{h(k)} {v}" for k, v in data.diff.counts.items()) or "none"
-        notes = "".join(f"<br><em>note: {h(n)}</em>" for n in data.diff.notes)
-        out.append(f"<tr><th>changes since the previous run</th><td>{summary}{notes}</td></tr>")
-    out.append("</table>")
-    out.append('<h2 id="over-time">Censored terms per platform over time</h2>')
-    out.append(_line_chart(data))
-    out.append('<h2 id="runs">Runs</h2><table><tr><th>run</th><th>started (UTC)</th><th>status</th>'
-               '<th class="num">hard</th><th class="num">soft</th><th class="num">not censored</th>'
-               '<th class="num">no results</th><th class="num">failures</th></tr>')
-    for r in reversed(data.runs):
-        c = data.run_counts.get(r.run_id, {})
-        out.append(f"<tr><td><code>{h(r.run_id)}</code></td><td>{h(r.started_at.strftime('%Y-%m-%d %H:%M'))}</td>"
-                   f"<td>{h(r.status)}</td>" + "".join(
-                       f'<td class="num">{c.get(v, 0)}</td>' for v in ("hard", "soft", "not_censored", "no_results", "failure"))
-                   + "</tr>")
-    out.append("</table>")
-    out.append('<h2 id="heatmap-title">Terms × runs</h2><p class="legend">' + "".join(
-        f'<span style="background:{colour}"></span>{h(name)}' for name, colour in VERDICT_COLOURS.items()) + "</p>")
-    out.append(_heatmap(data))
-    out.append('<h2 id="changes">Changes since the previous run</h2>')
-    d = data.diff
-    if d is None:
-        out.append("<p>Only one run: nothing to compare yet.</p>")
-    elif not d.changes:
-        out.append(f"<p>No changes between <code>{h(d.run_a)}</code> and <code>{h(d.run_b)}</code> "
-                   f"({d.compared} terms compared).</p>")
-    else:
-        out.append(f"<p><code>{h(d.run_a)}</code> → <code>{h(d.run_b)}</code>; {d.compared} terms compared. "
-                   "Unconfirmed changes were neither confirmed by the same-run retest nor by a later run.</p>")
-        out.append("<table><tr><th>change</th><th>platform</th><th>term</th><th>list / category</th><th>before</th>"
-                   "<th>after</th><th>confirmation</th></tr>")
+def _fmt_hours(v: float) -> str:
+    if v == 0:
+        return "0"
+    return f"{v:.3g}" if v < 10 else f"{v:.0f}"
+
+
+def _survival_chart(curves: list[SurvivalCurve]) -> dict[str, Any]:
+    """Coordinates of the survival chart (share of items still available N hours after first seen), one
+    step line per platform. Every Kaplan-Meier point becomes a ``circle.km`` carrying the figures of
+    :func:`harness.analysis.items.survival` (``data-hours``, ``data-share``), so a reader or a test in a
+    real browser can check the chart against the store."""
+    width, height, left, bottom, top, right = 760, 260, 50, 40, 10, 160
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = max([c.followed_hours for c in curves] + [p.hours for c in curves for p in c.points] + [0.0]) or 1.0
+
+    def x(hours: float) -> float:
+        return round(left + plot_w * hours / span, 1)
+
+    def y(share: float) -> float:
+        return round(top + plot_h - plot_h * share, 1)
+
+    series = []
+    for j, c in enumerate(curves):
+        steps: list[tuple[float, float]] = []
+        for i, p in enumerate(c.points):
+            if i:
+                steps.append((x(p.hours), y(c.points[i - 1].share)))
+            steps.append((x(p.hours), y(p.share)))
+        if c.points:
+            steps.append((x(max(c.followed_hours, c.points[-1].hours)), y(c.points[-1].share)))
+        series.append({
+            "group": c.group, "colour": PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)], "legend_y": top + 14 * j + 8,
+            "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in steps),
+            "dots": [{"x": x(p.hours), "y": y(p.share), "hours": repr(p.hours), "share": repr(p.share),
+                      "text": f"{c.group}: {p.share:.1%} still available {_fmt_hours(p.hours)} h after first seen "
+                              f"({p.at_risk} followed, {p.removed} removed then)"} for p in c.points]})
+    return {"width": width, "height": height, "left": left, "top": top, "bottom_y": top + plot_h,
+            "right_x": left + plot_w, "y_ticks": [{"y": round(y(f) + 4, 1), "label": f"{f:.0%}"} for f in (0, 0.5, 1)],
+            "x_ticks": [{"x": x(span * f), "label": f"{_fmt_hours(span * f)} h"} for f in (0, 0.25, 0.5, 0.75, 1)],
+            "series": series}
+
+
+def _survival_rows(curves: list[SurvivalCurve]) -> list[dict[str, Any]]:
+    return [{"group": c.group, "n_items": c.items, "removed": c.removed,
+             "by": ", ".join(f"{k} {v}" for k, v in c.removed_by.items()) or "–",
+             "first_seen_removed": c.first_seen_removed,
+             "median": "not reached" if c.median_hours is None else _fmt_hours(c.median_hours),
+             "followed": _fmt_hours(c.followed_hours),
+             "at": ["–" if v is None else f"{v:.0%}" for v in c.at_hours.values()]} for c in curves]
+
+
+def _item_window(c: Any) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S"
+    if c.window_start is not None:
+        return f"{c.window_start.strftime(fmt)} – {c.window_end.strftime(fmt) if c.window_end else '–'}"
+    return f"first seen {c.window_end.strftime(fmt)}" if c.window_end is not None else "–"
+
+
+def items_markdown(d: ItemDiff) -> str:
+    """Item changes as a Markdown table (``harness diff --markdown``, the report)."""
+    lines = [f"Watched items, {md_escape(d.run_a)} → {md_escape(d.run_b)}: "
+             + (", ".join(f"{k} {v}" for k, v in d.counts.items()) or "no changes") + ".", ""]
+    if d.changes:
+        lines += ["| change | platform | item | before | after | between (UTC) | notice |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for c in d.changes:
-            conf = "–" if c.transition in NOT_CONFIRMABLE else ("confirmed" + (
-                f" ({h(c.confirmed_by)})" if c.confirmed_by else "")) if c.confirmed else (
-                '<span class="unconfirmed">not confirmed</span>' if c.confirmed is False
-                else '<span class="unconfirmed">unconfirmed</span>')
-            after = h(c.after or "–")
-            if c.transition is Transition.results_dropped and c.drop is not None:
-                after += f" (−{c.drop:.0%} results)"
-            if c.last_known:
-                after += f" (still {h(c.last_known)}, {c.stale_days} d old)"
-            out.append(f"<tr><td>{h(c.transition.value)}</td><td>{h(c.platform)}</td><td>{h(c.term)}</td>"
-                       f"<td>{h(c.list_name or '–')} / {h(c.category or '–')}</td><td>{h(c.before or '–')}</td>"
-                       f"<td>{after}</td><td>{conf}</td></tr>")
-        out.append("</table>")
-        out.append('<h2 id="evidence">Evidence per change</h2>')
-        for c in d.changes[:200]:
-            out.append(f'<section class="change"><h3>{h(c.term)} on {h(c.platform)}: {h(c.transition.value)}</h3>')
-            out.append(_evidence_html(data.evidence.get(c.before_measurement_id or ""), f"before ({c.before or '–'})"))
-            out.append(_evidence_html(data.evidence.get(c.measurement_id or ""), f"after ({c.after or '–'})"))
-            out.append("</section>")
-        if len(d.changes) > 200:
-            out.append(f"<p>{len(d.changes) - 200} more changes: see <code>harness diff --json</code>.</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+            lines.append(f"| {c.transition.value} | {md_escape(c.platform)} | {md_escape(c.url)} | {c.before or '–'} | "
+                         f"{c.after or '–'} | {_item_window(c)} | "
+                         f"{md_escape(', '.join(x for x in c.signals if not x.startswith('title:')) or '–')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _finalize(value: object) -> object:
+    """Every ``{{ value }}`` of the template: Markup passes, anything else is escaped by :func:`h`
+    (``html.escape`` with quotes, so ``"`` is ``&quot;`` as in the pre-template report)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(h(value))
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.analysis", "templates"),
+        autoescape=True, finalize=_finalize, undefined=jinja2.StrictUndefined,
+        trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=False,
+    )
+    env.globals.update(safe_link=lambda url, label=None: Markup(safe_link(url, label)))
+    return env
+
+
+def render_html(data: ReportData, template: str = "report.html.j2") -> str:
+    """The report page, from the Jinja2 template (autoescaped) in ``harness/analysis/templates``."""
+    latest = data.runs[-1]
+    return _environment().get_template(template).render(
+        data=data, latest=latest, lc=data.run_counts.get(latest.run_id, {}), css=Markup(_CSS), csp=_CSP,
+        chart=_line_chart(data), heat=_heatmap(data), verdict_colours=VERDICT_COLOURS,
+        not_confirmable=NOT_CONFIRMABLE, after_note=_after_note, excerpt_chars=EXCERPT_CHARS, max_evidence=MAX_EVIDENCE,
+        item_states=(*ITEM_STATES, "failure"), survival_hours=SURVIVAL_HOURS, item_window=_item_window,
+        notice=lambda signals: ", ".join(x for x in signals if not x.startswith("title:")) or "–",
+        survival_chart=_survival_chart(data.survival.by_platform) if data.survival is not None else None,
+        survival_platforms=_survival_rows(data.survival.by_platform) if data.survival is not None else [],
+        survival_categories=_survival_rows(data.survival.by_category) if data.survival is not None else [],
+    )
 
 
 def render_markdown(data: ReportData) -> str:
@@ -365,19 +412,42 @@ def render_markdown(data: ReportData) -> str:
     lc = data.run_counts.get(latest.run_id, {})
     lines = [f"# {md_escape(data.title)}", "",
              f"Probe set **{md_escape(data.probe_set)}**, vantage point {md_escape(data.vantage or '(unlabelled)')}, "
-             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC). "
-             f"Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
-             f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
-             f"failures {lc.get('failure', 0)}.", "",
-             "## Censored terms per platform", "",
-             "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
-             "| --- | --- |" + " --- |" * len(data.platform_censored)]
-    for r in data.runs:
-        lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
-                     + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
-    lines += ["", "## Changes since the previous run", ""]
-    d = data.diff
-    if d is None:
+             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC)."]
+    if data.has_search:
+        lines[-1] += (f" Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
+                      f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
+                      f"failures {lc.get('failure', 0)}.")
+        lines += ["", "## Censored terms per platform", "",
+                  "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
+                  "| --- | --- |" + " --- |" * len(data.platform_censored)]
+        for r in data.runs:
+            lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
+                         + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
+        pc_platforms = sorted({p for per in data.positive_controls.values() for p in per})
+        if pc_platforms:
+            lines += ["", "## Positive controls", "",
+                      "Terms known to be censored on each platform, probed every run: the share detected (hard or soft). "
+                      "A drop while the truism works means the platform lifted a term, or the spec no longer sees its "
+                      "notice.", "",
+                      "| run | " + " | ".join(md_escape(p) for p in pc_platforms) + " |",
+                      "| --- |" + " --- |" * len(pc_platforms)]
+            for r in data.runs:
+                cells = []
+                for p in pc_platforms:
+                    row = data.positive_controls.get(r.run_id, {}).get(p)
+                    if not row or not row["answered"]:
+                        cells.append("–")
+                        continue
+                    cell = f"{row['detected']}/{row['answered']} ({row['detected'] / row['answered']:.0%})"
+                    if row["missed"]:
+                        cell += " missed: " + ", ".join(md_escape(t) for t in row["missed"])
+                    cells.append(cell)
+                lines.append(f"| {md_escape(r.run_id)} | " + " | ".join(cells) + " |")
+        lines += ["", "## Changes since the previous run", ""]
+    d = data.diff if data.has_search else None
+    if not data.has_search:
+        pass
+    elif d is None:
         lines.append("Only one run: nothing to compare yet.")
     else:
         from .diff import to_markdown
@@ -393,6 +463,19 @@ def render_markdown(data: ReportData) -> str:
                              f"{ev.status_code if ev.status_code is not None else '–'}, signals "
                              f"{md_escape(', '.join(ev.signals) or '–')}, body SHA-256 {md_escape(ev.body_sha256 or '–')}, "
                              f"measurement {md_escape(ev.measurement_id)}")
+    if data.survival is not None:
+        lines += ["", "## Watched items: time to removal", "",
+                  "Share of items still available N hours after first seen (Kaplan-Meier; a removal is dated by the "
+                  "first measurement that showed it).", "",
+                  "| platform / category | items | removed | first seen removed | median hours | "
+                  + " | ".join(f"{n} h" for n in SURVIVAL_HOURS) + " |",
+                  "| --- | --- | --- | --- | --- |" + " --- |" * len(SURVIVAL_HOURS)]
+        for c in [*data.survival.by_platform, *data.survival.by_category]:
+            median = "not reached" if c.median_hours is None else _fmt_hours(c.median_hours)
+            lines.append(f"| {md_escape(c.group)} | {c.items} | {c.removed} | {c.first_seen_removed} | {median} | "
+                         + " | ".join("–" if v is None else f"{v:.0%}" for v in c.at_hours.values()) + " |")
+    if data.item_diff is not None:
+        lines += ["", "## Item changes since the previous run", "", items_markdown(data.item_diff).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

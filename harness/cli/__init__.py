@@ -1,16 +1,34 @@
 """The ``harness`` command: a thin Typer layer over the library.
 
-Every user error (:class:`harness.errors.HarnessError`) becomes one line on stderr and
-exit code 2, without a traceback.
+One rule for every command: whatever goes wrong ends in one line on stderr (what, where,
+what to do) and the exit code of :mod:`harness.exitcodes`, never a traceback. A
+:class:`harness.errors.HarnessError` carries its own code; a few other exceptions that
+reach the top are classified here (a full disk, a damaged SQLite file, a signal); anything
+else is a bug (exit 70, ``HARNESS_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
 import sys
 
+import typer
+
+try:  # typer >= 0.20 carries its own copy of click (typer._click) and no longer installs click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # older typer depends on click
+    from click import exceptions as _click_exceptions
+
+_ABORT = tuple({c for c in (getattr(_click_exceptions, "Abort", None), getattr(typer, "Abort", None)) if c})
+_EXIT = tuple({c for c in (getattr(_click_exceptions, "Exit", None), getattr(typer, "Exit", None)) if c})
+_USAGE = _click_exceptions.ClickException
+
 from ..errors import HarnessError
+from ..exitcodes import ExitCode
 from ._app import app
-from ._common import err_console
+from ._common import err_console, neutralise
 
 __all__ = ["app", "main"]
 
@@ -32,16 +50,67 @@ def _register() -> None:
         schedule,
         store,
         timeline,
+        watch,
     )
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EISDIR,
+                 errno.ENOTDIR, errno.ENOENT}
+
+
+def _say(text: str) -> None:
+    err_console.print(neutralise(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
+    """The exit code and the one line for an exception that reached the top of a command."""
+    if isinstance(exc, HarnessError):
+        return exc.exit_code, f"error: {exc}"
+    if isinstance(exc, (KeyboardInterrupt, *_ABORT)):
+        return ExitCode.INTERRUPTED, "interrupted"
+    if isinstance(exc, sqlite3.DatabaseError):
+        full = "full" in str(exc).lower()
+        if full or isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).lower():
+            return ExitCode.CANNOT_WRITE, f"error: the store cannot be written: {exc}"
+        from ..store.sqlite import damaged_message, last_opened_store
+
+        return ExitCode.STORE_UNUSABLE, f"error: {damaged_message(last_opened_store(), exc)}"
+    if isinstance(exc, MemoryError):
+        return ExitCode.BAD_INPUT, "error: out of memory (an input is too large)"
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return ExitCode.CANNOT_WRITE, f"error: {where}{exc.strerror or exc}"
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return ExitCode.INTERNAL_ERROR, (f"internal error: {type(exc).__name__}{': ' + detail if detail else ''} "
+                                     f"(a bug; HARNESS_DEBUG=1 prints the traceback; please report it)")
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with the documented code."""
     _register()
     try:
-        app(args=argv, prog_name="harness")
-    except HarnessError as exc:
-        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        code = app(args=argv, prog_name="harness", standalone_mode=False)
+    except _USAGE as exc:  # usage errors: click's own message, exit 2
+        exc.show()
+        code = ExitCode.BAD_INPUT
+    except _EXIT as exc:
+        code = exc.exit_code
+    except BrokenPipeError:  # `harness export | head`: the reader went away; not an error
+        _silence_stdout()
+        code = ExitCode.OK
+    except BaseException as exc:  # noqa: BLE001 - the one place every failure becomes a line and a code
+        if isinstance(exc, SystemExit):
+            raise
+        code, line = classify_exception(exc)
+        if code == ExitCode.INTERNAL_ERROR and os.environ.get("HARNESS_DEBUG"):
+            raise
+        _say(line)
+    sys.exit(int(code) if isinstance(code, int) else 0)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ..errors import KeywordListError
+from ..exitcodes import ExitCode
 from ..keywords.categories import find_codebook, load_codebook
 from ..keywords.importers import FLAG_EXPLANATIONS, FORMATS, SKIP_EXPLANATIONS, import_file, write_import
 from ..keywords.lists import (
@@ -73,7 +74,7 @@ def validate_cmd(
         summary = f"{len(errors)} error(s), {infos} info"
         (err_console if errors else console).print(summary)
     if errors:
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.BAD_INPUT)
 
 
 @keywords_app.command("import")

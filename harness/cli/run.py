@@ -9,7 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import HarnessError
+from ..exitcodes import ExitCode
 from ..measure.engine import RunOptions, RunSummary, Vantage
+from ..measure.health import Notice
 from ..measure.plan import RunPlan
 from ..measure.sessions import check_proxy
 from ..models import Measurement
@@ -34,22 +36,47 @@ def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, 
     return out
 
 
+ITEM_ORDER = ["available", "removed_censored", "removed_by_author", "removed_other"]
+
+
 def summary_table(summary: RunSummary, title: str | None = None) -> Table:
     table = Table(title=title or f"run {summary.run_id} ({summary.status})")
     table.add_column("platform")
-    for v in VERDICT_ORDER:
-        table.add_column(v, justify="right")
+    seen = {v for c in summary.counts.values() for v, n in c.items() if n}
+    columns = [v for v in VERDICT_ORDER[:-1] if v in seen or not seen & set(ITEM_ORDER)]
+    columns += [v for v in ITEM_ORDER if v in seen] + ["failure"]
+    for v in columns:
+        table.add_column(v.replace("removed_", "removed ") if v in ITEM_ORDER else v, justify="right")
     for platform, counts in summary.counts.items():
-        table.add_row(platform, *[str(counts.get(v, 0)) for v in VERDICT_ORDER])
+        table.add_row(platform, *[str(counts.get(v, 0)) for v in columns])
     return table
 
 
 def summary_dict(summary: RunSummary) -> dict:
-    return {
+    out = {
         "run_id": summary.run_id, "status": summary.status, "planned": summary.planned, "stored": summary.stored,
         "resumed_with": summary.skipped, "elapsed_s": round(summary.elapsed_s, 3),
         "counts": {p: dict(c) for p, c in summary.counts.items()}, "failures": dict(summary.failures),
+        "stopped": dict(summary.stopped), "positive_controls": summary.positive_controls,
+        "notices": [n.as_dict() for n in summary.notices],
     }
+    if summary.enrolled is not None:
+        out["enrolled"] = summary.enrolled
+    return out
+
+
+def positive_control_lines(summary: RunSummary) -> list[str]:
+    """One line per platform with positive controls: the share detected, and any missed."""
+    lines = []
+    for platform, row in summary.positive_controls.items():
+        answered = row["sent"] - row["failed"]
+        text = f"{platform}: positive controls detected {row['detected']}/{answered}"
+        if row["failed"]:
+            text += f" ({row['failed']} failed)"
+        if row["missed"]:
+            text += " - NOT detected while the truism works: " + ", ".join(row["missed"])
+        lines.append(text)
+    return lines
 
 
 def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> RunSummary:
@@ -58,6 +85,14 @@ def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> Ru
         TextColumn("eta"), TimeRemainingColumn(), console=err_console, disable=quiet, transient=False,
     )
     task_id = None
+
+    def on_notice(notice: Notice) -> None:
+        # said once, above the progress bar, whatever the output mode (quiet and --json included)
+        if notice.kind != "recovered" or not quiet:
+            err_console.print(notice.message, markup=False, highlight=False, soft_wrap=True)
+
+    req.options = req.options or RunOptions()
+    req.options.on_notice = on_notice
 
     def on_start(plan: RunPlan, resume, already: int) -> None:
         nonlocal task_id
@@ -73,11 +108,16 @@ def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> Ru
         return execute(req, plan, on_measurement, on_start)
 
 
-EXIT_TOO_MANY_FAILURES = 3
+EXIT_TOO_MANY_FAILURES = ExitCode.PLATFORM_GIVEN_UP
 
 
 def quiet_line(summary: RunSummary) -> str:
     total = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in VERDICT_ORDER}
+    items = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in ITEM_ORDER}
+    if any(items.values()):
+        if not any(n for v, n in total.items() if v != "failure"):  # a run of watched items only
+            total = {"failure": total["failure"]}
+        total = {**{v: n for v, n in total.items() if v != "failure"}, **items, "failure": total["failure"]}
     return (f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in total.items())
             + f" (failure share {summary.failure_share:.0%})")
 
@@ -129,9 +169,11 @@ def run_cmd(
 ) -> None:
     """Send a probe set's keywords to its platforms, classify and store every answer.
 
-    A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot) is resumed: same run
-    id, only what is missing is sent. Exit codes: 0 done, 2 bad input or already running,
-    3 too many failures (see --failure-threshold), 130 interrupted.
+    A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot, a platform given up) is
+    resumed: same run id, only what is missing is sent. Exit codes (docs/operations.md): 0 done,
+    2 bad input, 3 a platform given up (unreachable, login wall, changed layout) or too many
+    failures (see --failure-threshold), 4 bad store, 5 cannot write, 6 already running,
+    130 interrupted.
     """
     cfg = load_config(config, **{"store": store, "vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
                                  "vantage.label": vantage, "failure_threshold": failure_threshold,
@@ -150,7 +192,15 @@ def run_cmd(
         typer.echo(quiet_line(summary))
     else:
         console.print(summary_table(summary))
+        for line in positive_control_lines(summary):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"stored in {req.store_path}")
+        if summary.enrolled is not None:
+            e = summary.enrolled
+            console.print(f"watch_results: {e['added']} new result items enrolled in {e['watch_list']} "
+                          f"({e['already']} already watched, {e['not_items']} links no item spec reads)")
+    if summary.stopped:  # each was said once, when it happened (on_notice)
+        raise typer.Exit(EXIT_TOO_MANY_FAILURES)
     if too_many_failures(summary, cfg.failure_threshold):
         top = ", ".join(f"{k}={v}" for k, v in summary.failures.most_common(3))
         err_console.print(f"error: {summary.failure_share:.0%} of probes failed (threshold {cfg.failure_threshold:.0%})"

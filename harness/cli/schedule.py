@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from ..errors import HarnessError, InputError
+from ..exitcodes import ExitCode
 from ..operations.config import load_config
 from ..operations.logs import setup_logging
 from ..operations.schedule import (
@@ -29,7 +30,7 @@ from ..operations.schedule import (
 from ..yamlio import atomic_write_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from .run import EXIT_TOO_MANY_FAILURES, ConfigOption, parse_base_urls
+from .run import ConfigOption, parse_base_urls
 
 schedule_app = typer.Typer(help="Scheduled runs: a foreground scheduler, status, crontab/systemd installation.",
                            no_args_is_help=True)
@@ -85,11 +86,13 @@ def run_cmd(
                 what = f"run {s.get('run_id')} {s.get('status')}" if s else "no run"
                 line = f"{r.name}: exit {r.exit_code}, {what}" + (f": {r.error}" if r.error else "")
                 (err_console if problem else console).print(line, markup=False, highlight=False)
-            worst = max(worst, r.exit_code if r.exit_code in (2, EXIT_TOO_MANY_FAILURES) else (1 if r.exit_code else 0))
+            # a child's documented code passes through; anything else (killed, crashed) is an internal error
+            known = r.exit_code in ExitCode._value2member_map_
+            worst = max(worst, r.exit_code if known else ExitCode.INTERNAL_ERROR)
         if not started and not quiet:
             console.print("nothing due")
         if problems:
-            worst = max(worst, 2)
+            worst = max(worst, ExitCode.BAD_INPUT)
         raise typer.Exit(worst)
 
     def stop(signum: int, frame: Any) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import HarnessError
+from ..exitcodes import ExitCode
 from ..operations.config import load_config, parse_duration
 from ..operations.logs import event, get_logger, setup_logging
 from ..store.sqlite import Store
@@ -42,7 +43,7 @@ def check_cmd(store: Path | None = StoreOption, as_json: bool = JsonOption) -> N
             err_console.print(f"problem: {esc(p)}")
         console.print("[green]ok[/]" if report.ok else "[red]NOT OK[/]")
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @store_app.command("prune")

@@ -73,10 +73,27 @@ async def _check_query(client: Sender, spec: PlatformSpec, query: str,
 
 async def check_platform(spec: PlatformSpec, *, query: str | None = None, proxy: str | None = None,
                          session: PlatformSession | None = None, timeout_s: float = 20.0,
-                         transport: httpx.AsyncBaseTransport | None = None) -> CheckReport:
+                         transport: httpx.AsyncBaseTransport | None = None, browser: Any = None) -> CheckReport:
+    """``browser``: a started :class:`harness.measure.browser.Browser` to use for a browser spec
+    (else one is launched for the check and closed after it)."""
     session = session or PlatformSession.build(env_names=spec.request.env_names(), proxy=proxy, platform=spec.name)
+    owned = None
+    if spec.transport == "browser" and browser is None:
+        from .browser import Browser
+
+        browser = owned = Browser.launch(proxy=proxy, needed_by=spec.name)
+    try:
+        return await _check(spec, query, proxy, session, timeout_s, transport, browser)
+    finally:
+        if owned is not None:
+            await asyncio.get_running_loop().run_in_executor(None, owned.close)
+
+
+async def _check(spec: PlatformSpec, query: str | None, proxy: str | None, session: PlatformSession,
+                 timeout_s: float, transport: httpx.AsyncBaseTransport | None, browser: Any) -> CheckReport:
     async with Sender.open(timeout_s, proxy=check_proxy(proxy) if proxy and transport is None else None,
                            transport=transport) as client:
+        client.browser = browser
         truism = await _check_query(client, spec, query or spec.truism, session)
         soft = None
         if spec.soft_test is not None and query is None:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..errors import InputError
+from ..safeio import MAX_SMALL_INPUT, check_depth, read_input_bytes, too_deep
 
 REDACTED = "REDACTED"
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
@@ -53,11 +54,9 @@ def load_cookies(path: str | Path) -> list[Cookie]:
     """Read a cookies file: Netscape cookies.txt, JSON, or one ``Cookie:`` header line (``a=1; b=2``)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError("cookies file not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the cookies file: {type(exc).__name__}", path) from None
+        text = read_input_bytes(path, InputError, MAX_SMALL_INPUT).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("cannot read the cookies file: not valid UTF-8", path) from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         return _json_cookies(path, text)
@@ -82,6 +81,9 @@ def _json_cookies(path: Path, text: str) -> list[Cookie]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _cookie_error(path, exc.lineno, "invalid JSON in the cookies file") from None
+    except RecursionError:
+        raise too_deep(path) from None
+    check_depth(data, path)
     out: list[Cookie] = []
     if isinstance(data, dict):
         for name, value in data.items():
@@ -164,6 +166,17 @@ class Secrets:
             if v in text:
                 text = text.replace(v, REDACTED)
         return text
+
+    def scrub_bytes(self, body: bytes) -> bytes:
+        """``scrub`` for a body as received (each value as UTF-8 bytes)."""
+        for v in sorted(self.values, key=len, reverse=True):
+            raw = v.encode("utf-8", "ignore")
+            if raw and raw in body:
+                body = body.replace(raw, REDACTED.encode())
+        return body
+
+    def copy(self) -> "Secrets":
+        return Secrets(set(self.values))
 
     def __bool__(self) -> bool:
         return bool(self.values)

@@ -50,6 +50,9 @@ class Sender:
     """Sends requests through one httpx transport (a connection pool, a proxy, or a test's
     ``httpx.MockTransport``). Use as an async context manager or call :meth:`aclose`."""
 
+    browser: Any = None
+    """The run's :class:`harness.measure.browser.Browser`, for specs with ``transport: browser`` (else None)."""
+
     def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout, *, owns_transport: bool = True):
         self.transport = transport
         self.timeout = timeout

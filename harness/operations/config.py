@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..errors import InputError
+from ..safeio import MAX_SMALL_INPUT, check_depth, read_input_bytes, too_deep
 from ..models import RateLimit
 from ..store.sqlite import DEFAULT_STORE_PATH
 
@@ -226,12 +227,13 @@ def load_config(path: Path | None = None, **overrides: Any) -> HarnessConfig:
         if tomllib is None:
             raise ConfigError("reading harness.toml needs Python 3.11+ or the tomli package", file)
         try:
-            text = file.read_text(encoding="utf-8")
+            text = read_input_bytes(file, ConfigError, MAX_SMALL_INPUT).decode("utf-8")
             data = tomllib.loads(text)
+            check_depth(data, file, ConfigError)
         except UnicodeDecodeError:
             raise ConfigError("not valid UTF-8", file) from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", file) from None
+        except RecursionError:
+            raise too_deep(file, ConfigError) from None
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
             msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))

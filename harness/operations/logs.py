@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import socket
 from pathlib import Path
 from typing import Any
+
+from ..errors import OutputError
 
 LOGGER_NAME = "harness"
 _HANDLER_MARK = "_harness_handler"
@@ -90,6 +93,14 @@ def event(logger: logging.Logger, name: str, msg: str, level: int = logging.INFO
     logger.log(level, msg, extra={"event": name, "fields": fields})
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that never prints a traceback: a log line that cannot be written (a full disk)
+    is dropped, and the run goes on (the store, not the log, holds the measurements)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 def setup_logging(file: Path | None, fmt: str = "json", level: str = "INFO", *, console: bool = False) -> logging.Logger:
     """Send the ``harness`` loggers to ``file`` (appending; created with its folder) and optionally stderr.
 
@@ -106,8 +117,15 @@ def setup_logging(file: Path | None, fmt: str = "json", level: str = "INFO", *, 
     redactor = RedactingFilter()
     if file is not None:
         file = Path(file)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(file, encoding="utf-8", delay=True)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{file.parent}: cannot create the log folder: {exc.strerror or exc} (a run or a "
+                              f"prune writes its log beside the store; read-only commands need no log)") from None
+        if not os.access(file.parent, os.W_OK):
+            raise OutputError(f"{file.parent}: cannot write the log: the folder is read-only (a run or a prune "
+                              f"writes its log beside the store; read-only commands need no log)")
+        handler: logging.Handler = _QuietFileHandler(file, encoding="utf-8", delay=True)
         handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
         handler.addFilter(redactor)
         setattr(handler, _HANDLER_MARK, True)

@@ -44,6 +44,7 @@ from typing import Literal
 from croniter import croniter
 
 from ..errors import InputError
+from ..exitcodes import ExitCode
 from ..measure.plan import load_probe_set
 from ..models import ProbeSet, Run, Schedule
 from ..store.locking import current_holder, effective_status
@@ -332,10 +333,10 @@ class Scheduler:
             try:
                 result = fut.result()
             except Exception as exc:  # a bug in a runner: log it, keep scheduling the others
-                result = RunResult(name, 1, error=f"{type(exc).__name__}: {exc}")
+                result = RunResult(name, ExitCode.INTERNAL_ERROR, error=f"{type(exc).__name__}: {exc}")
             self.results.append(result)
             summary = result.summary or {}
-            ok = result.exit_code in (0, 3)
+            ok = result.exit_code in (ExitCode.OK, ExitCode.PLATFORM_GIVEN_UP)
             if not ok:
                 self.not_before[name] = self.clock() + self.retry_backoff
             else:

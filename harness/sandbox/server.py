@@ -1,4 +1,4 @@
-"""The sandbox search server.
+"""The sandbox search server, and the items it serves.
 
 Pages are shaped like a Chinese web search engine's: UTF-8 HTML with a result count
 (``为您找到相关结果约N个``), result items carrying their source domain, the notice
@@ -6,6 +6,13 @@ Pages are shaped like a Chinese web search engine's: UTF-8 HTML with a result co
 only from authorized domains for soft-censored ones, and ``抱歉，没有找到`` for queries
 with genuinely nothing to find. ``site:DOMAIN`` in a query restricts results to that
 domain, which is what the soft-censorship test (restricted truism) relies on.
+
+Items (``/item/ID``, watched as ``http://sandbox.invalid/item/ID``) are pages shaped like
+WeChat's: an article with ``#js_content``, or a WeUI notice saying why it is gone. Each
+item of the rules has a state per epoch (available, removed_censored, removed_by_author,
+removed_other; the last one listed holds for later epochs). Every search result also links
+to an item (``r-HEX-N``: the query in hexadecimal and the rank) that is available unless an
+epoch's ``remove_results`` rule matches the query: search can feed a watch list.
 """
 
 from __future__ import annotations
@@ -13,16 +20,18 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
+import re
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import InputError, NotFoundError
 from ..models import StrictModel
@@ -32,12 +41,26 @@ DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "rules.yaml"
 
 HARD_NOTICE = "根据相关法律法规和政策，部分搜索结果未予显示。"
 NO_RESULTS_TEXT = "抱歉，没有找到与“{q}”相关的网页。"
+ITEM_HOST = "http://sandbox.invalid"
+ITEM_NOTICES = {
+    "removed_censored": "此内容因违规无法查看",
+    "removed_by_author": "该内容已被发布者删除",
+    "removed_other": "该公众号已迁移",
+}
+ItemState = Literal["available", "removed_censored", "removed_by_author", "removed_other"]
 
 
 class Epoch(StrictModel):
     name: str
     hard: list[list[str]] = Field(default_factory=list)
     soft: list[list[str]] = Field(default_factory=list)
+    remove_results: list[list[str]] = Field(
+        default_factory=list, description="the result items of queries matching these rules are removed (censored)")
+
+
+class SandboxItem(StrictModel):
+    title: str
+    states: list[ItemState] = Field(min_length=1, description="the state in each epoch; the last one holds after")
 
 
 class SandboxRules(StrictModel):
@@ -46,6 +69,15 @@ class SandboxRules(StrictModel):
     other_domains: list[str] = Field(min_length=1)
     empty: list[str] = Field(default_factory=list)
     epochs: list[Epoch] = Field(min_length=1)
+    items: dict[str, SandboxItem] = Field(default_factory=dict, description="item id -> title and states per epoch")
+
+    @field_validator("items")
+    @classmethod
+    def _item_ids(cls, v: dict[str, SandboxItem]) -> dict[str, SandboxItem]:
+        for key in v:
+            if not re.fullmatch(r"[A-Za-z0-9_]+", key) or key.startswith("r-"):
+                raise ValueError(f"item id {key!r}: letters, digits and '_' only")
+        return v
 
 
 def load_rules(path: str | Path = DEFAULT_RULES_PATH) -> SandboxRules:
@@ -133,6 +165,47 @@ class SandboxEngine:
             count = max(3, count // 1000)
         return SearchOutcome(kind="results", domains=domains, count=count, rule=soft[0] if soft else None)
 
+    def item_state(self, item_id: str) -> tuple[ItemState, str] | None:
+        """(state, title) of an item in the current epoch; None for an unknown item."""
+        if item_id.startswith("r-"):
+            query = result_item_query(item_id)
+            if query is None:
+                return None
+            removed = _rule_hits(self.epoch.remove_results, split_site(query)[0])
+            return ("removed_censored" if removed else "available"), f"{query} 的搜索结果"
+        item = self.rules.items.get(item_id)
+        if item is None:
+            return None
+        return item.states[min(self._epoch, len(item.states) - 1)], item.title
+
+
+def result_item_id(query: str, rank: int) -> str:
+    """The id of the item behind a search result: the query (without site:) in hexadecimal, and the rank."""
+    return f"r-{split_site(query)[0].encode('utf-8').hex()}-{rank}"
+
+
+def result_item_query(item_id: str) -> str | None:
+    parts = item_id.split("-")
+    if len(parts) != 3 or parts[0] != "r" or not parts[2].isdigit():
+        return None
+    try:
+        return bytes.fromhex(parts[1]).decode("utf-8")
+    except ValueError:
+        return None
+
+
+def render_item(state: str, title: str) -> str:
+    """An item page shaped like WeChat's: the article, or a WeUI notice (empty title, no #js_content)."""
+    t = html.escape(title)
+    if state == "available":
+        return ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title></title></head><body>'
+                f'<div id="js_article" class="rich_media"><h1 class="rich_media_title" id="activity-name">{t}</h1>'
+                f'<div class="rich_media_content" id="js_content"><p>{t}：正文。</p></div></div>'
+                f'<script>var msg_title = "{t}";</script></body></html>')
+    return ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title></title></head><body>'
+            '<div class="weui-msg"><div class="weui-msg__text-area">'
+            f'<div class="weui-msg__title warn">{html.escape(ITEM_NOTICES[state])}</div></div></div></body></html>')
+
 
 def render_page(query: str, outcome: SearchOutcome) -> str:
     q = html.escape(query)
@@ -151,14 +224,74 @@ def render_page(query: str, outcome: SearchOutcome) -> str:
         parts.append(f'<div class="nums">为您找到相关结果约{outcome.count:,}个</div>')
         for i, d in enumerate(outcome.domains):
             slug = _h(query, str(i)) % 10**8
+            item = html.escape(f"{ITEM_HOST}/item/{result_item_id(query, i + 1)}")
             parts.append(
-                f'<div class="result c-container" id="{i + 1}" data-domain="{d}">'
+                f'<div class="result c-container" id="{i + 1}" data-domain="{d}" data-item="{item}">'
                 f'<h3 class="t"><a href="https://www.{d}/a/{slug}.html">{q} - 第{i + 1}条</a></h3>'
                 f'<div class="c-abstract">关于{q}的报道与讨论。</div>'
                 f'<span class="c-showurl">www.{d}/a/{slug}.html</span></div>'
             )
     parts.append("</div></body></html>")
     return "".join(parts)
+
+
+# The JavaScript search page (``/js/s?wd=``): the page is an empty shell; its script computes a
+# token from the query and a nonce the page carries (FNV-1a, 32 bits, hex) and asks
+# ``/js/api?wd=&token=`` for the results, which it renders into ``#content_left`` (same markup
+# as :func:`render_page`). A plain HTTP client gets the shell: no results, no notice, no
+# "nothing found" (every such text comes from the API). The browser transport's test page.
+JS_SHELL = """<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>沙盒搜索 (JS)</title></head>
+<body data-nonce="{nonce}"><form id="form" action="/js/s"><input name="wd" value="{q}"></form>
+<div id="content_left"></div>
+<script>
+(function () {{
+  function fnv1a(text) {{
+    var bytes = new TextEncoder().encode(text), h = 0x811c9dc5;
+    for (var i = 0; i < bytes.length; i++) {{ h ^= bytes[i]; h = Math.imul(h, 0x01000193) >>> 0; }}
+    return ("0000000" + h.toString(16)).slice(-8);
+  }}
+  var q = new URLSearchParams(location.search).get("wd") || "";
+  var token = fnv1a(document.body.dataset.nonce + "\u001f" + q);
+  var box = document.getElementById("content_left");
+  function el(tag, cls, text) {{ var e = document.createElement(tag); if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text; return e; }}
+  fetch("/js/api?wd=" + encodeURIComponent(q) + "&token=" + token).then(function (r) {{ return r.json(); }})
+    .then(function (d) {{
+      if (d.code !== 0) {{ box.appendChild(el("div", "error", "error " + d.code)); }}
+      else if (d.kind === "hard") {{ box.appendChild(el("div", "nums", d.count_text));
+        var n = el("div", "hint_boldline", d.notice); n.dataset.id = "40400"; box.appendChild(n); }}
+      else if (d.kind === "empty") {{ var e = el("div", "nors"); e.appendChild(el("p", null, d.notice));
+        box.appendChild(e); }}
+      else {{ box.appendChild(el("div", "nums", d.count_text));
+        d.results.forEach(function (r, i) {{ var c = el("div", "result c-container"); c.id = String(i + 1);
+          c.dataset.domain = r.domain; var h = el("h3", "t"); var a = el("a", null, r.title); a.href = r.url;
+          h.appendChild(a); c.appendChild(h); c.appendChild(el("span", "c-showurl", r.url)); box.appendChild(c); }}); }}
+      box.dataset.state = "done";
+    }});
+}})();
+</script></body></html>"""
+
+
+def js_token(nonce: str, query: str) -> str:
+    """The token the JavaScript page computes: FNV-1a (32 bits) of nonce, U+001F, query (UTF-8), hex."""
+    h = 0x811C9DC5
+    for b in (nonce + "\x1f" + query).encode("utf-8"):
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+def js_answer(query: str, outcome: SearchOutcome) -> dict[str, Any]:
+    """What ``/js/api`` answers: the outcome, with every visible text (the page script has none)."""
+    if outcome.kind == "hard":
+        return {"code": 0, "kind": "hard", "count_text": "为您找到相关结果约0个", "notice": HARD_NOTICE}
+    if outcome.kind == "empty":
+        return {"code": 0, "kind": "empty", "notice": NO_RESULTS_TEXT.format(q=query)}
+    results = []
+    for i, d in enumerate(outcome.domains):
+        slug = _h(query, str(i)) % 10**8
+        results.append({"domain": d, "url": f"https://www.{d}/a/{slug}.html", "title": f"{query} - 第{i + 1}条"})
+    return {"code": 0, "kind": "results", "count_text": f"为您找到相关结果约{outcome.count:,}个", "results": results}
 
 
 Responder = Callable[["SandboxHandler", str], bool]
@@ -184,7 +317,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def real_answer(self, query: str) -> tuple[bytes, str]:
-        """The body and content type the sandbox answers a search with (fault injection reuses it)."""
+        """The body and content type the sandbox answers a search (or an item) with (fault injection reuses it)."""
+        path = urlsplit(self.path).path
+        if path.startswith("/item/"):
+            found = self.server.sandbox.engine.item_state(path[len("/item/"):])
+            state, title = found if found is not None else ("removed_other", "")
+            return render_item(state, title).encode("utf-8"), "text/html; charset=utf-8"
         outcome = self.server.sandbox.engine.search(query)
         if urlsplit(self.path).path == "/api/search":
             data = {"code": 0, "query": query, "data": {"kind": outcome.kind, "count": outcome.count,
@@ -206,6 +344,27 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
             body, ctype = self.real_answer(query)
             self.send_body(200, body, ctype)
+        elif parts.path.startswith("/item/"):
+            item_id = parts.path[len("/item/"):]
+            sandbox._record("item:" + item_id)
+            if sandbox.engine.item_state(item_id) is None:
+                self.send_body(404, b"no such item", "text/plain")
+                return
+            if sandbox.responder is not None and sandbox.responder(self, "item:" + item_id):
+                return
+            body, ctype = self.real_answer("item:" + item_id)
+            self.send_body(200, body, ctype)
+        elif parts.path == "/js/s":
+            query = (qs.get("wd") or [""])[0]
+            page = JS_SHELL.format(nonce=sandbox.nonce, q=html.escape(query))
+            self.send_body(200, page.encode("utf-8"), "text/html; charset=utf-8")
+        elif parts.path == "/js/api":
+            query = (qs.get("wd") or [""])[0]
+            if (qs.get("token") or [""])[0] != js_token(sandbox.nonce, query):
+                self._json(403, {"code": 403, "message": "bad token"})
+                return
+            sandbox._record(query)
+            self._json(200, js_answer(query, sandbox.engine.search(query)))
         elif parts.path == "/_sandbox/state":
             self._json(200, {"epoch": sandbox.engine.epoch.name, "index": sandbox.engine.epoch_index,
                              "epochs": [e.name for e in sandbox.engine.rules.epochs]})
@@ -253,6 +412,7 @@ class Sandbox:
         self.host = host
         self.port = port
         self.responder: Responder | None = None
+        self.nonce = os.urandom(8).hex()  # what the JavaScript page's token is computed from
         self.queries: Counter[str] = Counter()
         self._qlock = threading.Lock()
         self._server: _Server | None = None

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ..errors import NotFoundError, StoreError
+from ..errors import NotFoundError, StoreError, StoreMissingError, StoreWriteError
 from ..models import Measurement, Run
 
 APPLICATION_ID = 0x48524E53  # "HRNS": marks a file as a harness store
@@ -186,11 +189,19 @@ def immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _is_write_refusal(exc: sqlite3.OperationalError, path: Path) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or (
+        "unable to open" in text and path.exists() and not os.access(path.parent, os.W_OK))
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a store file")
+    if not path.is_file():
+        raise StoreError(f"{path}: is not a regular file (a FIFO, a device or a socket), not a store file")
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
@@ -200,26 +211,98 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path}: not a harness store (not an SQLite database)")
 
 
+_OPENED: list[Path] = []
+
+
+def last_opened_store() -> Path | None:
+    """The store this process opened last: what a damaged-database error met later (while
+    reading rows) is about, so the one line on stderr can name the file."""
+    return _OPENED[-1] if _OPENED else None
+
+
+def damaged_message(path: Path | None, exc: BaseException) -> str:
+    where = f"{path}: " if path else ""
+    hint = f" --store {path}" if path else ""
+    return f"{where}the store is damaged or unreadable ({exc}); run `harness store check{hint}`"
+
+
 class Store:
     """A harness store. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | Path = DEFAULT_STORE_PATH, *, readonly: bool = False):
         self.path = Path(path)
+        _OPENED.append(self.path)
+        del _OPENED[:-4]
         _check_file(self.path)
         if readonly and not self.path.exists():
-            raise StoreError(f"{self.path}: no store here (run a probe set first)")
+            raise StoreMissingError(f"{self.path}: no store here (run a probe set first)")
+        self._scratch: Path | None = None
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreWriteError(f"{self.path.parent}: cannot create the store's folder: "
+                                      f"{exc.strerror or exc}") from None
         try:
-            uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-            # check_same_thread=False: the engine hands its writes to one store thread (never two at once)
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self._prepare(readonly)
+            if readonly:
+                self._open_readonly()
+            else:
+                self.conn = self._connect(f"file:{quote(str(self.path))}")
+                self._prepare(False)
+        except sqlite3.OperationalError as exc:
+            if not readonly and _is_write_refusal(exc, self.path):
+                raise StoreWriteError(f"{self.path}: the store cannot be written ({exc}): its file or folder is "
+                                      f"read-only; read-only commands (diff, export, report ...) still read it") from None
+            raise StoreError(damaged_message(self.path, exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+            raise StoreError(damaged_message(self.path, exc)) from None
 
-    def _prepare(self, readonly: bool) -> None:
+    @staticmethod
+    def _connect(uri: str) -> sqlite3.Connection:
+        # check_same_thread=False: the engine hands its writes to one store thread (never two at once)
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_readonly(self) -> None:
+        """Open for reading only, also on read-only media and from an older schema.
+
+        ``mode=ro`` first. A store in WAL mode cannot be opened that way where its folder is not
+        writable (SQLite needs its ``-shm`` file): then ``immutable=1``, which reads the main file
+        only and is exact when no ``-wal`` file holds recent writes. A store of an older schema is
+        copied to a temporary file and migrated there; the store itself is never written.
+        """
+        path = quote(str(self.path))
+        try:
+            self.conn = self._connect(f"file:{path}?mode=ro")
+            version = self._prepare(True)
+        except sqlite3.OperationalError as exc:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if os.access(self.path.parent, os.W_OK) or (wal.exists() and wal.stat().st_size > 0):
+                if wal.exists() and wal.stat().st_size > 0 and not os.access(self.path.parent, os.W_OK):
+                    raise StoreError(f"{self.path}: cannot read the store on read-only media while {wal.name} holds "
+                                     f"recent writes ({exc}); copy the store and its -wal file to a writable "
+                                     f"folder") from None
+                raise
+            self.conn = self._connect(f"file:{path}?mode=ro&immutable=1")
+            version = self._prepare(True)
+        if version < SCHEMA_VERSION:
+            self._migrate_a_copy()
+
+    def _migrate_a_copy(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="harness-readonly-", suffix=".db")
+        os.close(fd)
+        scratch = sqlite3.connect(name, isolation_level=None)
+        try:
+            self.conn.backup(scratch)
+        finally:
+            scratch.close()
+            self.conn.close()
+        self._scratch = Path(name)
+        self.conn = self._connect(f"file:{quote(name)}")
+        self._prepare(False)
+
+    def _prepare(self, readonly: bool) -> int:
         c = self.conn
         app_id = c.execute("PRAGMA application_id").fetchone()[0]
         version = c.execute("PRAGMA user_version").fetchone()[0]
@@ -234,10 +317,9 @@ class Store:
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA foreign_keys=ON")
-        if version < SCHEMA_VERSION:
-            if readonly:
-                raise StoreError(f"{self.path}: store needs migrating; open it once read-write")
+        if version < SCHEMA_VERSION and not readonly:
             self._migrate(version)
+        return version
 
     def _migrate(self, version: int) -> None:
         c = self.conn
@@ -256,6 +338,10 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        if self._scratch is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(self._scratch) + suffix).unlink(missing_ok=True)
+            self._scratch = None
 
     def __enter__(self) -> "Store":
         return self
@@ -328,7 +414,8 @@ class Store:
         return {
             r[0]: r[1]
             for r in self.conn.execute(
-                "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' GROUP BY verdict", (run_id,)
+                "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
+                " GROUP BY verdict", (run_id,)
             )
         }
 
@@ -367,7 +454,7 @@ class Store:
             with immediate_transaction(self.conn):
                 return [self._insert_measurement(m, body, extra) for m, body, extra in items]
         except sqlite3.OperationalError as exc:  # disk full, I/O error, locked past the timeout
-            raise StoreError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
+            raise StoreWriteError(f"{self.path}: cannot write a measurement: {exc}; nothing was lost, the run "
                              f"resumes where it stopped once this is fixed") from exc
 
     def _insert_measurement(self, m: Measurement, body: bytes | None, extra_bodies: Iterable[bytes]) -> bool:
@@ -441,16 +528,19 @@ class Store:
     def count_measurements(self, run_id: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements WHERE run_id=?", (run_id,)).fetchone()[0]
 
-    def last_known_verdict(self, platform: str, term: str, vantage: str, before_run: str) -> str | None:
-        """Latest non-failure verdict for (platform, term, vantage) in runs other than ``before_run``."""
+    def last_known_verdict(self, platform: str, term: str, vantage: str, before_run: str,
+                           role: str = "probe") -> str | None:
+        """Latest non-failure verdict for (platform, term, vantage) in runs other than ``before_run``
+        (``role``: ``probe`` for a search term, ``item`` for a watched item's URL)."""
         row = self.conn.execute(
-            "SELECT verdict FROM measurements WHERE platform=? AND input=? AND vantage=? AND role='probe'"
+            "SELECT verdict FROM measurements WHERE platform=? AND input=? AND vantage=? AND role=?"
             " AND verdict != 'failure' AND run_id != ? ORDER BY measurement_start_time DESC, rowid DESC LIMIT 1",
-            (platform, term, vantage, before_run),
+            (platform, term, vantage, role, before_run),
         ).fetchone()
         return row[0] if row else None
 
-    def last_known_verdicts(self, platform: str, terms: Iterable[str], vantage: str, before_run: str) -> dict[str, str]:
+    def last_known_verdicts(self, platform: str, terms: Iterable[str], vantage: str, before_run: str,
+                            role: str = "probe") -> dict[str, str]:
         """:meth:`last_known_verdict` for many terms in one call (the engine's flip retest, at run start).
 
         One indexed lookup per term (``measurements_by_term``): the cost follows the number of
@@ -458,7 +548,7 @@ class Store:
         """
         out: dict[str, str] = {}
         for term in dict.fromkeys(terms):
-            verdict = self.last_known_verdict(platform, term, vantage, before_run)
+            verdict = self.last_known_verdict(platform, term, vantage, before_run, role)
             if verdict is not None:
                 out[term] = verdict
         return out
@@ -476,10 +566,10 @@ class Store:
     # ------------------------------------------------------------------ run totals (whole run, every session)
 
     def platform_counts(self, run_id: str) -> dict[str, dict[str, int]]:
-        """Probe verdicts per platform over the whole run, resumed sessions included."""
+        """Probe (and watched item) verdicts per platform over the whole run, resumed sessions included."""
         out: dict[str, dict[str, int]] = {}
         for platform, verdict, n in self.conn.execute(
-            "SELECT platform, verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe'"
+            "SELECT platform, verdict, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
             " GROUP BY platform, verdict", (run_id,)
         ):
             out.setdefault(platform, {})[verdict] = n
@@ -489,7 +579,8 @@ class Store:
         return {
             r[0]: r[1]
             for r in self.conn.execute(
-                "SELECT failure, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' AND failure IS NOT NULL"
+                "SELECT failure, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
+                " AND failure IS NOT NULL"
                 " GROUP BY failure", (run_id,)
             )
         }
