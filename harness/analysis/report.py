@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from ..errors import NotFoundError
 from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, utcnow
-from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, cross_diff, default_pair, diff_runs, md_escape
 from .items import ITEM_STATES, SURVIVAL_HOURS, ItemDiff, Survival, SurvivalCurve, diff_items, runs_with_items, survival
 
 VERDICT_COLOURS = {
@@ -71,6 +71,19 @@ class Evidence(BaseModel):
     confirmed: bool | None = None
 
 
+class VantagePoint(BaseModel):
+    """One vantage point's latest complete run of the probe set, as the report's vantage sees it."""
+
+    vantage: str
+    run_id: str
+    started_at: dt.datetime
+    probe_cc: str
+    probe_asn: str
+    counts: dict[str, int] = Field(default_factory=dict, description="probe verdicts")
+    differences: dict[str, int] | None = Field(default=None, description="cross-vantage differences against the "
+                                                                          "report's vantage (None: it is that vantage)")
+
+
 class ReportData(BaseModel):
     title: str
     generated_at: dt.datetime
@@ -87,6 +100,8 @@ class ReportData(BaseModel):
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
     diff: DiffResult | None = None
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    vantages: list[VantagePoint] = Field(default_factory=list, description="every vantage point of the probe set in "
+                                                                           "the store (a team store holds them all)")
     has_search: bool = True
     item_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → item state → count")
     item_diff: ItemDiff | None = None
@@ -218,11 +233,34 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                         ev = _evidence(store, mid)
                         if ev is not None:
                             evidence[mid] = ev
-    return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
+    return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=store.location,
                       probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts, positive_controls=positive,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
                       diff=diff, evidence=evidence, has_search=has_search, item_counts=item_counts,
-                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs))
+                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs),
+                      vantages=_vantage_points(store, ps, vt))
+
+
+def _vantage_points(store: Store, probe_set: str, vantage: str) -> list[VantagePoint]:
+    """The latest complete run of each vantage point of the probe set, with its differences from
+    ``vantage``'s (by ``cross_diff``); empty when the store holds one vantage point only."""
+    latest: dict[str, Run] = {}
+    for r in store.list_runs(probe_set):
+        if r.status == "complete" and r.vantage not in latest:
+            latest[r.vantage] = r
+    if len(latest) < 2:
+        return []
+    base = latest.get(vantage)
+    out = []
+    for v, r in sorted(latest.items()):
+        counts = {row[0]: row[1] for row in store.conn.execute(
+            "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' GROUP BY verdict", (r.run_id,))}
+        differences = None
+        if v != vantage:
+            differences = cross_diff(store, "vantage", base.run_id, r.run_id).counts if base is not None else {}
+        out.append(VantagePoint(vantage=v, run_id=r.run_id, started_at=r.started_at, probe_cc=r.probe_cc,
+                                probe_asn=r.probe_asn, counts=counts, differences=differences))
+    return out
 
 
 # --------------------------------------------------------------------------- HTML
@@ -443,6 +481,15 @@ def render_markdown(data: ReportData) -> str:
                         cell += " missed: " + ", ".join(md_escape(t) for t in row["missed"])
                     cells.append(cell)
                 lines.append(f"| {md_escape(r.run_id)} | " + " | ".join(cells) + " |")
+        if data.vantages:
+            lines += ["", f"## Vantage points (latest complete run of each; differences from {md_escape(data.vantage or '(unlabelled)')})",
+                      "", "| vantage | run | started (UTC) | hard | soft | failures | differences |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            for vp in data.vantages:
+                diffs = ("(this report)" if vp.differences is None else
+                         ", ".join(f"{k} {n}" for k, n in vp.differences.items()) or "none")
+                lines.append(f"| {md_escape(vp.vantage or '(unlabelled)')} {md_escape(vp.probe_cc)} {md_escape(vp.probe_asn)} | "
+                             f"{md_escape(vp.run_id)} | {vp.started_at:%Y-%m-%d %H:%M} | {vp.counts.get('hard', 0)} | "
+                             f"{vp.counts.get('soft', 0)} | {vp.counts.get('failure', 0)} | {md_escape(diffs)} |")
         lines += ["", "## Changes since the previous run", ""]
     d = data.diff if data.has_search else None
     if not data.has_search:

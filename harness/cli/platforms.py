@@ -228,7 +228,7 @@ def record_cmd(
 def profile_cmd(
     run: str = typer.Argument(..., help="run id (or a unique prefix)"),
     platform: str | None = typer.Option(None, "--platform", help="only this platform"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Print the authorized-domain profile of a run: soft-censored term × domain (allowed / withheld)."""
