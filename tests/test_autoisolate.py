@@ -84,7 +84,8 @@ def test_newly_censored_phrases_are_isolated_recorded_and_not_redone(sandbox, tm
         assert sum(sandbox.queries.values()) == before
 
 
-def test_after_run_isolation_stores_every_query_as_evidence_in_a_run_of_its_own(sandbox, tmp_path, store_path):
+def test_after_run_isolation_stores_every_query_as_evidence_in_a_run_of_its_own(sandbox, tmp_path, store_target):
+    store_path = store_target  # a SQLite file, then a postgresql:// store
     ps = _write_probe_set(tmp_path)
     run_probe_set(ps, store_path, sandbox)
     sandbox.set_epoch(1)

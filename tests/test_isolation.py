@@ -224,3 +224,14 @@ def test_property_exact_and_no_duplicate_queries(sc: tuple[str, Rules]) -> None:
     assert res.queries == len(seen)
     for r in res.rules:  # components in text order
         assert list(r) == sorted(r, key=lambda c: (text.find(c), len(c)))
+
+
+def test_a_text_holding_the_separator_never_sends_the_same_string_twice() -> None:
+    # different piece sets can join into one string when the text itself holds the separator
+    # (here "这个 2.0" as one piece and "这个", "2.0" as two)
+    for text, rules in (("说2.0 这个 2.0 不好", [("2.0", "这个"), ("2.0", "说")]),
+                        ("这个 U盘 USB 2.0 接口 很慢 法轮功 学员 说 USB 2.0 不好 用", [("法轮功",), ("USB", "不好")])):
+        seen: set[str] = set()
+        res = isolate(text, oracle(rules, seen))  # the oracle fails on a repeated string
+        assert res.complete and res.queries == len(seen)
+        assert as_set(res.rules) == truth(text, rules)

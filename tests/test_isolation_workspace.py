@@ -66,8 +66,8 @@ def test_every_isolation_grows_the_rule_store_that_the_next_one_guesses_first(ru
     assert known["new_rules"] == [] and known["queries"] < blind["queries"]
 
 
-def test_every_query_is_stored_as_evidence_in_the_given_store(rules_sandbox, workspace, tmp_path):
-    db = tmp_path / "elsewhere" / "team.db"
+def test_every_query_is_stored_as_evidence_in_the_given_store(rules_sandbox, workspace, store_target):
+    db = store_target  # a SQLite file, then a postgresql:// store
     out = _isolate(rules_sandbox, "--store", str(db), "--no-priors", TEXT)
     assert not (workspace / "results").exists()  # --store was honoured
     with Store(db) as st:

@@ -26,7 +26,7 @@ from ..models import RateLimit
 from ..operations.config import load_config
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
-from ..store.sqlite import Store
+from ..store import Store
 from ._app import app
 from ..measure.sessions import check_proxy
 from ..operations.workspace import workspace_path
@@ -43,6 +43,7 @@ from ._common import (
     parse_base_urls,
     parse_cookie_files,
     print_json,
+    store_path,
 )
 
 PlatformOpt = typer.Option(..., "--platform", "-p", metavar="NAME", help="platform name (see `harness platforms list`)")
@@ -85,11 +86,12 @@ def _priors(keywords_dir: Path, extra: list[Path], no_priors: bool) -> Priors | 
     return workspace_priors(keywords_dir, extra, enabled=not no_priors)
 
 
-def _evidence(store: Path | None, command: str, spec: PlatformSpec, doc: dict) -> IsolationEvidence:
+def _evidence(store: str | None, command: str, spec: PlatformSpec, doc: dict) -> IsolationEvidence:
     """The store run that keeps every isolation query (the same --store as every command)."""
-    cfg = load_config(None, store=store)
+    cfg = load_config(None)
     v = cfg.vantage
-    return IsolationEvidence(Store(cfg.store), command, spec.name, Vantage(v.probe_cc, v.probe_asn, v.label), doc)
+    return IsolationEvidence(Store(store_path(store)), command, spec.name, Vantage(v.probe_cc, v.probe_asn, v.label),
+                             doc)
 
 
 def _progress(disable: bool, total: int | None = None) -> Progress:
@@ -181,7 +183,7 @@ def isolate_cmd(
         console.print(f"{res.queries} queries ({res.requests} requests), {len(res.rules)} rule(s), {state}")
         if added:
             console.print(f"{len(added)} new rule(s) in {esc(lst.path)}")
-        console.print(f"evidence: run {res.run_id} in {esc(evidence.store.path)}")
+        console.print(f"evidence: run {res.run_id} in {esc(evidence.store.location)}")
     if res.error:
         raise HarnessError(f"isolation stopped: {res.error}")
     if not res.complete:
@@ -248,7 +250,7 @@ def discover_cmd(
             f"{summary.incomplete} incomplete, {summary.failed} failed; {summary.queries} queries; "
             f"{len(summary.new_rules)} new rules in {esc(summary.list_path)}"
         )
-        console.print(f"evidence: run {summary.run_id} in {esc(evidence.store.path)}")
+        console.print(f"evidence: run {summary.run_id} in {esc(evidence.store.location)}")
     for e in summary.errors:
         err_console.print(f"warning: {e}", markup=False, highlight=False)
     if summary.failed:

@@ -28,7 +28,7 @@ from typing import Any
 from ..measure.engine import Vantage
 from ..measure.plan import RunPlan
 from ..models import Verdict
-from ..store.sqlite import Store, iso, utcnow
+from ..store import Store, iso, utcnow
 from .discovery import DiscoveredList, add_rules_to_priors, discovered_path, workspace_priors
 from .evidence import IsolationEvidence
 from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, isolate_with
@@ -87,12 +87,16 @@ def _already_isolated(store: Store, run_id: str) -> set[tuple[str, str]]:
 
 
 def _record(store: Store, run_id: str, c: NewlyCensored, res: PlatformIsolation) -> None:
-    store.conn.execute(
-        "INSERT OR REPLACE INTO isolations (run_id, platform, input, vantage, finished_at, queries, complete, error,"
-        " rules) VALUES (?,?,?,?,?,?,?,?,?)",
-        (run_id, c.platform, c.term, c.vantage, iso(utcnow()), res.queries, int(res.complete), res.error,
-         json.dumps([list(r) for r in res.rules], ensure_ascii=False)),
-    )
+    """One attempt's row (a retry replaces the failed one), in SQL both store backends speak."""
+    with store.transaction():
+        store.conn.execute("DELETE FROM isolations WHERE run_id=? AND platform=? AND input=?",
+                           (run_id, c.platform, c.term))
+        store.conn.execute(
+            "INSERT INTO isolations (run_id, platform, input, vantage, finished_at, queries, complete, error,"
+            " rules) VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, c.platform, c.term, c.vantage, iso(utcnow()), res.queries, int(res.complete), res.error,
+             json.dumps([list(r) for r in res.rules], ensure_ascii=False)),
+        )
 
 
 async def aisolate_new_censorship(

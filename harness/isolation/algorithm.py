@@ -47,33 +47,37 @@ censored (``C`` = components found so far); the next component starts at
 ``b``; continue on ``text[b+1:]`` so that overlapping components are found.
 Three changes make it cheaper while keeping it exact:
 
-1. **Boundary-level search with a prior.**  The text is cut with jieba twice,
-   with its HMM (which glues unknown characters into words) and without it
-   (which leaves them single); the start search runs over the word starts of
-   both cuts (plus, for overlaps, the offsets inside the word just guessed)
-   and is a *weighted* search: each probe is the root of the optimal
-   alphabetic search tree for the prior probabilities of the remaining
-   outcomes (Knuth's dynamic programme on intervals of at most 64 outcomes,
-   splitting the mass in half above that).  A start's weight is the rate at
-   which such a boundary was a component start on the benchmark corpus seed 7
-   (``_START_RATE`` in :mod:`harness.isolation.fitted_tables`), by which cut has it, the jieba frequency and length of
-   the word starting there, its script (ASCII, GB2312, other: traditional or
-   rare characters) and the frequency of the next word.  The outcome "``C``
-   alone is censored" (the rule is complete) is one more point of the same
-   search, with a prior that depends on how many components were found and
-   the length of the last one (``_DONE_RATE``), so no separate "are we
-   done?" query is needed.  ``Params(model="power")`` keeps the older prior
-   (HMM word starts only, weight ``(freq + 1) ** -freq_exponent``, ends at
-   word ends); ``model="table-nofreq"`` is the ablation without frequencies.
+1. **A weighted start search with a prior from the text.**  Each probe is the
+   root of the optimal alphabetic search tree for the prior probabilities of
+   the remaining outcomes (Knuth's dynamic programme on intervals of at most
+   64 outcomes, splitting the mass in half above that).  With the default
+   ``Params(model="real")`` the prior is the text model of
+   :mod:`harness.isolation.textmodel`, fitted on real sentences with
+   components inserted at random character offsets: a probability ``p_x`` that
+   a component starts at each offset (from jieba's two cuts, the word there,
+   the cohesion of the characters across the offset, a word re-joined across a
+   span, a lone broken character before it; no keyword list), scaled so that a
+   text holds about two starts whatever its length.  Offsets with ``p_x`` above
+   ``start_min_p`` are the candidates, and the next start is the *first* of the
+   remaining ones: ``P(next = x) ∝ p_x · Π (1 - p_y)`` over the candidates ``y``
+   between the last start and ``x``.  The outcome "``C`` alone is censored"
+   (the rule is complete) is one more point of the same search, with a fitted
+   prior that depends on how many components were found and the length of the
+   last one, so no separate "are we done?" query is needed.
+   ``model="table"`` is the issue-5 model (word starts of both cuts weighted by
+   rates fitted on the synthetic corpus, ``_START_RATE``), ``model="power"``
+   the one before it (HMM word starts, weight ``(freq + 1) ** -freq_exponent``,
+   ends at word ends); ``model="table-nofreq"`` is an ablation.
 2. **Character-level ends.**  The end of the component starting at ``b`` is
    searched over every offset up to ``max_end_chars`` characters, with the
-   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; an end's weight is
-   the rate at which it ended a component on seed 7 (``_END_RATE``: length in
-   characters, whether it is a word end of both cuts, of the no-HMM cut only
-   or inside a word, and where it falls against the first word).  Ends rarer
-   than ``end_min_rate`` are not offered (each would cost a probe whenever
-   its neighbour is the answer); a too-long guess is caught by step 3, as are
-   starts inside a word of both cuts.
+   CompAwareBinSplit test ``C + [text[b:e], text[b+1:]]``; with ``model="real"``
+   an end's prior is the text model's conditional logit (length, word
+   boundaries of the two cuts, the word ``text[b:e]`` in jieba's dictionary,
+   a word re-joined across ``[b, e)``, cohesion across ``e``); with
+   ``model="table"`` the rate at which it ended a component on the synthetic
+   seed 7 (``_END_RATE``).  Ends below ``real_end_min`` (``end_min_rate``) are
+   not offered (each would cost a probe whenever its neighbour is the answer);
+   a too-long guess is caught by step 3, as are starts that were not candidates.
 3. **Certificates that double as completeness checks.**  When the guessed set
    ``C`` is censored, each component ``c`` is checked with ONE query: all the
    maximal windows of the text that do not contain ``c`` (``M_c``).  ``M_c``
@@ -103,9 +107,15 @@ pieces all lie inside pieces of a known uncensored query is uncensored, and a
 query containing every piece of a known censored query is censored.  An
 uncensored text costs exactly one query.
 
-**Known rules (optional priors).**  Known rules whose components all occur in
-the current window set are tested first (all together, then one by one); a
-censored one only needs its certificates.
+**Known rules (optional priors).**  The known rules whose components all occur
+in the current windows are group-tested before any search: they are ranked by
+how unlikely it is that all their components occur in ordinary text by chance
+(:func:`harness.isolation.textmodel.known_rule_weight`, from jieba's document
+frequencies), and a weighted search over "none of them" (weight
+``known_miss_weight``) and the candidates asks unions of their components
+("is one of these rules here?"), so a confident guess costs one query, dozens
+of rules firing on common words cost a few, and a wrong list costs about one.
+A candidate found this way only needs its certificates.
 
 **Known components (optional priors).**  ``known_components`` maps strings to
 the number of known rules that use them (e.g. the components of the keyword
@@ -120,16 +130,15 @@ prior mass: the searches and certificates are unchanged, so the answer stays
 exact whatever the priors say (wrong priors cost queries, never exactness).
 It generalises to new *combinations* of known components, which is how a
 researcher meets a new platform: its rules are rarely identical to another
-platform's, but their parts are often known.  On the benchmark (held-out,
-leave-one-source-out priors) it brings the single-rule mean from 0.785 to 0.67
-of CompAwareBinSplit's; see ``bench/isolation/RESULTS.md``.
+platform's, but their parts are often known.  (With ``model="real"`` the
+weights are odds, so the boost multiplies the odds of the offset.)  Figures on
+real text: ``BENCHMARKS.md`` and ``bench/isolation/RESULTS.md``.
 
-**Caveat on the fitted tables.**  ``_START_RATE`` uses jieba's word
-frequencies, and the benchmark's filler is drawn from the same frequencies;
-on filler drawn from another word distribution the frequency features are
-worth about a third of what they are on the benchmark (RESULTS.md).  The
-tables carry no keyword strings; on real text they are a reasonable, not an
-optimal, prior, and exactness never depends on them.
+**What the fitted parts know.**  ``fitted_weights`` (the ``real`` model) was
+fitted on the first half, by date, of People's Daily 1998 sentences with the
+Citizen Lab's 2023 rules and made-up rules at random offsets; ``fitted_tables``
+(the ``table`` model) on a synthetic corpus whose filler is drawn from jieba's
+own frequencies.  Neither carries a keyword; exactness never depends on them.
 
 The algorithm is written once as a generator that yields query strings and
 receives verdicts; :func:`isolate` drives it with a plain function and
@@ -139,12 +148,20 @@ receives verdicts; :func:`isolate` drives it with a plain function and
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .fitted_tables import _DONE_RATE, _END_RATE, _START_RATE, _START_RATE_NOFREQ
+from .fitted_weights import DONE_RATE
+from .textmodel import Bounds as _Bounds
+from .textmodel import boundary_features as _boundary_features
+from .textmodel import done_key as _done_key
+from .textmodel import end_key as _end_key
+from .textmodel import freq_bucket as _freq_bucket  # noqa: F401  (kept importable from here)
+from .textmodel import script as _script  # noqa: F401
+from .textmodel import end_scores, known_rule_weight, start_probabilities
+from .textmodel import start_key as _start_key
 
 __all__ = ["InconsistentOracle", "IsolationResult", "Params", "aisolate", "component_probability", "isolate"]
 
@@ -173,12 +190,19 @@ class Params:
     """Tuning knobs of the search priors (defaults are used by isolate)."""
 
     use_jieba: bool = True
+    # "real" (default): the text model of :mod:`harness.isolation.textmodel`, fitted on real
+    # sentences with components at random offsets: a start probability for every offset
+    # (candidates: those above ``start_min_p``), P(next start = x) = p_x * prod of (1 - p) over
+    # the candidates before x, a conditional-logit end prior (ends below ``real_end_min`` are
+    # not offered) and a fitted "rule complete" rate.
     # "table": start/end priors from the fitted ``_START_RATE`` / ``_END_RATE``
     # tables over the boundaries of two jieba cuts (with and without HMM), ends
     # searched character by character; "power": the older model (word
     # boundaries of the HMM cut, weight (freq + 1) ** -freq_exponent, ends at
     # word ends with the p_short / end_ratio prior).  Without jieba: "power".
-    model: str = "table"
+    model: str = "real"
+    start_min_p: float = 0.002  # "real" model: offsets less likely to start a component are not candidates
+    real_end_min: float = 0.01  # "real" model: ends less likely than this are not offered
     freq_exponent: float = 0.3  # weight of a word = (freq + 1) ** -freq_exponent
     end_min_rate: float = 0.02  # "table" model: ends with a lower rate are not tried
     max_end_chars: int = 40  # "table" model: longest component tried before the window end
@@ -197,6 +221,9 @@ class Params:
     comp_gain: float = 300.0
     comp_min_p: float = 0.02
     comp_end_mass: float = 0.8  # prior that a component starting at a known one ends with it
+    # Known rules (``known_rules``) that fire on a text are group-tested by weight; this is the
+    # weight of "none of them is the rule" against a candidate's (see textmodel.known_rule_weight)
+    known_miss_weight: float = 1e5
     # Part-of-speech prior (jieba dictionary tags): multiply a word's weight by
     # the factor of its tag.  Empty = off.
     pos_weights: tuple[tuple[str, float], ...] = ()
@@ -235,93 +262,15 @@ def component_probability(comp: str, n_rules: int, freq: int) -> float:
 # Segmentation
 
 
-@dataclass
-class _Bounds:
-    """Word boundaries of a text under jieba with HMM (``H``) and without (``N``)."""
-
-    starts: list[int]
-    start_set: set[int]
-    kind: dict[int, str]  # start -> "H" (an HMM word starts here) or "N" (only the no-HMM cut)
-    tok_end: dict[int, int]  # start -> end of the word starting there
-    freq: dict[int, int]  # start -> jieba frequency of that word
-    h_ends: set[int]
-    n_ends: set[int]
-
-
-@functools.lru_cache(maxsize=16)  # computed for the start prior and again for the end search
-def _boundary_features(text: str) -> _Bounds:
-    import logging
-
-    import jieba  # type: ignore[import-untyped]
-
-    jieba.setLogLevel(logging.WARNING)
-    kind: dict[int, str] = {}
-    tok_end: dict[int, int] = {}
-    freq: dict[int, int] = {}
-    h_ends: set[int] = set()
-    n_ends: set[int] = set()
-    for word, a, b in jieba.tokenize(text, HMM=True):
-        kind[a], tok_end[a], freq[a] = "H", b, jieba.get_FREQ(word) or 0
-        h_ends.add(b)
-    for word, a, b in jieba.tokenize(text, HMM=False):
-        n_ends.add(b)
-        if a not in kind:
-            kind[a], tok_end[a], freq[a] = "N", b, jieba.get_FREQ(word) or 0
-    starts = sorted(kind)
-    return _Bounds(starts, set(starts), kind, tok_end, freq, h_ends, n_ends)
-
-
-def _freq_bucket(f: int) -> int:
-    if f <= 0:
-        return 0
-    b = 1
-    while f >= 10 and b < 6:
-        f //= 10
-        b += 1
-    return b
-
-
-def _script(word: str) -> str:
-    """"a" ASCII, "g" in GB2312 (common simplified Chinese), "x" anything else (traditional, rare)."""
-    if word.isascii():
-        return "a"
-    try:
-        word.encode("gb2312")
-    except UnicodeEncodeError:
-        return "x"
-    return "g"
-
-
-def _start_key(bf: _Bounds, x: int, text: str, freq: bool = True) -> tuple[str, int, int, str, int]:
-    """Features of a candidate start: cut, frequency bucket, length, script, next word's frequency.
-
-    With ``freq=False`` (ablation) the two frequencies only say "in jieba's dictionary or not".
-    """
-    e = bf.tok_end[x]
-    nf = bf.freq.get(e, -1)
-    nb = 3 if nf < 0 else 0 if nf == 0 else 1 if (nf < 1000 or not freq) else 2
-    fb = _freq_bucket(bf.freq[x]) if freq else min(1, bf.freq[x])
-    return (bf.kind[x], fb, min(e - x, 4), _script(text[x:e]), nb)
-
-
-def _done_key(n_found: int, last_len: int) -> tuple[int, int]:
-    """Features of "the rule is complete": components found so far, length of the last one."""
-    lb = 0 if last_len <= 1 else 1 if last_len == 2 else 2 if last_len == 3 else 3 if last_len <= 5 else 4
-    return (min(n_found, 3), lb)
-
-
-def _end_key(bf: _Bounds, x: int, e: int, n: int) -> tuple[int, str, str]:
-    length = e - x
-    lb = length if length <= 10 else 11 if length <= 15 else 12
-    bt = "HN" if (e in bf.h_ends or e >= n) else "N" if e in bf.n_ends else "-"
-    fe = bf.tok_end.get(x, x + 1)
-    rel = "in" if e < fe else "first" if e == fe else "after"
-    return (lb, bt, rel)
-
-
 def _segment(text: str, params: Params) -> tuple[list[int], dict[int, float]]:
     """Word start offsets of ``text`` and the prior weight of each start."""
     weights: dict[int, float] = {}
+    if params.use_jieba and params.model == "real":
+        # weights are odds p / (1 - p), so that known components can multiply them
+        for x, p in enumerate(start_probabilities(text)):
+            if p >= params.start_min_p or x == 0:
+                weights[x] = p / (1.0 - p)
+        return sorted(weights), weights
     if params.use_jieba and params.model in ("table", "table-nofreq"):
         bf = _boundary_features(text)
         freq = params.model == "table"
@@ -432,17 +381,24 @@ class _Isolator:
         self.known: list[list[str]] = []
         for r in known_rules or ():
             comps = _reduce_rule(c for c in r if c)
-            if comps and all(c in text for c in comps):
+            # a known "rule" that is the whole text (e.g. the probe phrase being isolated after a
+            # run, which is in the lists) says nothing the first query did not
+            if comps and all(c in text for c in comps) and text not in comps:
                 self.known.append(comps)
         self.found: list[list[str]] = []
         self.cache: dict[frozenset[str], bool] = {}
+        self.sent: dict[str, bool] = {}  # every query string asked: never twice
         self.censored_sets: list[Pieces] = []
         self.clear_sets: list[Pieces] = []
         self.starts, self.weights = _segment(text, params)
+        self.real = params.use_jieba and params.model == "real"
         self.bounds: Optional[_Bounds] = (
-            _boundary_features(text) if params.use_jieba and params.model in ("table", "table-nofreq") else None
+            _boundary_features(text) if params.use_jieba and params.model in ("real", "table", "table-nofreq")
+            else None
         )
+        self.start_p: tuple[float, ...] = start_probabilities(text) if self.real else ()
         self.cand_ends: dict[int, dict[int, float]] = {}
+        self.narrowed: Optional[list[Span]] = None
         if known_components:
             self._add_component_priors(known_components)
         self._start_set = set(self.starts)
@@ -508,8 +464,12 @@ class _Isolator:
         known = self._implied(canon)
         if known is not None:
             return known
-        verdict = yield self.sep.join(canon)
-        verdict = bool(verdict)
+        query = self.sep.join(canon)
+        if query in self.sent:  # other pieces, the same string (the text itself holds the separator)
+            verdict = self.sent[query]
+        else:
+            verdict = bool((yield query))
+            self.sent[query] = verdict
         self.cache[frozenset(canon)] = verdict
         (self.censored_sets if verdict else self.clear_sets).append(canon)
         return verdict
@@ -555,10 +515,12 @@ class _Isolator:
         pieces = [text[a:b] for a, b in spans]
         comps: Optional[list[Span]] = None
         cands = [r for r in self.known if _fires(r, pieces)]
+        self.narrowed = None
         if cands:
             comps = yield from self._try_known(cands, spans)
         if comps is None:
-            comps = yield from self.locate(spans, [], char_level=False)
+            # a censored union of known components narrows the search to their occurrences
+            comps = yield from self.locate(self.narrowed or spans, [], char_level=False)
         return (yield from self.certify(h, comps))
 
     def _span_of(self, comp: str, spans: list[Span]) -> Span:
@@ -569,14 +531,63 @@ class _Isolator:
         raise ValueError(comp)  # pragma: no cover - callers check presence
 
     def _try_known(self, cands: list[list[str]], spans: list[Span]) -> Generator[str, bool, Optional[list[Span]]]:
-        if len(cands) > 1:
-            union = [c for r in cands for c in r]
-            if not (yield from self.ask(union)):
-                return None
-        for r in cands:
-            if (yield from self.ask(r)):
-                return [self._span_of(c, spans) for c in r]
-        return None
+        """Group-test the known rules that fire on the windows: is one of them the rule?
+
+        Candidates are ordered by :func:`known_rule_weight` (a rule of rare components that all
+        occur is rarely there by chance), likeliest last; outcome 0 is "none of them" (weight
+        ``known_miss_weight``), outcome i the i-th candidate. A probe asks the union of the
+        components of candidates i.. (censored when one of them, or a mix of their components,
+        is a rule), so the search is the weighted search of the start positions over this list.
+        """
+        p = self.params
+        n = len(self.text)
+        ws = [known_rule_weight(r, n) for r in cands]
+        # likeliest last: the union from the last candidate on is that candidate alone, so a
+        # confident guess costs one query
+        order = sorted(range(len(cands)), key=lambda i: ws[i])
+        ranked = [cands[i] for i in order]
+        if len(ranked) == 1:
+            if (yield from self.ask(ranked[0])):
+                return [self._span_of(c, spans) for c in ranked[0]]
+            return None
+        mass = [p.known_miss_weight] + [ws[i] for i in order]
+
+        def probe(i: int) -> Generator[str, bool, bool]:
+            return (yield from self.ask([c for r in ranked[i - 1 :] for c in r]))
+
+        idx = yield from _weighted_search(mass, probe)
+        if idx == 0:
+            return None
+        rule = ranked[idx - 1]
+        # the union from this candidate on is censored and without it is not: the candidate is
+        # needed; alone, it is the rule (else components of several candidates make one)
+        if idx < len(ranked) and not (yield from self.ask(rule)):
+            self.narrowed = self._occurrence_spans([c for r in ranked[idx - 1 :] for c in r], spans)
+            return None
+        return [self._span_of(c, spans) for c in rule]
+
+    def _occurrence_spans(self, comps: list[str], spans: list[Span]) -> list[Span]:
+        """The occurrences of ``comps`` inside ``spans``, merged: a censored union of these strings
+        means every component of some rule lies inside one of them."""
+        occ: list[Span] = []
+        for a, b in spans:
+            for c in set(comps):
+                i = self.text.find(c, a, b)
+                while i != -1 and i + len(c) <= b:
+                    occ.append((i, i + len(c)))
+                    i = self.text.find(c, i + 1, b)
+        occ.sort()
+        merged: list[Span] = []
+        for a, b in occ:
+            if merged and a <= merged[-1][1] and self._same_window(merged[-1][0], b, spans):
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        return merged
+
+    @staticmethod
+    def _same_window(a: int, b: int, spans: list[Span]) -> bool:
+        return any(x <= a and b <= y for x, y in spans)
 
     # -- weighted CompAwareBinSplit over word boundaries ----------------------
 
@@ -604,6 +615,9 @@ class _Isolator:
                 return 1.0
             x = pos[1]
             w = self.weights.get(x)
+            if w is None and self.real:  # a window start that is not a candidate: its own odds
+                sp = self.start_p[x]
+                return sp / (1.0 - sp)
             if w is None:  # window starts inside a word: weight of that word
                 k = bisect.bisect_right(self.starts, x) - 1
                 w = self.weights[self.starts[k]] if k >= 0 else 1.0
@@ -652,20 +666,33 @@ class _Isolator:
                 hz = 0.0
             elif self.bounds is not None and not char_level and not base:
                 _gsi, g_start, g_end = guesses[-1]
-                hz = _DONE_RATE[_done_key(n_found, g_end - g_start)]
+                table = DONE_RATE if self.real else _DONE_RATE
+                hz = table.get(_done_key(n_found, g_end - g_start), 0.5)
             else:
                 hz = p.p_done[min(n_found, len(p.p_done)) - 1]
             pdone = hz * (1.0 - plo)
             pin = p.inner_weight if inner else 0.0
             rest = max(1e-9, 1.0 - pdone - plo - pin)
-            wsum = sum(weight(q) for q in regular) or 1.0
+            if self.real and not char_level:
+                # the next start is the first of the remaining ones:
+                # P(next = q) ∝ p_q * prod over earlier candidates r of (1 - p_r)
+                raw: dict[Pos, float] = {}
+                surv = 1.0
+                for q in regular:
+                    odds = weight(q)
+                    pq = odds / (1.0 + odds)
+                    raw[q] = pq * surv
+                    surv *= 1.0 - pq
+            else:
+                raw = {q: weight(q) for q in regular}
+            wsum = sum(raw.values()) or 1.0
             outcomes: list[Optional[Pos]] = [lo, *later, None]
-            mass: list[float] = [plo if pending else (0.0 if used else rest * weight(lo) / wsum)]
+            mass: list[float] = [plo if pending else (0.0 if used else rest * raw[lo] / wsum)]
             for q in later:
                 if q in inner_set:
                     mass.append(pin / len(inner))
                 else:
-                    mass.append(rest * weight(q) / wsum)
+                    mass.append(rest * raw[q] / wsum)
             mass.append(pdone)
             strs = [text[a:b] for _si, a, b in guesses]
 
@@ -718,6 +745,8 @@ class _Isolator:
         bf = self.bounds
         if char_level:
             ends = list(range(x + 1, b + 1))
+        elif self.real:
+            ends = list(range(x + 1, min(b, x + p.max_end_chars) + 1))
         elif bf is not None:
             ends = list(range(x + 1, min(b, x + p.max_end_chars) + 1))
             if ends[-1] != b:
@@ -727,7 +756,16 @@ class _Isolator:
             ends = [e for e in self.starts[k:] if e < b][: p.max_end_words]
             ends.append(b)
         rest = suffix((si, x + 1)) if x + 1 < b else [t[a:c] for t, (a, c) in ((text, sp) for sp in spans[si + 1 :])]
-        if bf is not None and not char_level:
+        if self.real and not char_level:
+            probs = end_scores(text, x, ends)
+            if ends[-1] != b:  # a component longer than max_end_chars: only the window end is left
+                ends.append(b)
+                probs.append(1e-4)
+            keep = [i for i, r in enumerate(probs) if r >= p.real_end_min or i == len(ends) - 1]
+            ends = [ends[i] for i in keep]
+            total = sum(probs[i] for i in keep)
+            mass = [probs[i] / total for i in keep]
+        elif bf is not None and not char_level:
             if x not in bf.start_set:  # a window starting inside a word
                 bf.tok_end.setdefault(x, x + 1)
             n = len(text)

@@ -111,14 +111,14 @@ def load_priors(paths: Iterable[str | Path], *, skip_missing: bool = False) -> P
 def workspace_priors(keywords_dir: Path | None, extra: Iterable[str | Path] = (), *, enabled: bool = True) -> Priors | None:
     """The priors an isolation uses by default: every keyword list of the workspace's keywords
     folder (the curated lists and the ``discovered-*.yaml`` rules of all platforms), plus
-    ``extra`` lists. ``enabled=False`` (``--no-priors``): none. None when there is nothing to use."""
+    ``extra`` lists. ``enabled=False`` (``--no-priors``): None. Enabled priors may start empty
+    (a new workspace) and grow with the rules found."""
     if not enabled:
         return None
     paths: list[str | Path] = list(extra)
     if keywords_dir is not None and Path(keywords_dir).is_dir():
         paths.insert(0, keywords_dir)
-    priors = load_priors(paths)
-    return priors if priors.rules else None
+    return load_priors(paths)
 
 
 # --------------------------------------------------------------------------- the discovered list

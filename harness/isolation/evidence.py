@@ -29,7 +29,7 @@ from .. import __version__
 from ..measure.engine import Vantage
 from ..measure.request import Fetched
 from ..models import ISOLATION_RUN_PREFIX, Evidence, Measurement, ProbeRole, Run, TestKeys, Verdict
-from ..store.sqlite import Store, utcnow
+from ..store import Store, utcnow
 
 MAX_STORED_BODY_BYTES = 2_000_000  # as a run: larger bodies are stored as a prefix (evidence.body_truncated)
 
