@@ -118,7 +118,7 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     proxy_url = f"http://researcher:{PROXY_PASSWORD}@127.0.0.1:{proxy.server_address[1]}"
     d = secretive_platform(tmp_path)
     outputs = []
-    res = run_cli("run", str(ps), "--store", str(db), "--platforms", str(d), "--base-url", f"secretive={sandbox.url}",
+    res = run_cli("run", str(ps), "--store", str(db), "--specs", str(d), "--base-url", f"secretive={sandbox.url}",
                   "--cookies", f"secretive={cookies}", "--proxy", proxy_url, "--json")
     outputs += [res.stdout, res.stderr]
     assert res.returncode == 0, res.stderr
@@ -129,8 +129,8 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     assert seen["cookie"] and all(c == f"SUB={COOKIE_SECRET}" for c in seen["cookie"])
     assert any(TOKEN_SECRET in q for q in sandbox.queries) is False  # tokens travel in params, not in the query
     run_id = json.loads(res.stdout)["run_id"]
-    for args in (["reclassify", run_id, "--store", str(db), "--platforms", str(d), "--json"],
-                 ["platforms", "check", "secretive", "--platforms", str(d), "--base-url", sandbox.url,
+    for args in (["reclassify", run_id, "--store", str(db), "--specs", str(d), "--json"],
+                 ["platforms", "check", "secretive", "--specs", str(d), "--base-url", sandbox.url,
                   "--proxy", proxy_url, "--cookies", str(cookies), "--json"]):
         out = run_cli(*args)
         assert out.returncode in (0, 1), out.stderr
@@ -369,3 +369,14 @@ def test_evidence_urls_lose_credentials_and_tokens_but_keep_every_other_byte():
     secrets = Secrets()
     secrets.add("planted-secret-value")
     assert "planted" not in redact_url("http://h/p?wd=planted-secret-value", secrets)
+
+
+def test_the_query_parameter_keyword_stays_in_evidence_urls_while_credentials_go():
+    from harness.measure.request import redact_url
+
+    # JD, Bilibili, Toutiao and Douyin send the query as `keyword`: it is the measurement, not a key
+    out = redact_url("https://so.example.cn/s?keyword=%E5%85%AD%E5%9B%9B&author=x&msToken=abc&api_key=k&appkey=k"
+                     "&a_bogus=b&X-Bogus=b&signature=s&access_token=t&sessionid=1&search_type=video")
+    assert out == ("https://so.example.cn/s?keyword=%E5%85%AD%E5%9B%9B&author=x&msToken=REDACTED&api_key=REDACTED"
+                   "&appkey=REDACTED&a_bogus=REDACTED&X-Bogus=REDACTED&signature=REDACTED&access_token=REDACTED"
+                   "&sessionid=REDACTED&search_type=video")

@@ -12,6 +12,7 @@ subset) is stripped of credentials and token-like values here. Pacing and retrie
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ from .transport import Sender
 
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "server", "date", "location", "retry-after")
 SECRET_PARAM_HINTS = ("token", "key", "sign", "auth", "session", "sid", "cookie", "bogus", "pass", "secret", "ticket")
+# Parameter names that merely contain a hint: the query itself (``keyword`` on JD, Bilibili,
+# Toutiao and Douyin) must stay in the evidence URL.
+_NOT_SECRET_WORDS = frozenset({"keyword", "keywords", "author", "design", "passage", "signal", "consider", "inside"})
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 @dataclass
@@ -160,6 +165,13 @@ def _note_rejection(session: PlatformSession, c: Classification) -> None:
         session.forced_reprime_at = now
 
 
+def _secret_param_name(name: str) -> bool:
+    """Whether a query parameter's name says it carries a credential (``msToken``, ``api_key``,
+    ``Session_Id``, ``a_bogus``, ``sign``), judged word by word so ``keyword`` is not a ``key``."""
+    words = [w.lower() for w in _NAME_WORDS.findall(name)] or [name.lower()]
+    return any(w not in _NOT_SECRET_WORDS and any(h in w for h in SECRET_PARAM_HINTS) for w in words)
+
+
 def redact_url(url: str, secrets: Secrets | None = None) -> str:
     """Remove credentials, token-like query parameters and known secret values from a URL kept as evidence.
 
@@ -175,7 +187,7 @@ def redact_url(url: str, secrets: Secrets | None = None) -> str:
         kept = []
         for pair in query.split("&"):
             name, eq, value = pair.partition("=")
-            if any(h in unquote_plus(name, errors="replace").lower() for h in SECRET_PARAM_HINTS) or (
+            if _secret_param_name(unquote_plus(name, errors="replace")) or (
                     len(value) >= 24 and looks_like_token(unquote_plus(value, errors="replace"))):
                 kept.append(f"{name}=REDACTED")
             else:
