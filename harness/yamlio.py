@@ -92,7 +92,11 @@ def load_yaml(path: str | Path, cls: type[InputError] = InputError, max_bytes: i
     """A YAML file with the node tree kept for line numbers. Bounded: ``max_bytes`` before parsing
     (1 MiB by default: probe sets, specs and other configuration), nesting after."""
     path = Path(path)
-    text = read_text(path, cls, max_bytes)
+    return parse_yaml_text(path, read_text(path, cls, max_bytes), cls)
+
+
+def parse_yaml_text(path: Path, text: str, cls: type[InputError] = InputError) -> LocatedYaml:
+    """:func:`load_yaml` of text already read (bounded) by the caller."""
     try:
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)

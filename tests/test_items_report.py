@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.export import export_store, import_file
-from harness.analysis.items import diff_items, kaplan_meier, survival
+from harness.analysis.items import diff_items, item_timeline, kaplan_meier, survival
 from harness.analysis.report import build_report, collect, render_html
 from harness.models import Evidence, Measurement, Run, Verdict
 from harness.models import TestKeys as Keys
@@ -37,7 +37,7 @@ WORLD = {
 }
 
 
-def _store(path: Path) -> Path:
+def _store(path: Path | str) -> Path | str:
     with Store(path) as st:
         for r, hours in enumerate(HOURS):
             started = T0 + dt.timedelta(hours=hours)
@@ -60,9 +60,12 @@ def _store(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    return _store(tmp_path_factory.mktemp("items-report") / "items.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request, tmp_path_factory) -> Path | str:
+    """The same four runs on each backend (PostgreSQL: a schema of the session's server; skipped without one)."""
+    if request.param == "sqlite":
+        return _store(tmp_path_factory.mktemp("items-report") / "items.db")
+    return _store(request.getfixturevalue("pg_server").new_schema())
 
 
 def test_kaplan_meier_by_hand():
@@ -102,6 +105,12 @@ def test_item_changes_have_windows_and_first_observations(store):
     # b2 only failed in runs 2 and 3: nothing changed between them, and what was known stands; b1 came back
     assert {x.url.rsplit("/", 1)[-1]: x.transition.value for x in d23.changes} == {
         "b1": "restored", HOSTILE.rsplit("/", 1)[-1]: "removed_other"}
+    with Store(store, readonly=True) as st:
+        (track,) = item_timeline(st, "http://sandbox.invalid/item/b1").tracks
+        (w4,) = item_timeline(st, "http://sandbox.invalid/item/w4").tracks
+    assert [(c.transition.value, c.window_hours) for c in track.changes] == [
+        ("first_observation", None), ("removed_other", 18.0), ("restored", 48.0)]
+    assert [c.transition.value for c in w4.changes] == ["first_observation"] and w4.first_state == "removed_censored"
 
 
 def test_report_shows_items_and_the_survival_table(store):

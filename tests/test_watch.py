@@ -168,3 +168,26 @@ def test_search_results_feed_the_watch_list_and_their_removal_is_seen(tmp_path, 
 
         changes = diff_items(st, second.run_id, third.run_id).changes
     assert sorted(c.transition.value for c in changes) == ["removed_censored"] * 3
+
+
+def test_lists_the_harness_writes_are_read_fast_and_exactly_as_yaml_reads_them(tmp_path):
+    from harness.watch.lists import _fast_parse, render_watch_list
+    from harness.yamlio import load_yaml, validate_located
+
+    wl = WatchList(name="big", items=[WatchedItem(url=f"https://mp.weixin.qq.com/s/Abcdefgh{i:06d}", category="c",
+                                                  tags=["t", "引号\"和\\斜杠"], title=f"标题 {i}", control=i == 0)
+                                      for i in range(300)])
+    p = tmp_path / "big.yaml"
+    p.write_text(render_watch_list(wl), encoding="utf-8")
+    fast = load_watch_list(p)
+    assert fast.item_lines is not None and fast.line_of_item(2) == 5  # name, items:, then one line each
+    assert fast.watch_list == validate_located(load_yaml(p), WatchList)  # what YAML reads
+    # a bad item on line 7: the error names it
+    lines = p.read_text(encoding="utf-8").splitlines()
+    lines[6] = '  - {"url": "ftp://nope.example/x"}'
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(WatchListError) as exc:
+        load_watch_list(p)
+    assert exc.value.line == 7 and "items.4.url" in str(exc.value)
+    # not the harness's layout (a comment between items): read as YAML, same answer
+    assert _fast_parse(p, HAND_WRITTEN) is None
