@@ -18,7 +18,7 @@ def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for k, v in data.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v and k not in ("cookie_files", "base_urls", "rate_limits"):
+        if isinstance(v, dict) and v and k not in ("cookie_files", "base_urls", "rate_limits", "account_identifiers"):
             out.extend(_flatten(v, key + "."))
         else:
             out.append((key, v))

@@ -461,7 +461,8 @@ class Store:
             self.put_body(extra)
         if body is not None:
             sha = self.put_body(body)
-            if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
+            if m.evidence.body_truncated or m.evidence.redacted:
+                # a capped prefix or a redacted copy: the evidence keeps the hash of what was received
                 m.evidence.stored_body_sha256 = sha
             else:
                 m.evidence.body_sha256 = sha
