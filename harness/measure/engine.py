@@ -55,6 +55,7 @@ from .pacing import RateLimiter, send_with_retries
 from .plan import ProbeTask, RunPlan
 from .request import Fetched, fill
 from .sessions import PlatformSession, check_proxy, redact_userinfo
+from .signals import run_interruptibly
 from .transport import Sender
 
 MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
@@ -588,4 +589,4 @@ def _utc(ts: float) -> dt.datetime:
 
 
 def run_sync(engine: Engine, plan: RunPlan, run_id: str | None = None, progress: ProgressCallback | None = None) -> RunSummary:
-    return asyncio.run(engine.run(plan, run_id, progress))
+    return run_interruptibly(engine.run(plan, run_id, progress))
