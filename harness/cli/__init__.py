@@ -15,6 +15,7 @@ import sqlite3
 import sys
 
 import click
+import typer
 
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
@@ -44,6 +45,11 @@ def _register() -> None:
     )
 
 
+# Typer (0.22 and later) vendors its own copy of click: its exceptions are not click's.
+_CLICK_ERRORS = tuple({click.exceptions.ClickException, typer.BadParameter.__mro__[2]})
+_EXITS = tuple({click.exceptions.Exit, typer.Exit})
+_ABORTS = tuple({click.exceptions.Abort, typer.Abort})
+
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EISDIR,
                  errno.ENOTDIR, errno.ENOENT}
 
@@ -56,7 +62,7 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one line for an exception that reached the top of a command."""
     if isinstance(exc, HarnessError):
         return exc.exit_code, f"error: {exc}"
-    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+    if isinstance(exc, (KeyboardInterrupt, *_ABORTS)):
         return ExitCode.INTERRUPTED, "interrupted"
     if isinstance(exc, sqlite3.DatabaseError):
         full = "full" in str(exc).lower()
@@ -80,10 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     try:
         code = app(args=argv, prog_name="harness", standalone_mode=False)
-    except click.exceptions.ClickException as exc:  # usage errors: click's own message, exit 2
+    except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2
         exc.show()
         code = ExitCode.BAD_INPUT
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         code = exc.exit_code
     except BrokenPipeError:  # `harness export | head`: the reader went away; not an error
         _silence_stdout()

@@ -27,6 +27,7 @@ from ..operations.config import load_config
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
 from ..store.sqlite import Store
+from ..yamlio import MAX_SMALL_INPUT, read_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
 from .run import parse_base_urls
@@ -117,12 +118,7 @@ def isolate_cmd(
     if (text is None) == (file is None):
         raise HarnessError("give the text either as an argument or with --file, not both")
     if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("file not found", file) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", file) from None
+        text = read_text(file, InputError, MAX_SMALL_INPUT)  # bounded; no FIFO, device or folder
     assert text is not None
     text = text.strip()
     if not text:

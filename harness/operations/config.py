@@ -56,6 +56,8 @@ def parse_duration(text: str) -> dt.timedelta:
     seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be more than zero")
+    if seconds > 100 * 365 * 86400:
+        raise ValueError(f"invalid duration {str(text)[:40]!r}: more than a hundred years")
     return dt.timedelta(seconds=seconds)
 
 
