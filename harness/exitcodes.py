@@ -40,7 +40,9 @@ EXIT_CODES: dict[ExitCode, ExitInfo] = {
         "bad input", "a malformed file (`file:line: problem` on stderr), a bad option or argument, an unknown "
                      "run, list, platform or term, a special file (FIFO, device, folder) where a file was expected"),
     ExitCode.PLATFORM_GIVEN_UP: ExitInfo(
-        "platform given up", "the run finished, but the share of failed probes is above `failure_threshold` "
+        "platform given up", "the run gave a platform up (unreachable for `controls.give_up_after_s`, a login "
+                             "wall, a changed page layout: one line says which; the next run resumes its probes), "
+                             "or it finished but the share of failed probes is above `failure_threshold` "
                              "(default 0.5): the platform or the network is in trouble and the verdicts are "
                              "mostly `failure`"),
     ExitCode.STORE_UNUSABLE: ExitInfo(

@@ -31,6 +31,7 @@ class FailureCode(str, Enum):
     captcha = "captcha"
     rate_limited = "rate_limited"
     session_invalid = "session_invalid"
+    session_required = "session_required"
     unexpected_page = "unexpected_page"
     empty_shell = "empty_shell"
     truncated_body = "truncated_body"
@@ -71,7 +72,7 @@ FAILURES: dict[FailureCode, FailureInfo] = {
     FailureCode.http_5xx: FailureInfo("an HTTP 5xx server error", None, True),
     FailureCode.http_4xx: FailureInfo("another HTTP 4xx client error (403, 404 ...)", None, False),
     FailureCode.redirect_offsite: FailureInfo(
-        "a redirect to another host (often a login or verification page): not followed", None, False),
+        "a redirect to another origin that none of the spec's location signals explains: not followed", None, False),
     FailureCode.too_many_redirects: FailureInfo(
         "more redirects than allowed, or a 3xx answer where a page was expected", None, False),
     FailureCode.captcha: FailureInfo(
@@ -79,6 +80,9 @@ FAILURES: dict[FailureCode, FailureInfo] = {
     FailureCode.rate_limited: FailureInfo("a throttling page served with HTTP 200", None, True),
     FailureCode.session_invalid: FailureInfo(
         "the platform rejected the session: login, cookies or a request signature are required", None, False),
+    FailureCode.session_required: FailureInfo(
+        "a login or visitor wall (a page, or a redirect to one): the platform needs a logged-in session; give it "
+        "cookies (--cookies PLATFORM=FILE)", None, False),
     FailureCode.unexpected_page: FailureInfo(
         "none of the spec's expected markers: the layout probably changed", None, False),
     FailureCode.empty_shell: FailureInfo(
@@ -94,8 +98,8 @@ FAILURES: dict[FailureCode, FailureInfo] = {
         "the query is longer than the spec's max_query_chars: not sent (the platform would cut it, and the "
         "verdict would be about another query)", None, False),
     FailureCode.control_failed: FailureInfo(
-        "the platform's truism had no results around this probe: the probe was not sent (or its silent-empty "
-        "verdict could not be confirmed)", None, False),
+        "the platform's truism had no results right after this probe's silent-empty answer: its verdict could "
+        "not be confirmed", None, False),
     FailureCode.soft_control_failed: FailureInfo(
         "the soft test could not run: the truism restricted to every configured non-authorized domain had no "
         "results", None, False),

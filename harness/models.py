@@ -185,6 +185,19 @@ class PlatformSelection(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PositiveControls(StrictModel):
+    """Terms known to be censored on a platform, probed every run: when one stops being
+    detected while the truism works, either the platform lifted it (news) or the spec no
+    longer sees its notice."""
+
+    lists: list[str] = Field(
+        default_factory=lambda: ["positive_controls"],
+        description="keyword lists whose entries tagged `censored_on:PLATFORM` are positive controls there")
+    terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="platform -> your own terms known to be censored there (used first)")
+    per_platform: int = Field(default=3, ge=0, description="at most this many positive controls per platform and run")
+
+
 class Controls(StrictModel):
     """Control queries that separate outages from censorship."""
 
@@ -192,6 +205,15 @@ class Controls(StrictModel):
     every: int = Field(default=25, ge=1)
     lists: list[str] = Field(default_factory=lambda: ["controls"], description="benign terms expected never to be censored")
     max_backoff_s: float = Field(default=600.0, ge=0)
+    give_up_after_s: float = Field(
+        default=300.0, ge=0,
+        description="a platform whose truism has had no results for this long is given up for the run: "
+                    "its remaining probes are not sent, and the next run of the probe set resumes them")
+    drift_after: int = Field(
+        default=5, ge=1,
+        description="stop a platform when this many answers in a row (or 8 of its last 10) matched none of "
+                    "its spec's markers: the page layout has probably changed")
+    positive: PositiveControls = Field(default_factory=PositiveControls)
 
 
 CRON_MACROS = {
@@ -301,7 +323,7 @@ class ProbeSet(StrictModel):
 # --------------------------------------------------------------------------- measurements
 
 
-ProbeRole = Literal["probe", "control", "truism", "isolation"]
+ProbeRole = Literal["probe", "control", "truism", "positive_control", "isolation"]
 """``isolation``: one query of an isolation (``harness isolate``/``discover``, auto-isolation after a run);
 such measurements live in runs whose probe set name starts with :data:`ISOLATION_RUN_PREFIX`."""
 

@@ -38,7 +38,7 @@ def store_path(tmp_path: Path) -> Path:
 
 
 def fast_options(**kw) -> RunOptions:
-    base = dict(retry_backoff_s=0.01, control_backoff_s=0.01, seed=1)
+    base = dict(retry_backoff_s=0.01, control_backoff_s=0.01, give_up_after_s=1.0, seed=1)
     base.update(kw)
     return RunOptions(**base)
 

@@ -135,8 +135,7 @@ def test_a_wrong_signature_is_refused_by_the_server_and_never_read_as_a_verdict(
         probes, truisms, st = run_builtin("bilibili", server.url, ["结果", "空"], tmp_path)
         st.close()
     assert truisms and all(t.failure == "session_invalid" and "v_voucher" in t.test_keys.signals for t in truisms)
-    assert all(m.verdict is Verdict.failure for m in probes.values())
-    assert {m.failure for m in probes.values()} == {"control_failed"}
+    assert not probes  # the truism never works: the platform is given up and no probe is sent (issue 12a)
 
 
 def test_a_session_that_cannot_be_primed_is_session_invalid(tmp_path):

@@ -88,7 +88,7 @@ def test_a_plain_http_client_gets_the_empty_shell_and_no_verdict(tmp_path):
     assert ms and all(m.verdict is Verdict.failure for m in ms)
     truisms = [m for m in ms if m.role == "truism"]
     assert truisms and {m.failure for m in truisms} == {"unexpected_page"}
-    assert {m.failure for m in ms if m.role != "truism"} == {"control_failed"}
+    assert not [m for m in ms if m.role != "truism"]  # the platform is given up: no probe is sent (issue 12a)
 
 
 def _env_without_chromium() -> dict[str, str]:

@@ -73,12 +73,15 @@ def fail_when(predicate, status=503, headers=None):
     return responder
 
 
-def test_a_failing_truism_marks_probes_control_failed_never_censored(sandbox, store_path):
+def test_a_failing_truism_gives_the_platform_up_never_censored(sandbox, store_path):
     sandbox.responder = fail_when(lambda q: q == "的")
     summary = run_probe_set(MINI, store_path, sandbox)
-    ms = probes(store_path, summary.run_id)
-    assert ms and all(m.verdict is Verdict.failure and m.failure == "control_failed" for m in ms)
-    assert summary.counts["sandbox"]["hard"] == 0
+    assert probes(store_path, summary.run_id) == []  # nothing sent, nothing stored: a resumed run sends them
+    assert summary.counts["sandbox"]["hard"] == 0 and summary.status == "interrupted"
+    line = summary.stopped["sandbox"]
+    assert line.startswith("sandbox: unreachable since ") and "(http_5xx)" in line
+    assert line.endswith(f"{summary.planned} probes not sent, run resumes them")
+    assert set(sandbox.queries) == {"的"}
 
 
 def test_outages_are_retried_then_classified(sandbox, store_path):

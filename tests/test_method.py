@@ -65,8 +65,9 @@ def measurements(store: Path, run_id: str, role: str | None = "probe"):
 # --------------------------------------------------------------------------- controls
 
 
-def test_a_platform_recovers_after_a_failed_control_window(sandbox, store_path, tmp_path):
-    """Regression: a failed truism used to mark every later probe control_failed, forever."""
+def test_a_platform_recovers_after_its_truism_failed_and_no_probe_is_lost(sandbox, store_path, tmp_path):
+    """Regression: a failed truism used to mark every later probe control_failed, forever; then
+    a whole window of probes. Now nothing is sent while the truism fails, and nothing is lost."""
     truisms = {"n": 0}
 
     def responder(handler, query):
@@ -78,13 +79,15 @@ def test_a_platform_recovers_after_a_failed_control_window(sandbox, store_path, 
         return False
 
     sandbox.responder = responder
-    summary = run(probe_set(tmp_path, every=4, lists="[]"), store_path, sandbox, control_attempts=2)
+    notices = []
+    summary = run(probe_set(tmp_path, every=4, lists="[]"), store_path, sandbox, control_attempts=2,
+                  on_notice=notices.append)
     ms = measurements(store_path, summary.run_id)
-    failed = [m for m in ms if m.failure == "control_failed"]
-    assert len(failed) == 4  # exactly the first window
-    assert all(m.input not in sandbox.queries for m in failed)  # never sent
+    assert summary.status == "complete" and not summary.stopped
+    assert not [m for m in ms if m.failure == "control_failed"]
     later = [m for m in ms if m.failure is None]
-    assert len(later) == 8 and all(m.test_keys.control_ok and m.test_keys.control_id for m in later)
+    assert len(later) == 12 and all(m.test_keys.control_ok and m.test_keys.control_id for m in later)
+    assert [n.kind for n in notices] == ["unhealthy", "recovered"]  # said once each, not per back-off
     truism_ids = {m.measurement_id for m in measurements(store_path, summary.run_id, "truism")}
     assert {m.test_keys.control_id for m in later} <= truism_ids
 
@@ -268,11 +271,12 @@ def test_reclassify_reapplies_current_specs_without_probing_or_rewriting(sandbox
 
 
 def test_reclassify_says_what_it_cannot_reclassify(sandbox, store_path, tmp_path):
-    sandbox.responder = lambda h, q: (h.send_body(503, b"down", "text/plain") or True) if q == "的" else False
+    # every answer but the truism's is a dropped connection: no status, no body to re-read
+    sandbox.responder = lambda h, q: (setattr(h, "close_connection", True) or True) if q != "的" else False
     summary = run(probe_set(tmp_path, lists="[]"), store_path, sandbox)
     with Store(store_path) as st:
         res = reclassify_run(st, summary.run_id, PlatformRegistry.default(include_cwd=False))
-    assert res.changed == 0 and res.kept.get("control_failed") == 12
+    assert res.changed == 0 and res.kept.get("not_answered") == 12
 
 
 def test_reclassify_unknown_run_is_a_not_found_error(store_path, sandbox, tmp_path):

@@ -13,7 +13,10 @@ What is re-applied is the whole classification: the signals on the stored body, 
 truism method (term + truism sent, empty answer, control working at the time → hard)
 and the soft test (the stored soft-probe body). What cannot be re-classified is said:
 probes never sent (``control_failed``), answers without a body (network failures, or
-``keep_bodies`` off) and bodies stored only as a capped prefix.
+``keep_bodies`` off) and bodies stored only as a capped prefix. A redirect that was not
+followed is re-read from its stored status and ``Location`` through the spec's
+``location`` signals (so a spec that learns a CAPTCHA host turns old ``redirect_offsite``
+answers into ``captcha``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +32,8 @@ from ..errors import NotFoundError
 from ..failures import FailureCode
 from ..models import Measurement, Verdict
 from ..platforms.classification import Classification
-from ..platforms.classify import apply_soft_test, apply_truism_method, classify_http
+from ..platforms.classification import failure
+from ..platforms.classify import apply_soft_test, apply_truism_method, classify_http, classify_redirect, origin_of
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
 from ..store.sqlite import Store, immediate_transaction, iso, utcnow
@@ -86,6 +91,18 @@ def reclassify_measurement(store: Store, spec: PlatformSpec, m: Measurement) -> 
     ev = m.evidence
     if ev.status_code is None:
         return kept("not_answered")
+    location = ev.headers.get("location")
+    if 300 <= ev.status_code < 400 and location:
+        # a redirect that was not followed: read its target through the current spec's location signals
+        target = urljoin(ev.final_url or spec.base_url, location)
+        c = classify_redirect(spec, ev.status_code, target)
+        if c is None:
+            if origin_of(target) == origin_of(ev.final_url or spec.base_url):
+                return kept("redirect_not_followed")
+            c = failure(FailureCode.redirect_offsite, f"location:{urlsplit(target).hostname}")
+        changed = (c.verdict.value, c.failure) != (m.verdict.value, m.failure)
+        return Reclassified(**base, new_verdict=c.verdict.value, new_failure=c.failure, signals=c.signals,
+                            changed=changed)
     if ev.body_truncated:
         return kept("body_truncated")
     body = _body(store, ev.stored_key)

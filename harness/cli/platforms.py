@@ -92,9 +92,24 @@ def _print_check(report: CheckReport) -> None:
         console.print(_query_table(f"{report.platform}: {label}", qc))
     if report.undocumented:
         console.print(f"undocumented in this spec: {esc(', '.join(report.undocumented))}")
-    state = "[green]healthy[/]: the truism has results" if report.healthy else \
-        "[red]unhealthy[/]: the truism has no results, probes would be control_failed"
-    console.print(state)
+    console.print(health_line(report))
+
+
+def health_line(report: CheckReport) -> str:
+    """What the check concludes, naming what went wrong: an unreachable host is not an empty truism."""
+    from ..failures import describe
+
+    qc = report.truism
+    if report.healthy:
+        return "[green]healthy[/]: the truism has results"
+    if qc.failure and qc.status is None:
+        return (f"[red]unreachable[/]: {esc(qc.failure)} ({esc(describe(qc.failure))}); nothing was read from "
+                f"{esc(report.base_url)}: check the network, the proxy and the base URL")
+    if qc.failure:
+        return (f"[red]unhealthy[/]: the truism's answer is a failure, {esc(qc.failure)} ({esc(describe(qc.failure))}); "
+                f"a run would back off and give the platform up")
+    return (f"[red]unhealthy[/]: the truism has no results ({esc(qc.verdict)}); a run would back off and give the "
+            f"platform up")
 
 
 @platforms_app.command("check")

@@ -11,6 +11,7 @@ from rich.table import Table
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
 from ..measure.engine import RunOptions, RunSummary, Vantage
+from ..measure.health import Notice
 from ..measure.plan import RunPlan
 from ..measure.sessions import check_proxy
 from ..models import Measurement
@@ -50,7 +51,23 @@ def summary_dict(summary: RunSummary) -> dict:
         "run_id": summary.run_id, "status": summary.status, "planned": summary.planned, "stored": summary.stored,
         "resumed_with": summary.skipped, "elapsed_s": round(summary.elapsed_s, 3),
         "counts": {p: dict(c) for p, c in summary.counts.items()}, "failures": dict(summary.failures),
+        "stopped": dict(summary.stopped), "positive_controls": summary.positive_controls,
+        "notices": [n.as_dict() for n in summary.notices],
     }
+
+
+def positive_control_lines(summary: RunSummary) -> list[str]:
+    """One line per platform with positive controls: the share detected, and any missed."""
+    lines = []
+    for platform, row in summary.positive_controls.items():
+        answered = row["sent"] - row["failed"]
+        text = f"{platform}: positive controls detected {row['detected']}/{answered}"
+        if row["failed"]:
+            text += f" ({row['failed']} failed)"
+        if row["missed"]:
+            text += " - NOT detected while the truism works: " + ", ".join(row["missed"])
+        lines.append(text)
+    return lines
 
 
 def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> RunSummary:
@@ -59,6 +76,14 @@ def run_with_progress(req: RunRequest, plan: RunPlan, quiet: bool = False) -> Ru
         TextColumn("eta"), TimeRemainingColumn(), console=err_console, disable=quiet, transient=False,
     )
     task_id = None
+
+    def on_notice(notice: Notice) -> None:
+        # said once, above the progress bar, whatever the output mode (quiet and --json included)
+        if notice.kind != "recovered" or not quiet:
+            err_console.print(notice.message, markup=False, highlight=False, soft_wrap=True)
+
+    req.options = req.options or RunOptions()
+    req.options.on_notice = on_notice
 
     def on_start(plan: RunPlan, resume, already: int) -> None:
         nonlocal task_id
@@ -132,9 +157,10 @@ def run_cmd(
 ) -> None:
     """Send a probe set's keywords to its platforms, classify and store every answer.
 
-    A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot) is resumed: same run
-    id, only what is missing is sent. Exit codes (docs/operations.md): 0 done, 2 bad input,
-    3 too many failures (see --failure-threshold), 4 bad store, 5 cannot write, 6 already running,
+    A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot, a platform given up) is
+    resumed: same run id, only what is missing is sent. Exit codes (docs/operations.md): 0 done,
+    2 bad input, 3 a platform given up (unreachable, login wall, changed layout) or too many
+    failures (see --failure-threshold), 4 bad store, 5 cannot write, 6 already running,
     130 interrupted.
     """
     cfg = load_config(config, **{"store": store, "vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
@@ -154,7 +180,11 @@ def run_cmd(
         typer.echo(quiet_line(summary))
     else:
         console.print(summary_table(summary))
+        for line in positive_control_lines(summary):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"stored in {req.store_path}")
+    if summary.stopped:  # each was said once, when it happened (on_notice)
+        raise typer.Exit(EXIT_TOO_MANY_FAILURES)
     if too_many_failures(summary, cfg.failure_threshold):
         top = ", ".join(f"{k}={v}" for k, v in summary.failures.most_common(3))
         err_console.print(f"error: {summary.failure_share:.0%} of probes failed (threshold {cfg.failure_threshold:.0%})"

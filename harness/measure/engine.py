@@ -10,14 +10,26 @@ skipped, so no measurement is lost or duplicated.
 Method, per probe (Citizen Lab style):
 
 1. **Control.** The platform's truism must return results at run start and every
-   ``controls.every`` probes. While it fails the platform backs off; probes in a window
-   whose truism never recovered are stored as ``failure: control_failed`` unsent.
+   ``controls.every`` probes. While it fails the platform backs off (each back-off is
+   logged) and no probe is sent; if it has not recovered after ``controls.give_up_after_s``
+   the platform is given up with one line (``baidu: unreachable since 12:03 (dns_error);
+   48 probes not sent, run resumes them``): the run ends ``interrupted`` and the next run
+   of the probe set sends what is missing. A truism answered by a login wall
+   (``session_required``) gives the platform up at once, saying how to give it cookies.
 2. **Hard test.** The query (term, or term + truism where the platform censors
    silently) shows a notice, or no results while the control works.
 3. **Soft test.** Where the spec has one: term + truism restricted to a non-authorized
    domain whose truism-only query has results. Results vanish only for the term: soft.
 4. **Flip retest.** A verdict that differs from the last known one is retested once
    before it is stored as confirmed.
+
+Health, besides the truism: when ``controls.drift_after`` answers in a row (or 8 of the
+last 10) match none of the spec's markers, the platform is stopped (the page layout has
+probably changed). **Positive controls** (terms known to be censored on the platform,
+role ``positive_control``) are probed first each run; one that is not detected while the
+truism works is flagged (signal ``positive_control_missed``) and reported. Such events
+reach the caller as :class:`Notice` objects (``RunOptions.on_notice``) and the
+``harness.engine`` log.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import contextvars
 import datetime as dt
 import functools
 import hashlib
+import logging
 import os
 import random
 import socket
@@ -51,6 +64,8 @@ from ..platforms.spec import PlatformSpec
 from ..store.domain_profile import save_profile_cell
 from ..store.sqlite import Store, utcnow
 from ..store.writer import StoreWriter
+from .health import POSITIVE_MISSED, Notice, NoticeCallback, PlatformHealth, duration, positive_control_summary, \
+    session_help
 from .pacing import RateLimiter, send_with_retries
 from .plan import ProbeTask, RunPlan
 from .request import Fetched, fill
@@ -59,6 +74,8 @@ from .signals import run_interruptibly
 from .transport import Sender
 
 MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
+
+log = logging.getLogger("harness.engine")
 
 _worker_sender: contextvars.ContextVar[Sender] = contextvars.ContextVar("worker_sender")
 
@@ -87,6 +104,8 @@ class RunOptions:
     max_stored_body_bytes: int = 2_000_000  # bodies over this are stored as a prefix (evidence.body_truncated)
     domain_profile: bool = False  # profile authorized domains for every soft-censored term
     confirm_silent_empty: bool = True  # re-check the truism after a silent-empty hard verdict
+    on_notice: NoticeCallback | None = None  # platform health, login walls, missed positive controls
+    give_up_after_s: float | None = None  # overrides the probe set's controls.give_up_after_s
     browser: Any = None  # a started harness.measure.browser.Browser to share (tests); else one per run if needed
 
     def __repr__(self) -> str:  # never print a proxy password
@@ -105,6 +124,9 @@ class RunSummary:
     failures: Counter[str]
     elapsed_s: float
     isolations: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `isolate`)
+    notices: list[Notice] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # platform -> the line saying why it was given up
+    positive_controls: dict[str, dict[str, Any]] = field(default_factory=dict)  # platform -> sent/detected/missed
 
     @property
     def failure_share(self) -> float:
@@ -126,12 +148,16 @@ class _PlatformState:
         self.since_control = 10**9  # probes since the last truism: a control is due at the start
         self.control_ok: bool | None = None
         self.control_id: str | None = None
-        self.failed_windows = 0  # consecutive windows whose truism failed: the backoff grows with it
         self.control_lock = asyncio.Lock()
         self.soft_domain: str | None = None
         self.domain_controls: dict[str, bool] = {}  # restricted truism per domain, this control window
         self.truism_seq = 0
         self.last_known: dict[str, str] = {}  # term -> latest non-failure verdict before this run (flip retest)
+        self.queue: asyncio.Queue[ProbeTask] | None = None
+        self.in_hand = 0  # tasks taken from the queue and not stored yet
+        self.health: PlatformHealth | None = None  # set when the run starts (it needs the probe set's controls)
+        self.noticed: set[str] = set()
+        self.positive_last: dict[str, str] = {}  # positive-control term -> its verdict in the previous run
 
 
 def _redacted_probe_set(probe_set: ProbeSet) -> dict[str, Any]:
@@ -206,6 +232,20 @@ class Engine:
             return [str(d) for d in wanted]
         return list(spec.soft_test.profile_domains) if wanted else []
 
+    def _previous_positive_controls(self, plan: RunPlan, run_id: str) -> dict[str, dict[str, str]]:
+        """platform -> positive-control term -> its verdict in the previous run of this probe set and vantage."""
+        if not any(t.role == "positive_control" for t in plan.tasks):
+            return {}
+        for run in self.store.list_runs(plan.probe_set.name, limit=20):
+            if run.run_id == run_id or run.vantage != self.opt.vantage.label:
+                continue
+            out: dict[str, dict[str, str]] = {}
+            for m in self.store.measurements(run.run_id, role="positive_control"):
+                if m.verdict is not Verdict.failure:
+                    out.setdefault(m.platform, {})[m.input] = m.verdict.value
+            return out
+        return {}
+
     def _open_browser(self, plan: RunPlan) -> tuple[Any, bool]:
         """The browser for specs with ``transport: browser``: the injected one, or one launched for
         this run (raises :class:`BrowserUnavailable`, one line naming the specs, before anything is written)."""
@@ -238,6 +278,9 @@ class Engine:
         stored = 0
         self._run_id = run_id
         self._plan = plan
+        self._notices: list[Notice] = []
+        self._stopped: dict[str, str] = {}
+        previous_positive = self._previous_positive_controls(plan, run_id)
 
         def record(m: Measurement) -> None:
             nonlocal stored
@@ -268,7 +311,12 @@ class Engine:
                     terms = [t.keyword.term for t in todo if t.platform == pname and t.role == "probe"]
                     state.last_known = await self._db(self.store.last_known_verdicts, pname, terms,
                                                       self.opt.vantage.label, run_id)
+                state.positive_last = previous_positive.get(pname, {})
+                state.health = PlatformHealth(pname, give_up_after_s=self._give_up_after(),
+                                              drift_after=plan.probe_set.controls.drift_after,
+                                              control_attempts=self.opt.control_attempts)
                 queue: asyncio.Queue[ProbeTask] = asyncio.Queue()
+                state.queue = queue
                 for t in todo:
                     if t.platform == pname:
                         queue.put_nowait(t)
@@ -286,11 +334,14 @@ class Engine:
                 await asyncio.wait(self._unsettled)
             if self._write_error is not None:
                 raise self._write_error
-            status = "complete"
+            # a platform given up leaves tasks unsent: the run is not complete, and the next run resumes it
+            status = "interrupted" if self._stopped else "complete"
         finally:
             self._writer.close()  # after an error or a cancellation: still writes what was handed over
             self.store.set_run_status(run_id, status, finished=status == "complete")
-        return RunSummary(run_id, status, len(plan.tasks), stored, len(done), counts, failures, time.monotonic() - t0)
+        return RunSummary(run_id, status, len(plan.tasks), stored, len(done), counts, failures, time.monotonic() - t0,
+                          notices=list(self._notices), stopped=dict(self._stopped),
+                          positive_controls=positive_control_summary(self.store, run_id))
 
     # ------------------------------------------------------------------ workers
 
@@ -336,29 +387,79 @@ class Engine:
             await self._work(st, queue)
 
     async def _work(self, st: _PlatformState, queue: asyncio.Queue[ProbeTask]) -> None:
-        while True:
+        assert st.health is not None
+        while not st.health.stopped:
             try:
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            ok = await self._ensure_control(st)
-            st.since_control += 1  # every task of the window counts, sent or not: a failed window ends
-            if not ok:
-                m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(), 0.0,
-                                      Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
-                await self._hand_over(m)
-                continue
-            m, body, extra = await self._probe(st, task)
-            await self._hand_over(m, self._stored_body(body), extra)
+            st.in_hand += 1
+            try:
+                ok = await self._ensure_control(st)
+                if st.health.stopped:
+                    return  # the task in hand stays unsent: the next run of the probe set resumes it
+                st.since_control += 1  # every task of the window counts
+                if not ok:  # no truism (controls.truism off never gets here); kept as a safety net
+                    m = self._measurement(st, task, task.keyword.query(st.spec.combination_separator), time.time(),
+                                          0.0, Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
+                    await self._hand_over(m)
+                    continue
+                m, body, extra = await self._probe(st, task)
+                await self._hand_over(m, self._stored_body(body), extra)
+            finally:
+                st.in_hand -= 1
 
     def _stored_body(self, body: bytes | None) -> bytes | None:
         if body is None or not self.opt.keep_bodies:
             return None
         return body[: self.opt.max_stored_body_bytes]
 
-    async def _truism(self, st: _PlatformState) -> bool:
-        """Send the truism alone, store it (role ``truism``), and say whether it had results."""
-        fetched = await self._send(st, st.spec.truism)
+    # ------------------------------------------------------------------ notices and health
+
+    def _notice(self, st: _PlatformState, kind: str, message: str, level: int = logging.WARNING,
+                once: str | None = None, **fields: Any) -> None:
+        """Tell the person running the harness (``on_notice``) and the log; with ``once``, at most once per run."""
+        if once is not None:
+            if once in st.noticed:
+                return
+            st.noticed.add(once)
+        notice = Notice(st.spec.name, kind, message, fields)
+        self._notices.append(notice)
+        log.log(level, message, extra={"event": kind, "fields": {"platform": st.spec.name, "run_id": self._run_id,
+                                                                  **fields}})
+        if self.opt.on_notice is not None:
+            self.opt.on_notice(notice)
+
+    def _not_sent(self, st: _PlatformState) -> int:
+        return (st.queue.qsize() if st.queue is not None else 0) + st.in_hand
+
+    def _stop(self, st: _PlatformState, kind: str, why: str, **fields: Any) -> None:
+        """Give the platform up for this run: no further task is taken; the next run resumes them."""
+        assert st.health is not None
+        if st.health.stopped:
+            return
+        n = self._not_sent(st)
+        line = st.health.stop_line(why, n)
+        self._stopped[st.spec.name] = line
+        self._notice(st, kind, line, logging.ERROR, not_sent=n, **fields)
+
+    def _after_answer(self, st: _PlatformState, fetched: Fetched, role: str) -> None:
+        """Watch every answer of a platform: login walls, and pages that match no marker (layout drift)."""
+        c = fetched.classification
+        if c.failure == FailureCode.session_required.value and role != "truism":
+            self._notice(st, "session_required", f"{st.spec.name}: answered with a login wall "
+                         f"({', '.join(c.signals[:2])}): it needs a logged-in session; "
+                         f"{session_help(st.spec.name, bool(st.session.cookies))}", once="session_required",
+                         signals=c.signals)
+        if fetched.status is None or not 200 <= fetched.status < 300 or st.health is None:
+            return  # a network failure or an HTTP error says nothing about the layout
+        drift = st.health.page(c.failure == FailureCode.unexpected_page.value)
+        if drift:
+            self._stop(st, "layout_changed", drift)
+
+    async def _truism(self, st: _PlatformState) -> Fetched:
+        """Send the truism alone and store it (role ``truism``); its classification says whether it had results."""
+        fetched = await self._send(st, st.spec.truism, "truism")
         st.truism_seq += 1
         kw = Keyword(term=st.spec.truism, category="control")
         task = ProbeTask(f"{st.spec.name}\x1ftruism\x1f{self._session}\x1f{st.truism_seq}", st.spec.name,
@@ -369,37 +470,78 @@ class Engine:
         await self._db(self.store.add_measurement, m, self._stored_body(fetched.body))
         if ok:
             st.control_id = m.measurement_id
-        return ok
+        return fetched
+
+    def _give_up_after(self) -> float:
+        if self.opt.give_up_after_s is not None:
+            return self.opt.give_up_after_s
+        return self._plan.probe_set.controls.give_up_after_s
 
     async def _ensure_control(self, st: _PlatformState) -> bool:
         """The truism must have results at the start of every window of ``controls.every`` tasks.
 
-        When it fails it is retried ``control_attempts`` times with exponential backoff; if it
-        never recovers, the window's tasks are stored as ``control_failed`` unsent and the
-        next window starts after a longer backoff (doubling per consecutive failed window,
-        capped at ``controls.max_backoff_s``).
+        While it fails, no task is sent: the truism is sent again after an exponential
+        back-off (logged), until it works or ``controls.give_up_after_s`` have passed since
+        its first failure; then the platform is given up (:meth:`_stop`) and this returns False.
+        A login wall, or a truism page that matches none of the spec's markers on every
+        attempt, gives it up at once (:mod:`harness.measure.health`).
         """
         ps = self._plan.probe_set
+        health = st.health
+        assert health is not None
         if not ps.controls.truism:
-            return True
+            return not health.stopped
         async with st.control_lock:
-            if st.since_control < ps.controls.every and st.control_ok is not None:
-                return st.control_ok
+            if health.stopped:
+                return False
+            if st.since_control < ps.controls.every and st.control_ok:
+                return True
             st.soft_domain = None
             st.domain_controls = {}
-            for attempt in range(self.opt.control_attempts):
-                if await self._truism(st):
+            while not health.stopped:
+                c = (await self._truism(st)).classification
+                if c.verdict is Verdict.not_censored:
+                    down = health.truism_ok()
+                    if down is not None:
+                        self._notice(st, "recovered", f"{st.spec.name}: the truism has results again after "
+                                     f"{duration(down)}", logging.INFO, down_s=round(down, 1))
                     st.control_ok = True
-                    st.failed_windows = 0
                     st.since_control = 0
                     return True
-                if attempt + 1 < self.opt.control_attempts:
-                    st.limiter.push_back(self._control_backoff(attempt + st.failed_windows))
-            st.control_ok = False
-            st.control_id = None
-            st.since_control = 0
-            st.failed_windows += 1
-            st.limiter.push_back(self._control_backoff(self.opt.control_attempts + st.failed_windows - 1))
+                st.control_ok = False
+                st.control_id = None
+                why = c.failure or c.verdict.value  # e.g. dns_error, captcha, or no_results for an empty truism
+                health.truism_failed()
+                if c.failure == FailureCode.session_required.value:
+                    st.noticed.add("session_required")
+                    self._stop(st, "session_required",
+                               f"needs a logged-in session (its truism answered with a login wall: "
+                               f"{', '.join(c.signals[:2])}). To measure it, "
+                               f"{session_help(st.spec.name, bool(st.session.cookies))}", signals=c.signals)
+                    break
+                if health.stopped:  # _after_answer saw the layout drift on this answer
+                    break
+                unreadable = health.truism_unreadable() if c.failure == FailureCode.unexpected_page.value else None
+                if unreadable:
+                    self._stop(st, "layout_changed", unreadable)
+                    break
+                limit, elapsed = self._give_up_after(), health.elapsed()
+                if elapsed >= limit:
+                    self._stop(st, "unreachable", f"unreachable since {health.since} ({why})", failure=why,
+                               since=_utc(health.unhealthy_wall or time.time()).isoformat(timespec="seconds"),
+                               truisms=health.failed_truisms)
+                    break
+                wait = min(self._control_backoff(health.failed_truisms - 1), limit - elapsed)
+                state = f"fails ({why})" if c.failure else f"has no results ({why})"
+                message = (f"{st.spec.name}: the truism {state} since {health.since}; backing off "
+                           f"{duration(wait)}, giving up after {duration(limit)} without results")
+                if health.failed_truisms == 1:
+                    self._notice(st, "unhealthy", message, failure=why, backoff_s=round(wait, 2))
+                else:
+                    log.warning(message, extra={"event": "control_backoff", "fields": {
+                        "platform": st.spec.name, "run_id": self._run_id, "failure": why, "backoff_s": round(wait, 2),
+                        "attempt": health.failed_truisms}})
+                st.limiter.push_back(wait)
             return False
 
     def _control_backoff(self, exponent: int) -> float:
@@ -408,17 +550,19 @@ class Engine:
     async def _confirm_control(self, st: _PlatformState) -> bool:
         """A closing control after a silent-empty verdict: the truism must still have results."""
         async with st.control_lock:
-            ok = await self._truism(st)
+            ok = (await self._truism(st)).classification.verdict is Verdict.not_censored
             if not ok:
                 st.since_control = self._plan.probe_set.controls.every  # the next task re-opens the window
             return ok
 
-    async def _send(self, st: _PlatformState, query: str) -> Fetched:
+    async def _send(self, st: _PlatformState, query: str, role: str = "probe") -> Fetched:
         """Send one query with retries and backoff for retryable failures."""
-        return await send_with_retries(
+        fetched = await send_with_retries(
             _worker_sender.get(), st.spec, query, st.limiter, self.rng, session=st.session,
             retries=self._plan.probe_set.retries, backoff_s=self.opt.retry_backoff_s,
             max_retry_after_s=self.opt.max_retry_after_s)
+        self._after_answer(st, fetched, role)
+        return fetched
 
     def _keep(self, fetched: Fetched, pending: list[bytes] | None = None) -> str | None:
         """Keep an extra answer's body (soft probe, first answer of a retest); its key in the bodies table.
@@ -518,6 +662,16 @@ class Engine:
             m.test_keys.signals.append(f"flip_unconfirmed:{verdict.value}")
         if task.role == "control" and m.verdict in (Verdict.hard, Verdict.soft, Verdict.no_results):
             m.test_keys.signals.append("control_term_unexpected")  # a benign term should never look censored
+        if task.role == "positive_control" and m.verdict in (Verdict.not_censored, Verdict.no_results) and st.control_ok:
+            m.test_keys.signals.append(POSITIVE_MISSED)  # a term known to be censored here is not detected
+            before = st.positive_last.get(task.keyword.term)
+            was = f" (it was {before} in the previous run)" if before in ("hard", "soft") else ""
+            self._notice(st, "positive_control_missed",
+                         f"{st.spec.name}: positive control {task.keyword.term!r} not detected ({m.verdict.value}) while "
+                         f"the truism works{was}: either {st.spec.name} lifted it (news: confirm by hand) or the spec no "
+                         f"longer sees its notice (check: harness platforms check {st.spec.name} --query "
+                         f"{task.keyword.query(st.spec.combination_separator)!r})",
+                         term=task.keyword.term, verdict=m.verdict.value, previous=before)
         if m.verdict is Verdict.soft and st.profile_domains and task.role == "probe":
             await self._profile(st, task)
         return m, fetched.body, pending

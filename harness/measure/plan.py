@@ -9,6 +9,7 @@ resumable without losing or duplicating a measurement. Nothing here sends a requ
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,49 @@ class RunPlan:
 
 def _task_key(platform: str, role: str, term: str, repeat: int, variant: str | None) -> str:
     return "\x1f".join((platform, role, term, str(repeat), variant or ""))
+
+
+POSITIVE_TAG = "censored_on:"
+"""A keyword entry tagged ``censored_on:baidu`` is a positive control on baidu (public evidence in its ``source``)."""
+
+
+def _positive_controls(probe_set: ProbeSet, platforms: list[str], dirs: list[Path],
+                       where: Callable[[tuple[str | int, ...]], tuple[Path | None, int | None]]
+                       ) -> dict[str, list[tuple[Keyword, str | None]]]:
+    """Per platform, the terms known to be censored there: the probe set's own first, then
+    entries of the positive-control lists tagged ``censored_on:PLATFORM``, at most
+    ``per_platform`` of them. A default list that is missing is skipped; a named one is an error."""
+    pos = probe_set.controls.positive
+    unknown = sorted(set(pos.terms) - set(platforms))
+    if unknown:
+        path, line = where(("controls", "positive", "terms"))
+        raise ProbeSetError(f"positive controls given for {', '.join(unknown)}, which the probe set does not probe",
+                            path, line)
+    tagged: list[tuple[Keyword, str]] = []
+    explicit = "lists" in pos.model_fields_set
+    for j, name in enumerate(pos.lists):
+        try:
+            loaded = load_keyword_list(find_list(name, dirs))
+        except NotFoundError as exc:
+            if not explicit:
+                continue  # the project's default list is not installed here: no list-based positive controls
+            path, line = where(("controls", "positive", "lists", j))
+            raise ProbeSetError(str(exc), path, line) from None
+        tagged.extend((e, loaded.name) for e in loaded.keyword_list.entries)
+    out: dict[str, list[tuple[Keyword, str | None]]] = {}
+    for pname in platforms:
+        chosen: list[tuple[Keyword, str | None]] = [(Keyword(term=t), None)
+                                                    for t in pos.terms.get(pname, [])]
+        chosen += [(e, ln) for e, ln in tagged if POSITIVE_TAG + pname in e.tags]
+        seen: set[str] = set()
+        unique = []
+        for kw, ln in chosen:
+            if kw.term not in seen:
+                seen.add(kw.term)
+                unique.append((kw, ln))
+        if unique[: pos.per_platform]:
+            out[pname] = unique[: pos.per_platform]
+    return out
 
 
 def load_probe_set(path: str | Path) -> tuple[ProbeSet, LocatedYaml]:
@@ -130,9 +174,14 @@ def plan_run(
         loaded = load_list(name, ("controls", "lists", j))
         controls.extend((e, loaded.name) for e in loaded.keyword_list.entries)
 
+    positives = _positive_controls(probe_set, list(specs), dirs, where)
+
     tasks: list[ProbeTask] = []
     every = probe_set.controls.every
     for pname in specs:
+        for kw, lname in positives.get(pname, []):
+            tasks.append(ProbeTask(_task_key(pname, "positive_control", kw.term, 0, None), pname, "positive_control",
+                                   kw, lname))
         n_probe = 0
         c_index = 0
         for rep in range(probe_set.repeats):

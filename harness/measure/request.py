@@ -1,7 +1,8 @@
 """One query to one platform: build the request from the spec, send it, read the answer, classify it.
 
 :func:`fetch` never raises for network trouble: every way an exchange can go wrong
-becomes a failure code (:mod:`harness.failures`). Redirects are followed by hand and
+becomes a failure code (:mod:`harness.failures`). A redirect the spec's ``location``
+signals explain is classified without being followed; others are followed by hand and
 only on the spec's own origin; bodies are read with a cap (gzip bombs included) and a
 deadline bounds the whole exchange. What is kept as evidence (final URL, a header
 subset) is stripped of credentials and token-like values here. Pacing and retries are
@@ -25,7 +26,7 @@ from ..errors import PlatformSpecError
 from ..failures import FailureCode
 from ..platforms.adapters import REPRIME_MIN_S, BuiltRequest, PrimeResponse, PrimingError, get_adapter
 from ..platforms.classification import Classification, failure
-from ..platforms.classify import classify_http
+from ..platforms.classify import classify_http, classify_redirect, origin_of
 from ..platforms.spec import PlatformSpec
 from .browser import BrowserUnavailable
 from .sessions import PlatformSession, Secrets, looks_like_token
@@ -304,16 +305,6 @@ def _kept_headers(headers: httpx.Headers, secrets: Secrets | None) -> dict[str, 
 _INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    """Scheme, host and port: a redirect may only stay on the spec's own origin."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:  # a Location with a port that is not a number
-        port = -1
-    return parts.scheme, parts.hostname, port
-
-
 async def _read_capped(resp: httpx.Response, cap: int) -> tuple[bytes, int | None]:
     """The decoded body and None; or, once it grows past ``cap`` bytes, its first ``cap``
     bytes and how many were seen (the prefix is kept as evidence).
@@ -366,8 +357,9 @@ async def fetch(sender: Sender, spec: PlatformSpec, query: str, max_redirects: i
                 session: PlatformSession | None = None, deadline_s: float | None = None) -> Fetched:
     """Send one query and classify the answer. Never raises for network trouble.
 
-    Redirects are followed by hand, only on the spec's own origin (an off-site redirect
-    is usually a login or verification page: ``redirect_offsite``). A body over the
+    A redirect is first read through the spec's ``location`` signals (a CAPTCHA host, a
+    login wall: classified, not followed); any other is followed by hand, only on the
+    spec's own origin (scheme, host and port), and is ``redirect_offsite`` elsewhere. A body over the
     spec's ``max_body_bytes`` is ``body_too_large``; its prefix is kept as evidence.
     httpx's timeouts bound each read, so a server that trickles a byte at a time would
     never time out; ``deadline_s`` (default: the sender's read timeout) bounds the whole
@@ -466,7 +458,7 @@ async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redir
     except Exception as exc:  # an adapter's build_request is third-party code
         return Fetched(failure(FailureCode.adapter_error, type(exc).__name__))
     method, url, kwargs = built.method, built.url, built.httpx_kwargs()
-    origin = _origin(url)
+    origin = origin_of(url)
     try:
         for _ in range(max_redirects + 1):
             if session and session.cookies:
@@ -480,7 +472,11 @@ async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redir
                 if resp.is_redirect:
                     location = resp.headers.get("location", "")
                     nxt = str(resp.url.join(location))
-                    if _origin(nxt) != origin:
+                    decided = classify_redirect(spec, resp.status_code, nxt)
+                    if decided is not None:  # a CAPTCHA host, a login wall ...: read, not followed
+                        return Fetched(decided, resp.status_code, redact_url(str(resp.url), secrets), headers,
+                                       retry_after=_retry_after(resp.headers))
+                    if origin_of(nxt) != origin:
                         return Fetched(failure(FailureCode.redirect_offsite, f"location:{urlsplit(nxt).hostname}"),
                                        resp.status_code, redact_url(str(resp.url), secrets), headers)
                     url, method = nxt, "GET"

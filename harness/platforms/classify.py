@@ -19,7 +19,7 @@ from ..failures import FailureCode
 from ..models import Verdict
 from .adapters import get_adapter
 from .classification import Classification, failure
-from .spec import SIGNAL_KINDS, Extractor, Matcher, PlatformSpec
+from .spec import FAILURE_KINDS, SIGNAL_KINDS, Extractor, Matcher, PlatformSpec
 
 _CHARSET_RE = re.compile(r"charset=([\w.:-]+)", re.I)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.I)
@@ -194,6 +194,11 @@ def _json_values(page: Page, path: str, within: str | None) -> list[Any]:
 
 
 def matches(page: Page, m: Matcher) -> bool:
+    """Whether page matcher ``m`` matches ``page`` (its status scope is the caller's business)."""
+    if m.location is not None:
+        return False  # reads a redirect's target, never a page
+    if m.text is None and m.regex is None and m.css is None and m.json_path is None:
+        return True  # a status-only matcher: the caller checked the status
     if m.text is not None:
         return m.text in page.text
     if m.regex is not None:
@@ -229,6 +234,16 @@ def domain_of(value: str) -> str:
     else:
         host = value.split("/")[0].split(":")[0]
     return host.lower().strip(".")
+
+
+def origin_of(url: str) -> tuple[str, str | None, int | None]:
+    """Scheme, host and port of ``url``: a redirect is only followed on the spec's own origin."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a Location with a port that is not a number
+        port = -1
+    return parts.scheme, parts.hostname, port
 
 
 def domain_in(domain: str, domains: list[str]) -> bool:
@@ -272,12 +287,10 @@ def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Pag
 def _raw_failure(spec: PlatformSpec, page: Page) -> Classification | None:
     """A JSON platform that answered something else (an HTML CAPTCHA page, the literal ``blocked``,
     an empty body): its ``text``/``regex`` failure signals still name it."""
-    sig = spec.signals
-    for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
-                       (sig.session_invalid, FailureCode.session_invalid)):
-        for m in kind:
-            if (m.text is not None or m.regex is not None) and matches(page, m):
-                return failure(code, m.label)
+    for kind, code in FAILURE_KINDS.items():
+        for m in getattr(spec.signals, kind):
+            if (m.text is not None or m.regex is not None) and m.status is None and matches(page, m):
+                return failure(FailureCode(code), m.label)
     return None
 
 
@@ -293,12 +306,15 @@ class SignalReport:
     error: str | None = None
 
 
-def evaluate_signals(spec: PlatformSpec, page: Page) -> SignalReport:
+def evaluate_signals(spec: PlatformSpec, page: Page, status: int = 200) -> SignalReport:
+    """Every page signal of ``spec`` on ``page`` (an answer with HTTP ``status``), matched or not."""
     report = SignalReport()
     sig = spec.signals
     try:
         for kind in SIGNAL_KINDS:
             for m in getattr(sig, kind):
+                if m.on_redirect or not m.applies_to_status(status):
+                    continue
                 bucket = report.matched if matches(page, m) else report.missing
                 bucket.setdefault(kind, []).append(m.label)
         report.result_items = len(extract(page, sig.result_item)) if sig.result_item else 0
@@ -310,24 +326,27 @@ def evaluate_signals(spec: PlatformSpec, page: Page) -> SignalReport:
     return report
 
 
-def classify_page(spec: PlatformSpec, page: Page) -> Classification:
-    """Classify a decoded page that came with HTTP 2xx."""
+def _page_matches(page: Page, m: Matcher, status: int) -> bool:
+    return not m.on_redirect and m.applies_to_status(status) and matches(page, m)
+
+
+def classify_page(spec: PlatformSpec, page: Page, status: int = 200) -> Classification:
+    """Classify a decoded page that came with HTTP 2xx (``status``)."""
     sig = spec.signals
     try:
-        for kind, code in ((sig.captcha, FailureCode.captcha), (sig.rate_limited, FailureCode.rate_limited),
-                           (sig.session_invalid, FailureCode.session_invalid)):
-            for m in kind:
-                if matches(page, m):
-                    return failure(code, m.label)
-        hard = [m.label for m in sig.hard if matches(page, m)]
-        soft = [m.label for m in sig.soft if matches(page, m)]
+        for kind, code in FAILURE_KINDS.items():
+            for m in getattr(sig, kind):
+                if _page_matches(page, m, status):
+                    return failure(FailureCode(code), m.label)
+        hard = [m.label for m in sig.hard if _page_matches(page, m, status)]
+        soft = [m.label for m in sig.soft if _page_matches(page, m, status)]
         n_items = count_matches(page, sig.result_item) if sig.result_item else 0
         domains = [d for d in (domain_of(v) for v in extract(page, sig.result_domain)) if d] if sig.result_domain else []
         count = _parse_count(extract(page, sig.result_count)) if sig.result_count else None
-        no_results = [m.label for m in sig.no_results if matches(page, m)]
-        page_ok = [m.label for m in sig.page_ok if matches(page, m)]
-        shell = [m.label for m in sig.shell if matches(page, m)] if not (hard or soft or n_items or no_results
-                                                                          or page_ok) else []
+        no_results = [m.label for m in sig.no_results if _page_matches(page, m, status)]
+        page_ok = [m.label for m in sig.page_ok if _page_matches(page, m, status)]
+        shell = [m.label for m in sig.shell if _page_matches(page, m, status)] if not (
+            hard or soft or n_items or no_results or page_ok) else []
     except (ValueError, TypeError, AttributeError) as exc:  # e.g. a JSON body that is a list where a mapping was expected
         return failure(FailureCode.unexpected_page, f"parse:{type(exc).__name__}")
     if hard:
@@ -344,6 +363,58 @@ def classify_page(spec: PlatformSpec, page: Page) -> Classification:
     if shell:
         return failure(FailureCode.empty_shell, *shell)
     return failure(FailureCode.unexpected_page)
+
+
+def _kind_outcome(kind: str, labels: list[str]) -> Classification:
+    """What a signal of ``kind`` means on an answer that is not a results page (a redirect,
+    an error status): failures as usual, a notice is ``hard`` (no results came with it)."""
+    if kind in FAILURE_KINDS:
+        return failure(FailureCode(FAILURE_KINDS[kind]), *labels)
+    if kind == "shell":
+        return failure(FailureCode.empty_shell, *labels)
+    if kind in ("hard", "soft"):
+        return Classification(Verdict.hard, None, labels, None, 0)
+    return Classification(Verdict.no_results, None, labels, None, 0)
+
+
+def classify_redirect(spec: PlatformSpec, status: int, target: str) -> Classification | None:
+    """What a redirect to ``target`` (absolute URL) means by the spec's ``location`` signals,
+    or None when no signal explains it (the caller follows it on the spec's origin, and
+    calls it ``redirect_offsite`` elsewhere).
+
+    The recorded signals are the matcher's name and ``location:HOST``.
+    """
+    host = urlsplit(target).hostname or ""
+    for kind in SIGNAL_KINDS:
+        for m in getattr(spec.signals, kind):
+            if m.location is None or (m.status is not None and status not in m.status):
+                continue
+            if _compiled(m.location).search(target):
+                return _kind_outcome(kind, [m.label, f"location:{host}"])
+    return None
+
+
+def _classify_status(spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes) -> Classification | None:
+    """A non-2xx answer read through the spec's status-scoped matchers (``status: [412]``), or None."""
+    scoped = [(kind, m) for kind in SIGNAL_KINDS for m in getattr(spec.signals, kind)
+              if not m.on_redirect and m.status is not None and status in m.status]
+    if not scoped:
+        return None
+    page: Page | Classification | None = None
+    for kind, m in scoped:
+        if m.text is None and m.regex is None and m.css is None and m.json_path is None:
+            return _kind_outcome(kind, [m.label, f"status:{status}"])
+        if page is None:
+            page = decode_page(spec, headers, body)
+        if isinstance(page, Classification):
+            continue  # an undecodable body cannot match a body matcher
+        try:
+            hit = matches(page, m)
+        except (ValueError, TypeError, AttributeError):
+            hit = False
+        if hit:
+            return _kind_outcome(kind, [m.label, f"status:{status}"])
+    return None
 
 
 def classify_http(
@@ -365,6 +436,10 @@ def classify_http(
                 if decided.failure is not None and decided.failure not in FailureCode.__members__:
                     return failure(FailureCode.adapter_error, f"unknown_failure_code:{decided.failure}")
                 return decided
+    if not 200 <= status < 300:
+        scoped = _classify_status(spec, status, headers, body)
+        if scoped is not None:
+            return scoped
     if status == 429:
         return failure(FailureCode.http_429, "status:429")
     if status == 407:
@@ -378,7 +453,7 @@ def classify_http(
     page = decode_page(spec, headers, body)
     if isinstance(page, Classification):
         return page
-    return classify_page(spec, page)
+    return classify_page(spec, page, status)
 
 
 # --------------------------------------------------------------------------- the method

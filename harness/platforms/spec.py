@@ -21,7 +21,11 @@ from ..models import RateLimit
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
-SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "hard", "soft", "no_results", "page_ok", "shell")
+SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "login_wall", "hard", "soft", "no_results", "page_ok",
+                "shell")
+FAILURE_KINDS = {"captcha": "captcha", "rate_limited": "rate_limited", "session_invalid": "session_invalid",
+                 "login_wall": "session_required"}
+"""Signal kinds that make an answer a failure before anything else is read, and the failure code each gives."""
 EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
 UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "transport", "truism", "soft_test", "request", "combination_separator",
                                "query_encoding", "authorized_domains"})
@@ -83,7 +87,7 @@ class _CheckedPatterns(StrictModel):
 
 
 class Matcher(_CheckedPatterns):
-    """One way of recognising a signal on a page. Exactly one of text/regex/css/json.
+    """One way of recognising a signal in an answer. At most one of text/regex/css/json/location.
 
     - ``text``: the decoded body contains this string.
     - ``regex``: the body matches this regular expression (``re.search``).
@@ -93,16 +97,42 @@ class Matcher(_CheckedPatterns):
       path is read in the JSON text of every element the selector matches (a
       ``<script type="application/json">`` payload), and the matcher matches when any one does.
       A string that holds JSON is read into when the path goes on (``data.decision_conf.type``).
+    - ``location``: the answer is a redirect whose target (the ``Location`` header made absolute
+      against the request URL, scheme included) matches this regular expression (``re.search``).
+      Checked before the redirect is followed, on the spec's own origin or elsewhere.
+
+    ``status`` (a list of HTTP status codes) narrows any of them to answers with one of those
+    codes; a matcher with only ``status`` matches on the code alone. Without ``status``, body
+    matchers look at 2xx answers only (other codes are failures before the page is read) and
+    ``location`` matchers at every redirect.
     """
 
     text: str | None = None
     regex: str | None = None
     css: str | None = None
     json_path: str | None = Field(default=None, alias="json")
+    location: str | None = Field(default=None, description="regular expression over a redirect's absolute target URL")
+    status: list[int] | None = Field(default=None, description="HTTP status codes this matcher applies to")
     values: list[Any] | None = None
     contains: str | None = None
     within: str | None = Field(default=None, description="CSS selector of elements whose text is the JSON to read")
     name: str | None = Field(default=None, description="signal name recorded in evidence")
+
+    @field_validator("location")
+    @classmethod
+    def _location_ok(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+    @field_validator("status")
+    @classmethod
+    def _status_ok(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("`status` lists at least one HTTP status code")
+            bad = [c for c in v if not 100 <= c <= 599]
+            if bad:
+                raise ValueError(f"`status` takes HTTP status codes (100-599), not {bad}")
+        return v
 
     model_config = StrictModel.model_config | {"populate_by_name": True}
 
@@ -115,9 +145,11 @@ class Matcher(_CheckedPatterns):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Matcher":
-        given = [k for k in ("text", "regex", "css", "json_path") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError("a matcher needs exactly one of text, regex, css, json")
+        given = [k for k in ("text", "regex", "css", "json_path", "location") if getattr(self, k) is not None]
+        if len(given) > 1 or (not given and self.status is None):
+            raise ValueError("a matcher needs exactly one of text, regex, css, json, location (or only status)")
+        if self.location is not None and self.status is not None and not all(300 <= c < 400 for c in self.status):
+            raise ValueError("a `location` matcher applies to redirects: its `status` codes must be 3xx")
         if self.values is not None and self.json_path is None:
             raise ValueError("`values` only goes with `json`")
         if self.contains is not None and self.css is None:
@@ -128,9 +160,24 @@ class Matcher(_CheckedPatterns):
         return self
 
     @property
+    def on_redirect(self) -> bool:
+        """Whether this matcher reads a redirect's target rather than a page."""
+        return self.location is not None
+
+    def applies_to_status(self, status: int) -> bool:
+        """Whether this (page) matcher looks at an answer with HTTP ``status``."""
+        if self.status is not None:
+            return status in self.status
+        return 200 <= status < 300
+
+    @property
     def label(self) -> str:
         if self.name:
             return self.name
+        if self.location is not None:
+            return f"location:{self.location}"
+        if self.text is None and self.regex is None and self.css is None and self.json_path is None:
+            return "status:" + "|".join(map(str, self.status or []))
         if self.text is not None:
             return f"text:{self.text}"
         if self.regex is not None:
@@ -183,18 +230,23 @@ class Extractor(_CheckedPatterns):
 
 
 class Signals(StrictModel):
-    """What a page can show.
+    """What an answer can show.
 
-    Checked in this order: captcha, rate_limited, session_invalid (all failures), hard,
-    soft, results, no_results / page_ok. A page with none of these markers is
+    Checked in this order: captcha, rate_limited, session_invalid, login_wall (all failures),
+    hard, soft, results, no_results / page_ok. A page with none of these markers is
     ``failure: unexpected_page``, or ``failure: empty_shell`` (retried) when it shows one of
-    the ``shell`` markers: the platform's page skeleton served without its content.
+    the ``shell`` markers: the platform's page skeleton served without its content. A
+    redirect none of them explains is followed on the spec's origin and is
+    ``failure: redirect_offsite`` elsewhere.
     """
 
     captcha: list[Matcher] = Field(default_factory=list, description="verification / CAPTCHA / anti-bot pages")
     rate_limited: list[Matcher] = Field(default_factory=list, description="throttling pages served with HTTP 200")
     session_invalid: list[Matcher] = Field(
-        default_factory=list, description="the platform rejected the session (login, cookie or signature required)")
+        default_factory=list, description="the platform rejected the session it was given (expired cookies, a bad signature)")
+    login_wall: list[Matcher] = Field(
+        default_factory=list, description="a login or visitor wall: the platform needs a logged-in session "
+                                          "(failure session_required, not retried)")
     hard: list[Matcher] = Field(default_factory=list, description="censorship notices: verdict hard")
     soft: list[Matcher] = Field(
         default_factory=list,
@@ -386,21 +438,24 @@ class PlatformSpec(StrictModel):
                 for m in getattr(self.signals, kind):
                     if m.css is not None or m.within is not None:
                         raise ValueError(f"signals.{kind}: a JSON platform cannot use css matchers or `within`")
+        for m in self.signals.page_ok:
+            if m.on_redirect:
+                raise ValueError("signals.page_ok: a redirect is not a results page; use no_results or a failure kind")
         return self
 
     def possible_outcomes(self) -> set[str]:
-        """The verdicts (and failure codes, as ``failure:CODE``) this spec can give for a 2xx page."""
+        """The verdicts (and failure codes, as ``failure:CODE``) this spec's signals can give."""
         out = {"not_censored", "failure:unexpected_page"}
         sig = self.signals
         if sig.hard or self.hard_needs_truism or sig.soft:
             out.add("hard")
-        if self.soft_test is not None or sig.soft:
+        if self.soft_test is not None or any(not m.on_redirect for m in sig.soft):
             out.add("soft")
         if sig.no_results or sig.page_ok:
             out.add("no_results")
-        for kind in ("captcha", "rate_limited", "session_invalid"):
+        for kind, code in FAILURE_KINDS.items():
             if getattr(sig, kind):
-                out.add(f"failure:{kind}")
+                out.add(f"failure:{code}")
         if sig.shell:
             out.add("failure:empty_shell")
         return out
