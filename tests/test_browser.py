@@ -8,9 +8,6 @@ the right verdicts. Without Chromium the harness says, in one line, which specs 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,25 +19,23 @@ from harness.platforms.registry import BUILTIN_DIR
 from harness.sandbox import Sandbox
 from harness.store.sqlite import Store
 
-from .conftest import REPO, fast_options
+from .conftest import fast_options
 
 pytestmark = pytest.mark.xdist_group("chromium")
 
-TERMS = ["六四", "天安门 坦克", "近平", "zzqxw", "天气"]
+TERMS = ["六四", "近平", "zzqxw", "天气"]
 
 
 def probe_set(tmp_path: Path, platform: str, spec: Path | None = None) -> Path:
     kw = tmp_path / "kw.yaml"
     kw.write_text("name: kw\nentries:\n" + "".join(f"  - {{term: '{t}', category: test}}\n" for t in TERMS))
-    ctl = tmp_path / "ctl.yaml"
-    ctl.write_text("name: ctl\nentries:\n  - {term: 菜谱, category: control}\n")
     ps = tmp_path / f"{platform}.yaml"
     where = f", spec: {spec}" if spec else ""
     ps.write_text(textwrap.dedent(f"""\
         name: js-{platform}
         keywords: [{{list: {kw}}}]
         platforms: [{{name: {platform}{where}}}]
-        controls: {{every: 100, lists: [{ctl}]}}
+        controls: {{every: 100, lists: []}}
         rate_limit: {{interval_s: 0, jitter: 0, concurrency: 2}}
         timeout_s: 15
         retries: 0
@@ -64,9 +59,8 @@ def test_the_browser_reads_the_javascript_page_and_gets_the_sandbox_verdicts(bro
         truth = {t: sb.engine.search(t).kind for t in TERMS}
         api_queries = sum(sb.queries.values())
     probes = {m.input: m for m in ms if m.role == "probe"}
-    assert truth == {"六四": "hard", "天安门 坦克": "hard", "近平": "results", "zzqxw": "empty", "天气": "results"}
+    assert truth == {"六四": "hard", "近平": "results", "zzqxw": "empty", "天气": "results"}
     assert probes["六四"].verdict is Verdict.hard and "legal_notice" in probes["六四"].test_keys.signals
-    assert probes["天安门 坦克"].verdict is Verdict.hard
     assert probes["近平"].verdict is Verdict.soft  # authorized sources only: the restricted probe comes back empty
     assert probes["zzqxw"].verdict is Verdict.no_results
     assert probes["天气"].verdict is Verdict.not_censored and probes["天气"].test_keys.result_items >= 3
@@ -91,25 +85,24 @@ def test_a_plain_http_client_gets_the_empty_shell_and_no_verdict(tmp_path):
     assert not [m for m in ms if m.role != "truism"]  # the platform is given up: no probe is sent (issue 12a)
 
 
-def _env_without_chromium() -> dict[str, str]:
-    env = dict(os.environ, HARNESS_CHROMIUM="/nonexistent/chromium")
-    env.pop("HARNESS_STORE", None)
-    return env
+def test_without_chromium_a_run_says_in_one_line_which_spec_needs_it(tmp_path, monkeypatch, capsys):
+    from harness.cli import classify_exception, main
+    from harness.measure.browser import BrowserUnavailable
 
-
-def test_without_chromium_a_run_says_in_one_line_which_spec_needs_it(tmp_path):
+    monkeypatch.setenv("HARNESS_CHROMIUM", "/nonexistent/chromium")
     ps = probe_set(tmp_path, "sandbox_browser")
     db = tmp_path / "none.db"
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(ps), "--store", str(db),
-                           "--base-url", "sandbox_browser=http://127.0.0.1:9"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60, env=_env_without_chromium())
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "sandbox_browser" in lines[0] and "Chromium" in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
-    listing = subprocess.run([sys.executable, "-m", "harness", "platforms", "list", "--json"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60, env=_env_without_chromium())
-    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    req = RunRequest(ps, db, base_urls={"sandbox_browser": "http://127.0.0.1:9"}, new=True, options=fast_options())
+    with pytest.raises(BrowserUnavailable) as exc:
+        prepare(req)
+    code, line = classify_exception(exc.value)
+    assert code == 2 and "\n" not in line and "sandbox_browser" in line and "Chromium" in line, line
+    assert not db.exists(), "nothing is written"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["platforms", "list", "--json"])
+    assert done.value.code == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["douyin"]["transport"] == "browser" and rows["douyin"]["browser_ready"] is False
     assert rows["baidu"]["transport"] == "http" and rows["baidu"]["browser_ready"] is None
 

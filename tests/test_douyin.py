@@ -40,7 +40,7 @@ EXPECTED = {
     "静默": ("hard", None, "silent_empty_with_truism"),
     "验证": ("failure", "captcha", "verify_check"),
     "鲨鱼": ("failure", "captcha", "antispam_check"),
-    "登录": ("failure", "session_invalid", "login"),
+    "登录": ("failure", "session_required", "login"),
     "参数": ("failure", "session_invalid", "params_check"),
     "会话": ("failure", "session_invalid", "empty_session"),
     "空体": ("failure", "session_invalid", "empty_body"),
@@ -113,4 +113,6 @@ def test_a_page_that_never_calls_the_api_is_a_timeout_not_a_verdict(browser):
 
     with Replay(douyin_server) as server:
         got = asyncio.run(one(server.url))
-    assert got.classification.failure == "timeout" and "browser:no_capture" in got.classification.signals
+    assert got.classification.verdict is Verdict.failure and got.classification.failure == "timeout"
+    # normally the capture wait ends it; on a machine too loaded to even load the page, the deadline does
+    assert {"browser:no_capture", "deadline"} & set(got.classification.signals)

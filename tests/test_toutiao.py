@@ -82,6 +82,7 @@ EXPECTED = {
     "空壳": ("failure", "empty_shell", None),
     "改版": ("failure", "unexpected_page", None),
     "一次空壳": ("not_censored", None, 3),  # the shell once, then the page: recovered by the retry
+    "跳转": ("failure", "captcha", None),  # a 302 to a verify page (searxng's rule; placeholder host)
     "天气": ("not_censored", None, 3),
 }
 
@@ -95,6 +96,8 @@ def toutiao_server():
         term = req.params["keyword"].removesuffix(" 的")
         if req.params["keyword"] == "的" or term == "天气":
             name = "not_censored.html"
+        elif term == "跳转":
+            return 302, {"Location": "http://verify.invalid/captcha/?from=search"}, b""
         elif term == "一次空壳":
             shells_served[term] = shells_served.get(term, 0) + 1
             name = "empty_shell.html" if shells_served[term] == 1 else "not_censored.html"
@@ -107,7 +110,8 @@ def toutiao_server():
 
 def test_a_run_of_the_builtin_spec_gives_the_right_verdict_for_every_page(tmp_path):
     with Replay(toutiao_server()) as server:
-        probes, truisms, st = run_builtin("toutiao", server.url, [*PAGE_FOR, "一次空壳"], tmp_path, retries=2)
+        probes, truisms, st = run_builtin("toutiao", server.url, [*PAGE_FOR, "一次空壳", "跳转"], tmp_path,
+                                            retries=2)
         st.close()
         sent = [r.params["keyword"] for r in server.requests]
     assert truisms and all(t.verdict is Verdict.not_censored for t in truisms)
@@ -120,3 +124,4 @@ def test_a_run_of_the_builtin_spec_gives_the_right_verdict_for_every_page(tmp_pa
     assert probes["空壳"].test_keys.attempts == 3, "the shell is retried (retries: 2), then a failure"
     assert probes["改版"].test_keys.attempts == 1, "an unknown layout is not retried"
     assert sent.count("空壳 的") == 3
+    assert probes["跳转"].test_keys.attempts == 3 and "verify_redirect" in probes["跳转"].test_keys.signals

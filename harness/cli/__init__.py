@@ -14,8 +14,16 @@ import os
 import sqlite3
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.20 carries its own copy of click (typer._click) and no longer installs click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # older typer depends on click
+    from click import exceptions as _click_exceptions
+
+_ABORT = tuple({c for c in (getattr(_click_exceptions, "Abort", None), getattr(typer, "Abort", None)) if c})
+_EXIT = tuple({c for c in (getattr(_click_exceptions, "Exit", None), getattr(typer, "Exit", None)) if c})
+_USAGE = _click_exceptions.ClickException
 
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
@@ -45,11 +53,6 @@ def _register() -> None:
     )
 
 
-# Typer (0.22 and later) vendors its own copy of click: its exceptions are not click's.
-_CLICK_ERRORS = tuple({click.exceptions.ClickException, typer.BadParameter.__mro__[2]})
-_EXITS = tuple({click.exceptions.Exit, typer.Exit})
-_ABORTS = tuple({click.exceptions.Abort, typer.Abort})
-
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EISDIR,
                  errno.ENOTDIR, errno.ENOENT}
 
@@ -62,7 +65,7 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one line for an exception that reached the top of a command."""
     if isinstance(exc, HarnessError):
         return exc.exit_code, f"error: {exc}"
-    if isinstance(exc, (KeyboardInterrupt, *_ABORTS)):
+    if isinstance(exc, (KeyboardInterrupt, *_ABORT)):
         return ExitCode.INTERRUPTED, "interrupted"
     if isinstance(exc, sqlite3.DatabaseError):
         full = "full" in str(exc).lower()
@@ -86,10 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     _register()
     try:
         code = app(args=argv, prog_name="harness", standalone_mode=False)
-    except _CLICK_ERRORS as exc:  # usage errors: click's own message, exit 2
+    except _USAGE as exc:  # usage errors: click's own message, exit 2
         exc.show()
         code = ExitCode.BAD_INPUT
-    except _EXITS as exc:
+    except _EXIT as exc:
         code = exc.exit_code
     except BrokenPipeError:  # `harness export | head`: the reader went away; not an error
         _silence_stdout()

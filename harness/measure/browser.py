@@ -45,7 +45,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/lib/chromium-browser/chromium-browser",
                        "/usr/lib64/chromium-browser/chromium-browser")
 INSTALL_HINT = ("install Debian's Chromium (apt-get install chromium) and the browser extra "
-                "(pip install 'censorship-harness[browser]'), or set HARNESS_CHROMIUM to a Chromium binary")
+                "(pip install -e '.[browser]' in a clone), or set HARNESS_CHROMIUM to a Chromium binary")
 
 
 class BrowserUnavailable(HarnessError):
