@@ -8,6 +8,7 @@ codes is :mod:`harness.exitcodes`); anything else is a bug (exit 70).
     ├── InputError                     2  bad input file: names the file and, where known, the line
     │   ├── KeywordListError
     │   ├── ProbeSetError
+    │   ├── WatchListError
     │   └── PlatformSpecError
     ├── NotFoundError                  2  an unknown list, platform, run or term was named
     ├── StoreError                     4  the store is corrupt, foreign, newer than this code, or cannot be opened
@@ -61,6 +62,10 @@ class ProbeSetError(InputError):
 
 
 class PlatformSpecError(InputError):
+    pass
+
+
+class WatchListError(InputError):
     pass
 
 

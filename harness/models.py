@@ -25,10 +25,15 @@ VARIANT_NAMES = ("traditional", "simplified", "st_concat", "nfkc", "halfwidth", 
 
 
 class Verdict(str, Enum):
-    """What one answer says about one query.
+    """What one answer says about one query (search) or about one watched item.
 
-    ``no_results`` (zero results with no sign of censorship) is ambiguous and is not
+    Search: ``no_results`` (zero results with no sign of censorship) is ambiguous and is not
     counted as censorship; ``failure`` never is.
+
+    Watched items (``harness.platforms.items``): ``available``; ``removed_censored`` (the
+    platform took it down: a violation notice, Weibo's permission-denied answer);
+    ``removed_by_author``; ``removed_other`` (unavailable for another or an unstated reason:
+    privacy settings, a migrated account, a notice that does not say who removed it).
     """
 
     not_censored = "not_censored"
@@ -36,10 +41,24 @@ class Verdict(str, Enum):
     soft = "soft"
     no_results = "no_results"
     failure = "failure"
+    available = "available"
+    removed_censored = "removed_censored"
+    removed_by_author = "removed_by_author"
+    removed_other = "removed_other"
 
     @property
     def is_censored(self) -> bool:
+        """Search censorship (hard or soft). A removed item is :attr:`is_removed`, never this."""
         return self in (Verdict.hard, Verdict.soft)
+
+    @property
+    def is_removed(self) -> bool:
+        return self in REMOVED_VERDICTS
+
+
+SEARCH_VERDICTS = (Verdict.not_censored, Verdict.hard, Verdict.soft, Verdict.no_results)
+ITEM_VERDICTS = (Verdict.available, Verdict.removed_censored, Verdict.removed_by_author, Verdict.removed_other)
+REMOVED_VERDICTS = frozenset({Verdict.removed_censored, Verdict.removed_by_author, Verdict.removed_other})
 
 
 class StrictModel(BaseModel):
@@ -273,13 +292,137 @@ class AutoIsolate(StrictModel):
                          "lists and discovered rules (all platforms); false: no priors")
 
 
-class ProbeSet(StrictModel):
-    """Which keyword lists go to which platforms, how often and how fast (``probes/*.yaml``)."""
+# --------------------------------------------------------------------------- watched items
+
+MAX_URL_LENGTH = 2048
+
+
+def normalise_item_url(value: str) -> str:
+    """The form that identifies a watched item: trimmed, scheme and host lower-cased, no ``#fragment``.
+
+    WeChat links often end in ``#rd`` or ``#wechat_redirect``; they name the same article.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = value.strip()
+    if not url:
+        raise ValueError("the URL is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() for c in url) or _CONTROL_CHAR.search(url):
+        raise ValueError("the URL contains whitespace or a control character (percent-encode it)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("an item URL starts with http:// or https:// and names a host")
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if "@" in parts.netloc:
+        raise ValueError("an item URL must not carry a user name or password")
+    return urlunsplit((parts.scheme.lower(), netloc.lower(), parts.path, parts.query, ""))
+
+
+class WatchedItem(StrictModel):
+    """One item whose availability is followed over time (a WeChat article, a Weibo post ...).
+
+    In a watch list an entry may also be a plain URL string.
+    """
+
+    url: str
+    platform: str | None = Field(default=None, description="the platform; by default that of the item spec whose "
+                                                           "URL patterns read this URL")
+    title: str | None = None
+    author: str | None = None
+    why: str | None = Field(default=None, description="why it is watched")
+    date_added: dt.date | None = None
+    category: str = ""
+    tags: list[str] = Field(default_factory=list)
+    source: str | None = Field(default=None, description="where the URL came from (a report, a search result ...)")
+    notes: str | None = None
+    control: bool = Field(default=False, description="a known-available item: fetched as the platform's control, "
+                                                     "not reported as a watched item")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_plain_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"url": data}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, v: str) -> str:
+        return normalise_item_url(v)
+
+    @field_validator("title", "author", "why", "source", "notes", "category")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        if v is not None and _CONTROL_CHAR.search(v.replace("\n", "")):
+            raise ValueError("contains a control character")
+        return v
+
+
+class WatchList(StrictModel):
+    """Items to watch (``watch/*.yaml``): WeChat articles, Weibo posts, Douyin videos, Toutiao articles ..."""
 
     name: str
     description: str = ""
-    keywords: list[KeywordSelection] = Field(min_length=1)
-    platforms: list[PlatformSelection] = Field(min_length=1)
+    source: str = "curated"
+    licence: str | None = None
+    items: list[WatchedItem] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "/\\" for c in v):
+            raise ValueError("a watch list name must be non-empty with no spaces or slashes")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_urls(self) -> "WatchList":
+        seen: dict[str, int] = {}
+        for i, item in enumerate(self.items):
+            if item.url in seen:
+                raise ValueError(f"item {i} repeats the URL of item {seen[item.url]}: {item.url}")
+            seen[item.url] = i
+        return self
+
+
+class ItemSelection(StrictModel):
+    """Which items of which watch list a probe set fetches."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    list_ref: str = Field(alias="list", description="a watch list name in watch/ or a path to a YAML watch list")
+    platforms: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    exclude_tags: list[str] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class WatchResults(StrictModel):
+    """Search feeds the watch list: after a run, the top result items of these terms are enrolled."""
+
+    terms: list[str] = Field(min_length=1, description="probed terms (as written in their keyword list)")
+    top: int = Field(default=10, ge=1, le=100, description="how many results of each term, from the top")
+    into: str | None = Field(default=None, description="watch list name or path (default: watch/<probe set>-results.yaml)")
+    platforms: list[str] = Field(default_factory=list, description="only results of these search platforms")
+
+
+class ProbeSet(StrictModel):
+    """Which keyword lists go to which platforms, and which watched items are fetched, how often and how fast
+    (``probes/*.yaml``). A probe set holds keywords, items, or both."""
+
+    name: str
+    description: str = ""
+    keywords: list[KeywordSelection] = Field(default_factory=list)
+    platforms: list[PlatformSelection] = Field(default_factory=list, description="search platforms (and options for "
+                                                                                 "item specs named here)")
+    items: list[ItemSelection] = Field(default_factory=list, description="watch lists whose items are fetched")
+    watch_results: WatchResults | None = None
     controls: Controls = Field(default_factory=Controls)
     repeats: int = Field(default=1, ge=1, le=100)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -292,6 +435,13 @@ class ProbeSet(StrictModel):
     )
     schedule: Schedule | None = None
     isolate: AutoIsolate = Field(default_factory=AutoIsolate)
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms_for_keywords(cls, v: list[PlatformSelection], info: Any) -> list[PlatformSelection]:
+        if info.data.get("keywords") and not v:
+            raise ValueError("keywords need at least one platform to probe")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -312,6 +462,10 @@ class ProbeSet(StrictModel):
 
     @model_validator(mode="after")
     def _unique_platforms(self) -> "ProbeSet":
+        if not self.keywords and not self.items:
+            raise ValueError("a probe set needs keywords, items, or both")
+        if self.watch_results is not None and not self.keywords:
+            raise ValueError("watch_results enrols search results: it needs keywords")
         seen: set[str] = set()
         for p in self.platforms:
             if p.name in seen:
@@ -323,9 +477,12 @@ class ProbeSet(StrictModel):
 # --------------------------------------------------------------------------- measurements
 
 
-ProbeRole = Literal["probe", "control", "truism", "positive_control", "isolation"]
-"""``isolation``: one query of an isolation (``harness isolate``/``discover``, auto-isolation after a run);
-such measurements live in runs whose probe set name starts with :data:`ISOLATION_RUN_PREFIX`."""
+ProbeRole = Literal["probe", "control", "truism", "positive_control", "item", "isolation"]
+"""``probe``: a keyword; ``control``: a benign control term; ``truism``: the platform's control query (for
+items: the known-available control item); ``positive_control``: a term known to be censored on the platform;
+``item``: a watched item; ``isolation``: one query of an isolation (``harness isolate``/``discover``,
+auto-isolation after a run); such measurements live in runs whose probe set name starts with
+:data:`ISOLATION_RUN_PREFIX`."""
 
 ISOLATION_RUN_PREFIX = "isolation:"
 """Runs that hold an isolation's queries are named ``isolation:<command>:<platform>``; no probe set may be."""
@@ -379,6 +536,9 @@ class TestKeys(BaseModel):
     control_id: str | None = Field(default=None, description="measurement id of the truism this probe relied on")
     retest_of: dict[str, Any] | None = Field(
         default=None, description="the first answer of a flip retest: its verdict, signals and stored body")
+    item_spec: str | None = Field(default=None, description="watched items: the item spec that read the page")
+    result_urls: list[str] | None = Field(
+        default=None, description="the top result links, kept for terms a probe set enrols (watch_results)")
 
 
 class Measurement(BaseModel):

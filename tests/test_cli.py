@@ -23,6 +23,10 @@ def test_demo_runs_end_to_end_offline_and_quickly():
     transitions = {c["term"]: c["transition"] for c in out["diff"]["changes"]}
     assert transitions["李克强"] == "newly_censored"
     assert transitions["达赖喇嘛"] == "hard_to_soft"
+    # one removal (and one deletion by the author) next to the keyword changes, with their windows
+    items = {c["url"].rsplit("/", 1)[-1]: c for c in out["items"]["changes"]}
+    assert {k: c["transition"] for k, c in items.items()} == {"likeqiang": "removed_censored", "diary": "removed_by_author"}
+    assert all(c["window_start"] and c["window_end"] and c["signals"] for c in items.values())
     assert elapsed < 30
 
 
@@ -30,6 +34,7 @@ def test_demo_prints_tables_for_people(tmp_path):
     res = run_cli("demo", "--store", str(tmp_path / "d.db"))
     assert res.returncode == 0, res.stderr
     assert "newly_censored" in res.stdout and "李克强" in res.stdout
+    assert "watched items" in res.stdout and "removed_censored" in res.stdout
     assert (tmp_path / "d.db").exists()
 
 

@@ -15,7 +15,7 @@ def test_shipped_probe_sets_validate_and_plan(path: Path):
     ps, doc = load_probe_set(path)
     plan = plan_run(ps, PlatformRegistry.default(include_cwd=False), doc=doc)
     assert plan.tasks
-    assert {t.platform for t in plan.tasks} == {p.name for p in ps.platforms}
+    assert {t.platform for t in plan.tasks} == {p.name for p in ps.platforms} | set(plan.item_specs)
     keys = [t.key for t in plan.tasks]
     assert len(keys) == len(set(keys))
 

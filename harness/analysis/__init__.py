@@ -1,6 +1,8 @@
 """Reading stored measurements back: comparison, history, reports, exchange, re-classification.
 
 - :mod:`harness.analysis.diff`: the comparator (which terms changed verdict, when, where);
+- :mod:`harness.analysis.items`: the comparator for watched items (removals with their time windows,
+  one item through time, time to removal);
 - :mod:`harness.analysis.timeline`: one term through time, and the runs with their counts;
 - :mod:`harness.analysis.report`: the self-contained HTML and Markdown reports;
 - :mod:`harness.analysis.export`: JSONL/CSV/Parquet exports, and imports merged into a store;
@@ -10,5 +12,6 @@ Reads the store (and, for re-classification, the platform specs); never sends a 
 """
 
 from .diff import DiffResult, diff_runs, resolve_run
+from .items import ItemDiff, diff_items, item_timeline, survival
 
-__all__ = ["DiffResult", "diff_runs", "resolve_run"]
+__all__ = ["DiffResult", "ItemDiff", "diff_items", "diff_runs", "item_timeline", "resolve_run", "survival"]

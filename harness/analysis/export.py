@@ -106,7 +106,8 @@ def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, dict[str,
 
 
 def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | None = None,
-                 platforms: Iterable[str] = (), roles: Iterable[str] = ("probe", "control", "truism", "isolation"),
+                 platforms: Iterable[str] = (),
+                 roles: Iterable[str] = ("probe", "item", "control", "truism", "isolation"),
                  bodies: bool = False) -> Iterator[dict[str, Any]]:
     """Stream the store's measurements as OONI-style records, oldest first."""
     runs = {r.run_id: _run_doc(r) for r in store.list_runs()}

@@ -11,7 +11,9 @@ bad spec edit can be undone by simply running ``reclassify`` again.
 
 What is re-applied is the whole classification: the signals on the stored body, the
 truism method (term + truism sent, empty answer, control working at the time → hard)
-and the soft test (the stored soft-probe body). What cannot be re-classified is said:
+and the soft test (the stored soft-probe body). A watched item's page is read again with
+the current version of the item spec that read it (``test_keys.item_spec``): a page stored
+as ``unexpected_page`` because its meaning was unverified becomes a state once the spec says. What cannot be re-classified is said:
 probes never sent (``control_failed``), answers without a body (network failures, or
 ``keep_bodies`` off) and bodies stored only as a capped prefix. A redirect that was not
 followed is re-read from its stored status and ``Location`` through the spec's
@@ -34,6 +36,7 @@ from ..models import Measurement, Verdict
 from ..platforms.classification import Classification
 from ..platforms.classification import failure
 from ..platforms.classify import apply_soft_test, apply_truism_method, classify_http, classify_redirect, origin_of
+from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
 from ..store.sqlite import Store, immediate_transaction, iso, utcnow
@@ -127,7 +130,8 @@ def reclassify_measurement(store: Store, spec: PlatformSpec, m: Measurement) -> 
 
 
 def reclassify_run(store: Store, run_id: str, registry: PlatformRegistry, *, dry_run: bool = False,
-                   roles: tuple[str, ...] = ("probe", "control", "truism")) -> ReclassifyResult:
+                   roles: tuple[str, ...] = ("probe", "item", "control", "truism"),
+                   items: ItemRegistry | None = None) -> ReclassifyResult:
     run = store.get_run(run_id)
     result = ReclassifyResult(batch_id=uuid.uuid4().hex[:12], run_id=run.run_id, created_at=iso(utcnow()),
                               dry_run=dry_run)
@@ -135,7 +139,14 @@ def reclassify_run(store: Store, run_id: str, registry: PlatformRegistry, *, dry
     for m in store.measurements(run.run_id):
         if m.role not in roles:
             continue
-        if m.platform not in registry:
+        item_spec = m.test_keys.item_spec
+        if item_spec is not None:
+            items = items if items is not None else ItemRegistry.default()
+        if item_spec is not None and items is not None and item_spec in items:
+            ispec = items.get(item_spec)
+            sha = result.spec_sha256.setdefault(item_spec, hashlib.sha256(ispec.model_dump_json().encode()).hexdigest())
+            r = reclassify_measurement(store, ispec.as_platform_spec(), m)
+        elif item_spec is not None or m.platform not in registry:
             r = Reclassified(measurement_id=m.measurement_id, platform=m.platform, role=m.role, input=m.input,
                              old_verdict=m.verdict.value, old_failure=m.failure, new_verdict=m.verdict.value,
                              new_failure=m.failure, note="unknown_platform")

@@ -27,6 +27,7 @@ from ..errors import NotFoundError
 from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, utcnow
 from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .items import ITEM_STATES, SURVIVAL_HOURS, ItemDiff, Survival, SurvivalCurve, diff_items, runs_with_items, survival
 
 VERDICT_COLOURS = {
     "hard": "#b2182b", "soft": "#ef8a62", "not_censored": "#67a9cf", "no_results": "#d1e5f0",
@@ -83,6 +84,11 @@ class ReportData(BaseModel):
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
     diff: DiffResult | None = None
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    has_search: bool = True
+    item_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → item state → count")
+    item_diff: ItemDiff | None = None
+    survival: Survival | None = None
+    survival_runs: int = Field(default=0, description="runs with watched items the survival figures come from")
 
 
 def _excerpt(body: bytes) -> str:
@@ -124,10 +130,12 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
     ids = [r.run_id for r in runs]
     marks = ",".join("?" * len(ids))
     run_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
-    for run_id, verdict, n in store.conn.execute(
-        f"SELECT run_id, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role='probe'"
-        f" GROUP BY run_id, verdict", ids):
-        run_counts[run_id][verdict] = n
+    item_counts: dict[str, dict[str, int]] = {r: {} for r in ids}
+    for run_id, role, verdict, n in store.conn.execute(
+        f"SELECT run_id, role, verdict, COUNT(*) FROM measurements WHERE run_id IN ({marks}) AND role IN ('probe', 'item')"
+        f" GROUP BY run_id, role, verdict", ids):
+        (run_counts if role == "probe" else item_counts)[run_id][verdict] = n
+    has_search = any(run_counts[r] for r in ids)
     platform_censored: dict[str, dict[str, int]] = defaultdict(dict)
     for run_id, platform, n in store.conn.execute(
         f"SELECT run_id, platform, COUNT(DISTINCT input) FROM measurements WHERE run_id IN ({marks})"
@@ -180,10 +188,27 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                     state == UNKNOWN and prev[0] == UNKNOWN and ts > prev[1]):
                 states[run_id] = (state, ts)
         heat[f"{platform}\x1f{term}"] = {r: s for r, (s, _) in states.items()}
+    item_diff = None
+    surv = None
+    item_runs: list[str] = []
+    if any(item_counts[r] for r in ids):
+        all_runs = [r for r in store.list_runs(ps) if r.vantage == vt]  # every run: an item's first sighting may be old
+        item_runs = runs_with_items(store, all_runs)
+        surv = survival(store, item_runs, vt)
+        with_items = [r for r in runs if item_counts[r.run_id]]
+        if len(with_items) >= 2:
+            item_diff = diff_items(store, with_items[-2].run_id, with_items[-1].run_id)
+            for c in item_diff.changes[:200]:
+                for mid in (c.measurement_id, c.before_measurement_id):
+                    if mid and mid not in evidence:
+                        ev = _evidence(store, mid)
+                        if ev is not None:
+                            evidence[mid] = ev
     return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
                       probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
-                      diff=diff, evidence=evidence)
+                      diff=diff, evidence=evidence, has_search=has_search, item_counts=item_counts,
+                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs))
 
 
 # --------------------------------------------------------------------------- HTML
@@ -262,6 +287,78 @@ def _after_note(c: Any) -> str:
     return note
 
 
+def _fmt_hours(v: float) -> str:
+    if v == 0:
+        return "0"
+    return f"{v:.3g}" if v < 10 else f"{v:.0f}"
+
+
+def _survival_chart(curves: list[SurvivalCurve]) -> dict[str, Any]:
+    """Coordinates of the survival chart (share of items still available N hours after first seen), one
+    step line per platform. Every Kaplan-Meier point becomes a ``circle.km`` carrying the figures of
+    :func:`harness.analysis.items.survival` (``data-hours``, ``data-share``), so a reader or a test in a
+    real browser can check the chart against the store."""
+    width, height, left, bottom, top, right = 760, 260, 50, 40, 10, 160
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = max([c.followed_hours for c in curves] + [p.hours for c in curves for p in c.points] + [0.0]) or 1.0
+
+    def x(hours: float) -> float:
+        return round(left + plot_w * hours / span, 1)
+
+    def y(share: float) -> float:
+        return round(top + plot_h - plot_h * share, 1)
+
+    series = []
+    for j, c in enumerate(curves):
+        steps: list[tuple[float, float]] = []
+        for i, p in enumerate(c.points):
+            if i:
+                steps.append((x(p.hours), y(c.points[i - 1].share)))
+            steps.append((x(p.hours), y(p.share)))
+        if c.points:
+            steps.append((x(max(c.followed_hours, c.points[-1].hours)), y(c.points[-1].share)))
+        series.append({
+            "group": c.group, "colour": PLATFORM_COLOURS[j % len(PLATFORM_COLOURS)], "legend_y": top + 14 * j + 8,
+            "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in steps),
+            "dots": [{"x": x(p.hours), "y": y(p.share), "hours": repr(p.hours), "share": repr(p.share),
+                      "text": f"{c.group}: {p.share:.1%} still available {_fmt_hours(p.hours)} h after first seen "
+                              f"({p.at_risk} followed, {p.removed} removed then)"} for p in c.points]})
+    return {"width": width, "height": height, "left": left, "top": top, "bottom_y": top + plot_h,
+            "right_x": left + plot_w, "y_ticks": [{"y": round(y(f) + 4, 1), "label": f"{f:.0%}"} for f in (0, 0.5, 1)],
+            "x_ticks": [{"x": x(span * f), "label": f"{_fmt_hours(span * f)} h"} for f in (0, 0.25, 0.5, 0.75, 1)],
+            "series": series}
+
+
+def _survival_rows(curves: list[SurvivalCurve]) -> list[dict[str, Any]]:
+    return [{"group": c.group, "n_items": c.items, "removed": c.removed,
+             "by": ", ".join(f"{k} {v}" for k, v in c.removed_by.items()) or "–",
+             "first_seen_removed": c.first_seen_removed,
+             "median": "not reached" if c.median_hours is None else _fmt_hours(c.median_hours),
+             "followed": _fmt_hours(c.followed_hours),
+             "at": ["–" if v is None else f"{v:.0%}" for v in c.at_hours.values()]} for c in curves]
+
+
+def _item_window(c: Any) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S"
+    if c.window_start is not None:
+        return f"{c.window_start.strftime(fmt)} – {c.window_end.strftime(fmt) if c.window_end else '–'}"
+    return f"first seen {c.window_end.strftime(fmt)}" if c.window_end is not None else "–"
+
+
+def items_markdown(d: ItemDiff) -> str:
+    """Item changes as a Markdown table (``harness diff --markdown``, the report)."""
+    lines = [f"Watched items, {md_escape(d.run_a)} → {md_escape(d.run_b)}: "
+             + (", ".join(f"{k} {v}" for k, v in d.counts.items()) or "no changes") + ".", ""]
+    if d.changes:
+        lines += ["| change | platform | item | before | after | between (UTC) | notice |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for c in d.changes:
+            lines.append(f"| {c.transition.value} | {md_escape(c.platform)} | {md_escape(c.url)} | {c.before or '–'} | "
+                         f"{c.after or '–'} | {_item_window(c)} | "
+                         f"{md_escape(', '.join(x for x in c.signals if not x.startswith('title:')) or '–')} |")
+    return "\n".join(lines) + "\n"
+
+
 def _finalize(value: object) -> object:
     """Every ``{{ value }}`` of the template: Markup passes, anything else is escaped by :func:`h`
     (``html.escape`` with quotes, so ``"`` is ``&quot;`` as in the pre-template report)."""
@@ -288,6 +385,11 @@ def render_html(data: ReportData, template: str = "report.html.j2") -> str:
         data=data, latest=latest, lc=data.run_counts.get(latest.run_id, {}), css=Markup(_CSS), csp=_CSP,
         chart=_line_chart(data), heat=_heatmap(data), verdict_colours=VERDICT_COLOURS,
         not_confirmable=NOT_CONFIRMABLE, after_note=_after_note, excerpt_chars=EXCERPT_CHARS, max_evidence=MAX_EVIDENCE,
+        item_states=(*ITEM_STATES, "failure"), survival_hours=SURVIVAL_HOURS, item_window=_item_window,
+        notice=lambda signals: ", ".join(x for x in signals if not x.startswith("title:")) or "–",
+        survival_chart=_survival_chart(data.survival.by_platform) if data.survival is not None else None,
+        survival_platforms=_survival_rows(data.survival.by_platform) if data.survival is not None else [],
+        survival_categories=_survival_rows(data.survival.by_category) if data.survival is not None else [],
     )
 
 
@@ -296,19 +398,22 @@ def render_markdown(data: ReportData) -> str:
     lc = data.run_counts.get(latest.run_id, {})
     lines = [f"# {md_escape(data.title)}", "",
              f"Probe set **{md_escape(data.probe_set)}**, vantage point {md_escape(data.vantage or '(unlabelled)')}, "
-             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC). "
-             f"Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
-             f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
-             f"failures {lc.get('failure', 0)}.", "",
-             "## Censored terms per platform", "",
-             "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
-             "| --- | --- |" + " --- |" * len(data.platform_censored)]
-    for r in data.runs:
-        lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
-                     + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
-    lines += ["", "## Changes since the previous run", ""]
-    d = data.diff
-    if d is None:
+             f"{len(data.runs)} runs from {data.runs[0].started_at:%Y-%m-%d} to {latest.started_at:%Y-%m-%d} (UTC)."]
+    if data.has_search:
+        lines[-1] += (f" Latest run {md_escape(latest.run_id)}: hard {lc.get('hard', 0)}, soft {lc.get('soft', 0)}, "
+                      f"not censored {lc.get('not_censored', 0)}, no results {lc.get('no_results', 0)}, "
+                      f"failures {lc.get('failure', 0)}.")
+        lines += ["", "## Censored terms per platform", "",
+                  "| run | started (UTC) | " + " | ".join(md_escape(p) for p in data.platform_censored) + " |",
+                  "| --- | --- |" + " --- |" * len(data.platform_censored)]
+        for r in data.runs:
+            lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
+                         + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
+        lines += ["", "## Changes since the previous run", ""]
+    d = data.diff if data.has_search else None
+    if not data.has_search:
+        pass
+    elif d is None:
         lines.append("Only one run: nothing to compare yet.")
     else:
         from .diff import to_markdown
@@ -324,6 +429,19 @@ def render_markdown(data: ReportData) -> str:
                              f"{ev.status_code if ev.status_code is not None else '–'}, signals "
                              f"{md_escape(', '.join(ev.signals) or '–')}, body SHA-256 {md_escape(ev.body_sha256 or '–')}, "
                              f"measurement {md_escape(ev.measurement_id)}")
+    if data.survival is not None:
+        lines += ["", "## Watched items: time to removal", "",
+                  "Share of items still available N hours after first seen (Kaplan-Meier; a removal is dated by the "
+                  "first measurement that showed it).", "",
+                  "| platform / category | items | removed | first seen removed | median hours | "
+                  + " | ".join(f"{n} h" for n in SURVIVAL_HOURS) + " |",
+                  "| --- | --- | --- | --- | --- |" + " --- |" * len(SURVIVAL_HOURS)]
+        for c in [*data.survival.by_platform, *data.survival.by_category]:
+            median = "not reached" if c.median_hours is None else _fmt_hours(c.median_hours)
+            lines.append(f"| {md_escape(c.group)} | {c.items} | {c.removed} | {c.first_seen_removed} | {median} | "
+                         + " | ".join("–" if v is None else f"{v:.0%}" for v in c.at_hours.values()) + " |")
+    if data.item_diff is not None:
+        lines += ["", "## Item changes since the previous run", "", items_markdown(data.item_diff).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -127,7 +127,8 @@ class HistoryRow(BaseModel):
     probe_cc: str
     probe_asn: str
     measurements: int
-    counts: dict[str, int] = Field(default_factory=dict, description="probe verdicts")
+    counts: dict[str, int] = Field(default_factory=dict, description="probe verdicts, and watched items' states "
+                                                                     "(item failures as item_failure)")
     censored: int = 0
 
 
@@ -150,6 +151,9 @@ def run_history(store: Store, *, probe_set: str | None = None, vantage: str | No
             total += n
             if role == "probe":
                 counts[verdict] = counts.get(verdict, 0) + n
+            elif role == "item":  # watched items: their own states (available, removed_...); failures apart
+                key = "item_failure" if verdict == "failure" else verdict
+                counts[key] = counts.get(key, 0) + n
         out.append(HistoryRow(run_id=r.run_id, probe_set=r.probe_set, started_at=r.started_at,
                               finished_at=r.finished_at, status=r.status, vantage=r.vantage, probe_cc=r.probe_cc,
                               probe_asn=r.probe_asn, measurements=total, counts=dict(sorted(counts.items())),

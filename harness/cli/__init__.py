@@ -50,6 +50,7 @@ def _register() -> None:
         schedule,
         store,
         timeline,
+        watch,
     )
 
 

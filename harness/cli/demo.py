@@ -1,4 +1,5 @@
-"""``harness demo``: the offline end-to-end demo against the embedded sandbox (two rule epochs, a diff)."""
+"""``harness demo``: the offline end-to-end demo against the embedded sandbox (two rule epochs, a diff of the
+keywords and of the watched items)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from ..sandbox import Sandbox
 from ..store.sqlite import Store
 from ._app import app
 from ._common import JsonOption, console, print_json
-from .diff import print_diff
+from ..analysis.diff import Filters
+from .diff import filtered_item_diff, print_diff, print_item_diff
 from .run import run_with_progress, summary_dict, summary_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,8 @@ def demo_cmd(
     probe_set: Path | None = typer.Option(None, "--probe-set", help="probe set to use (default: probes/demo.yaml)"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Offline, end to end: start the sandbox, run the demo probe set, change the rules, run again, diff."""
+    """Offline, end to end: start the sandbox, run the demo probe set (keywords and watched items), change the
+    rules, run again, and show what changed: terms newly filtered or unfiltered, items removed."""
     t0 = time.monotonic()
     ps_path = probe_set or find_demo_probe_set()
     with tempfile.TemporaryDirectory(prefix="harness-demo-") as tmp, Sandbox() as sb:
@@ -57,11 +60,15 @@ def demo_cmd(
             console.print(summary_table(second, f"run 2 — epoch {sb.engine.epoch.name}"))
         with Store(db, readonly=True) as st:
             result = diff_runs(st, first.run_id, second.run_id)
+            items = filtered_item_diff(st, first.run_id, second.run_id, Filters())
         elapsed = time.monotonic() - t0
         if as_json:
             print_json({"runs": [summary_dict(first), summary_dict(second)], "diff": result.model_dump(mode="json"),
+                        "items": items.model_dump(mode="json") if items is not None else None,
                         "elapsed_s": round(elapsed, 2), "store": str(db) if store else None})
         else:
             print_diff(result)
+            if items is not None:
+                print_item_diff(items)
             where = f"stored in {db}" if store else "temporary store removed (use --store to keep it)"
             console.print(f"demo finished in {elapsed:.1f} s; {where}")

@@ -22,6 +22,7 @@ from ..analysis.diff import (
     to_json,
     to_markdown,
 )
+from ..analysis.items import ItemDiff, diff_items, runs_with_items
 from ..errors import InputError
 from ..store.sqlite import Store
 from ._app import app
@@ -82,6 +83,62 @@ def print_diff(result: DiffResult) -> None:
         console.print(f"[yellow]note:[/] {esc(note)}")
 
 
+def _when(ts) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%S") if ts is not None else "-"
+
+
+def window_text(start, end) -> str:
+    """``2026-12-01 01:33:20 – 01:33:23`` (the date once when both ends share it)."""
+    if start is None:
+        return f"first seen {_when(end)}" if end is not None else "-"
+    if end is not None and start.date() == end.date():
+        return f"{_when(start)} – {end.strftime('%H:%M:%S')}"
+    return f"{_when(start)} – {_when(end)}"
+
+
+def item_table(result: ItemDiff) -> Table:
+    table = Table(title=f"watched items: {esc(result.run_a)} → {esc(result.run_b)}")
+    for col in ("item", "change", "between (UTC)", "notice", "retest"):
+        table.add_column(col, overflow="fold")
+    for c in result.changes:
+        change = c.transition.value
+        if c.transition.value in ("restored", "reason_changed", "first_observation"):
+            change += f" ({c.before or 'new'} → {c.after or '-'})"
+        if c.last_known:
+            change += f", still {c.last_known}"
+        retest = "-" if c.confirmed is None else ("yes" if c.confirmed else "[yellow]no[/]")
+        table.add_row(esc(c.url), change, window_text(c.window_start, c.window_end),
+                      esc(", ".join(s for s in c.signals if not s.startswith("title:")) or "-"), retest)
+    return table
+
+
+def print_item_diff(result: ItemDiff) -> None:
+    if result.changes:
+        console.print(item_table(result))
+    else:
+        console.print(f"no changes of watched items between {esc(result.run_a)} and {esc(result.run_b)} "
+                      f"({result.compared} items compared)")
+    if result.counts:
+        console.print("items: " + ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
+
+
+def filtered_item_diff(st: Store, run_a: str, run_b: str, filters: Filters) -> ItemDiff | None:
+    """The item changes between two runs (None when neither measured watched items), filtered like the diff."""
+    if not runs_with_items(st, [st.get_run(run_a), st.get_run(run_b)]):
+        return None
+    result = diff_items(st, run_a, run_b)
+    keep = [c for c in result.changes
+            if (not filters.platforms or c.platform in filters.platforms)
+            and (not filters.lists or c.list_name in filters.lists)
+            and (not filters.categories or c.category in filters.categories)]
+    if len(keep) != len(result.changes):
+        from collections import Counter
+
+        result.changes = keep
+        result.counts = dict(sorted(Counter(c.transition.value for c in keep).items()))
+    return result
+
+
 def print_cross(result: CrossDiff) -> None:
     if result.rows:
         console.print(cross_table(result))
@@ -131,13 +188,28 @@ def diff_cmd(
             else:
                 result = diff_runs(st, run_a.run_id, run_b.run_id, filters=filters,
                                    drop_threshold=None if no_drops else drop_threshold)
+        items = filtered_item_diff(st, run_a.run_id, run_b.run_id, filters) if by is By.run else None
     if as_json:
-        typer.echo(to_json(result))
+        if items is None:
+            typer.echo(to_json(result))
+        else:
+            import json
+
+            doc = json.loads(to_json(result))
+            doc["items"] = items.model_dump(mode="json")
+            typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     elif as_csv:
         typer.echo(to_csv(result), nl=False)
     elif as_markdown:
         typer.echo(to_markdown(result), nl=False)
+        if items is not None:
+            from ..analysis.report import items_markdown
+
+            typer.echo("\n" + items_markdown(items), nl=False)
     elif isinstance(result, CrossDiff):
         print_cross(result)
     else:
-        print_diff(result)
+        if items is None or result.changes or result.compared:
+            print_diff(result)
+        if items is not None:
+            print_item_diff(items)

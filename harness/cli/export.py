@@ -21,7 +21,8 @@ def export_cmd(
     run: list[str] = typer.Option([], "--run", help="only this run (repeatable)"),
     probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
     platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
-    probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements"),
+    probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements "
+                                                                  "(keep search probes and watched items)"),
     bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),
     store: Path | None = StoreOption,
 ) -> None:
@@ -34,7 +35,8 @@ def export_cmd(
     with Store(store_path(store), readonly=True) as st:
         run_ids = [st.get_run(r).run_id for r in run]
         n = export_store(st, output, chosen, out=sys.stdout, run_ids=run_ids, probe_set=probe_set, platforms=platform,
-                         roles=("probe",) if probes_only else ("probe", "control", "truism", "isolation"), bodies=bodies)
+                         roles=("probe", "item") if probes_only else ("probe", "item", "control", "truism", "isolation"),
+                         bodies=bodies)
     if output is not None:
         err_console.print(f"{n} measurements written to {esc(output)} ({chosen})")
 

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..analysis.reclassify import reclassify_run
+from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
 from ..store.sqlite import Store
 from ._app import app
@@ -22,14 +23,14 @@ def reclassify_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; record nothing"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Re-apply the current platform specs to a run's stored evidence, without probing again.
+    """Re-apply the current platform and item specs to a run's stored evidence, without probing again.
 
     The original measurements are never rewritten: each re-classification is recorded as a
     batch in the store's reclassifications table.
     """
     registry = PlatformRegistry.default(platforms)
     with Store(store_path(store)) as st:
-        result = reclassify_run(st, run, registry, dry_run=dry_run)
+        result = reclassify_run(st, run, registry, dry_run=dry_run, items=ItemRegistry.default(platforms))
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

@@ -36,24 +36,33 @@ def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, 
     return out
 
 
+ITEM_ORDER = ["available", "removed_censored", "removed_by_author", "removed_other"]
+
+
 def summary_table(summary: RunSummary, title: str | None = None) -> Table:
     table = Table(title=title or f"run {summary.run_id} ({summary.status})")
     table.add_column("platform")
-    for v in VERDICT_ORDER:
-        table.add_column(v, justify="right")
+    seen = {v for c in summary.counts.values() for v, n in c.items() if n}
+    columns = [v for v in VERDICT_ORDER[:-1] if v in seen or not seen & set(ITEM_ORDER)]
+    columns += [v for v in ITEM_ORDER if v in seen] + ["failure"]
+    for v in columns:
+        table.add_column(v.replace("removed_", "removed ") if v in ITEM_ORDER else v, justify="right")
     for platform, counts in summary.counts.items():
-        table.add_row(platform, *[str(counts.get(v, 0)) for v in VERDICT_ORDER])
+        table.add_row(platform, *[str(counts.get(v, 0)) for v in columns])
     return table
 
 
 def summary_dict(summary: RunSummary) -> dict:
-    return {
+    out = {
         "run_id": summary.run_id, "status": summary.status, "planned": summary.planned, "stored": summary.stored,
         "resumed_with": summary.skipped, "elapsed_s": round(summary.elapsed_s, 3),
         "counts": {p: dict(c) for p, c in summary.counts.items()}, "failures": dict(summary.failures),
         "stopped": dict(summary.stopped), "positive_controls": summary.positive_controls,
         "notices": [n.as_dict() for n in summary.notices],
     }
+    if summary.enrolled is not None:
+        out["enrolled"] = summary.enrolled
+    return out
 
 
 def positive_control_lines(summary: RunSummary) -> list[str]:
@@ -104,6 +113,11 @@ EXIT_TOO_MANY_FAILURES = ExitCode.PLATFORM_GIVEN_UP
 
 def quiet_line(summary: RunSummary) -> str:
     total = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in VERDICT_ORDER}
+    items = {v: sum(c.get(v, 0) for c in summary.counts.values()) for v in ITEM_ORDER}
+    if any(items.values()):
+        if not any(n for v, n in total.items() if v != "failure"):  # a run of watched items only
+            total = {"failure": total["failure"]}
+        total = {**{v: n for v, n in total.items() if v != "failure"}, **items, "failure": total["failure"]}
     return (f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in total.items())
             + f" (failure share {summary.failure_share:.0%})")
 
@@ -183,6 +197,10 @@ def run_cmd(
         for line in positive_control_lines(summary):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"stored in {req.store_path}")
+        if summary.enrolled is not None:
+            e = summary.enrolled
+            console.print(f"watch_results: {e['added']} new result items enrolled in {e['watch_list']} "
+                          f"({e['already']} already watched, {e['not_items']} links no item spec reads)")
     if summary.stopped:  # each was said once, when it happened (on_notice)
         raise typer.Exit(EXIT_TOO_MANY_FAILURES)
     if too_many_failures(summary, cfg.failure_threshold):

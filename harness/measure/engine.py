@@ -23,6 +23,11 @@ Method, per probe (Citizen Lab style):
 4. **Flip retest.** A verdict that differs from the last known one is retested once
    before it is stored as confirmed.
 
+Watched items go through the same loop: an item spec is one more platform of the plan
+(:mod:`harness.measure.plan`), its truism is the platform's control item (it must be
+``available``), its probes (role ``item``) are fetched, read with the item spec, flip-retested
+and stored like search probes, under the item's platform with ``test_name`` ``content_removal``.
+
 Health, besides the truism: when ``controls.drift_after`` answers in a row (or 8 of the
 last 10) match none of the spec's markers, the platform is stopped (the page layout has
 probably changed). **Positive controls** (terms known to be censored on the platform,
@@ -31,6 +36,7 @@ truism works is flagged (signal ``positive_control_missed``) and reported. Such 
 reach the caller as :class:`Notice` objects (``RunOptions.on_notice``) and the
 ``harness.engine`` log.
 """
+
 
 from __future__ import annotations
 
@@ -124,6 +130,7 @@ class RunSummary:
     failures: Counter[str]
     elapsed_s: float
     isolations: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `isolate`)
+    enrolled: dict[str, Any] | None = None  # filled by harness.operations.runs (probe-set `watch_results`)
     notices: list[Notice] = field(default_factory=list)
     stopped: dict[str, str] = field(default_factory=dict)  # platform -> the line saying why it was given up
     positive_controls: dict[str, dict[str, Any]] = field(default_factory=dict)  # platform -> sent/detected/missed
@@ -137,10 +144,17 @@ class RunSummary:
 ProgressCallback = Callable[[Measurement | None], None]
 
 
+ITEM_TEST_NAME = "content_removal"
+
+
 class _PlatformState:
     def __init__(self, spec: PlatformSpec, limiter: RateLimiter, soft: bool, session: PlatformSession,
-                 profile_domains: list[str]):
+                 profile_domains: list[str], platform: str | None = None, items: bool = False):
         self.spec = spec
+        self.platform = platform or spec.name  # what measurements are stored under (an item spec's platform)
+        self.items = items  # an item spec: the truism is the control item, which must be available
+        self.control_verdict = Verdict.available if items else Verdict.not_censored
+        self.control_name = "control item" if items else "truism"
         self.limiter = limiter
         self.soft = soft
         self.session = session
@@ -273,7 +287,7 @@ class Engine:
         run_id = self.start_run(plan, run_id)
         done = self.store.done_task_keys(run_id)
         todo = [t for t in plan.tasks if t.key not in done]
-        counts: dict[str, Counter[str]] = {p: Counter() for p in plan.specs}
+        counts: dict[str, Counter[str]] = {p: Counter() for p in plan.measured_platforms()}
         failures: Counter[str] = Counter()
         stored = 0
         self._run_id = run_id
@@ -285,7 +299,7 @@ class Engine:
         def record(m: Measurement) -> None:
             nonlocal stored
             stored += 1
-            if m.role == "probe":
+            if m.role in ("probe", "item"):
                 counts[m.platform][m.verdict.value] += 1
                 if m.failure:
                     failures[m.failure] += 1
@@ -305,12 +319,15 @@ class Engine:
         try:
             jobs = []
             for pname, spec in plan.specs.items():
+                is_items = pname in plan.item_specs
                 state = _PlatformState(spec, RateLimiter(plan.rate_limits[pname], self.rng), plan.soft_test[pname],
-                                       self._sessions[pname], self._profile_domains(plan, spec))
+                                       self._sessions[pname], self._profile_domains(plan, spec),
+                                       plan.platform_of(pname), is_items)
                 if plan.probe_set.flip_retest:
-                    terms = [t.keyword.term for t in todo if t.platform == pname and t.role == "probe"]
-                    state.last_known = await self._db(self.store.last_known_verdicts, pname, terms,
-                                                      self.opt.vantage.label, run_id)
+                    role = "item" if is_items else "probe"
+                    terms = [t.keyword.term for t in todo if t.platform == pname and t.role == role]
+                    state.last_known = await self._db(self.store.last_known_verdicts, state.platform, terms,
+                                                      self.opt.vantage.label, run_id, role)
                 state.positive_last = previous_positive.get(pname, {})
                 state.health = PlatformHealth(pname, give_up_after_s=self._give_up_after(),
                                               drift_after=plan.probe_set.controls.drift_after,
@@ -453,7 +470,9 @@ class Engine:
                          signals=c.signals)
         if fetched.status is None or not 200 <= fetched.status < 300 or st.health is None:
             return  # a network failure or an HTTP error says nothing about the layout
-        drift = st.health.page(c.failure == FailureCode.unexpected_page.value)
+        # an item page recognised but of undocumented meaning (signal unverified:...) is not a changed layout
+        drift = st.health.page(c.failure == FailureCode.unexpected_page.value
+                               and not any(sig.startswith("unverified:") for sig in c.signals))
         if drift:
             self._stop(st, "layout_changed", drift)
 
@@ -461,10 +480,11 @@ class Engine:
         """Send the truism alone and store it (role ``truism``); its classification says whether it had results."""
         fetched = await self._send(st, st.spec.truism, "truism")
         st.truism_seq += 1
-        kw = Keyword(term=st.spec.truism, category="control")
+        kw = Keyword.model_construct(term=st.spec.truism, components=[st.spec.truism], category="control", tags=[],
+                                     variants=[]) if st.items else Keyword(term=st.spec.truism, category="control")
         task = ProbeTask(f"{st.spec.name}\x1ftruism\x1f{self._session}\x1f{st.truism_seq}", st.spec.name,
                          "truism", kw, None, st.truism_seq)
-        ok = fetched.classification.verdict is Verdict.not_censored
+        ok = fetched.classification.verdict is st.control_verdict
         m = self._measurement(st, task, st.spec.truism, time.time(), 0.0, fetched, fetched.attempts)
         m.test_keys.control_ok = ok
         await self._db(self.store.add_measurement, m, self._stored_body(fetched.body))
@@ -500,10 +520,10 @@ class Engine:
             st.domain_controls = {}
             while not health.stopped:
                 c = (await self._truism(st)).classification
-                if c.verdict is Verdict.not_censored:
+                if c.verdict is st.control_verdict:
                     down = health.truism_ok()
                     if down is not None:
-                        self._notice(st, "recovered", f"{st.spec.name}: the truism has results again after "
+                        self._notice(st, "recovered", f"{st.spec.name}: the {st.control_name} works again after "
                                      f"{duration(down)}", logging.INFO, down_s=round(down, 1))
                     st.control_ok = True
                     st.since_control = 0
@@ -515,7 +535,7 @@ class Engine:
                 if c.failure == FailureCode.session_required.value:
                     st.noticed.add("session_required")
                     self._stop(st, "session_required",
-                               f"needs a logged-in session (its truism answered with a login wall: "
+                               f"needs a logged-in session (its {st.control_name} answered with a login wall: "
                                f"{', '.join(c.signals[:2])}). To measure it, "
                                f"{session_help(st.spec.name, bool(st.session.cookies))}", signals=c.signals)
                     break
@@ -532,8 +552,9 @@ class Engine:
                                truisms=health.failed_truisms)
                     break
                 wait = min(self._control_backoff(health.failed_truisms - 1), limit - elapsed)
-                state = f"fails ({why})" if c.failure else f"has no results ({why})"
-                message = (f"{st.spec.name}: the truism {state} since {health.since}; backing off "
+                state = f"fails ({why})" if c.failure else (f"is not available ({why})" if st.items
+                                                            else f"has no results ({why})")
+                message = (f"{st.spec.name}: the {st.control_name} {state} since {health.since}; backing off "
                            f"{duration(wait)}, giving up after {duration(limit)} without results")
                 if health.failed_truisms == 1:
                     self._notice(st, "unhealthy", message, failure=why, backoff_s=round(wait, 2))
@@ -632,7 +653,7 @@ class Engine:
         retested = False
         confirmed: bool | None = None
         retest_of: dict[str, Any] | None = None
-        if task.role == "probe" and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
+        if task.role in ("probe", "item") and self._plan.probe_set.flip_retest and verdict is not Verdict.failure:
             last = st.last_known.get(task.keyword.term)
             if last is not None and last != verdict.value:
                 again, sent2, soft2 = await self._classify_once(st, task, pending)
@@ -658,6 +679,10 @@ class Engine:
         m.test_keys.confirmed = confirmed
         m.test_keys.retest_of = retest_of
         m.test_keys.sent_with_truism = st.spec.hard_needs_truism
+        watched = self._plan.watch_terms.get(st.spec.name)
+        if watched and task.role == "probe" and task.keyword.term in watched and fetched.classification.result_urls:
+            wr = self._plan.probe_set.watch_results
+            m.test_keys.result_urls = fetched.classification.result_urls[: wr.top if wr else 10]
         if retested and confirmed is False:
             m.test_keys.signals.append(f"flip_unconfirmed:{verdict.value}")
         if task.role == "control" and m.verdict in (Verdict.hard, Verdict.soft, Verdict.no_results):
@@ -708,11 +733,12 @@ class Engine:
             task_key=task.key,
             measurement_start_time=_utc(t0),
             test_runtime=round(runtime, 4),
+            test_name=ITEM_TEST_NAME if st.items else "search_censorship",
             software_version=__version__,
             probe_cc=v.probe_cc,
             probe_asn=v.probe_asn,
             vantage=v.label,
-            platform=st.spec.name,
+            platform=st.platform,
             role=task.role,
             input=task.keyword.term,
             components=task.keyword.components,
@@ -728,6 +754,7 @@ class Engine:
                 signals=list(c.signals), result_count=c.result_count, result_items=c.result_items,
                 result_domains=c.result_domains[:50], control_ok=st.control_ok, attempts=attempts,
                 control_id=st.control_id if task.role != "truism" else None,
+                item_spec=st.spec.name if st.items else None,
             ),
             evidence=Evidence(
                 status_code=fetched.status, final_url=fetched.final_url, headers=fetched.headers,

@@ -29,9 +29,11 @@ from ..measure.engine import Engine, ProgressCallback, RunOptions, RunSummary
 from ..measure.plan import RunPlan, load_probe_set, plan_run
 from ..measure.signals import run_interruptibly
 from ..models import RateLimit, Run
+from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
 from ..store.locking import ProbeSetLock, effective_status, pid_alive
 from ..store.sqlite import Store
+from .enrol import enrol_search_results
 from .logs import event, get_logger
 
 log = get_logger("run")
@@ -111,13 +113,17 @@ class RunRequest:
 def prepare(req: RunRequest) -> RunPlan:
     probe_set, doc = load_probe_set(req.probe_set_path)
     registry = PlatformRegistry.default(req.platform_dirs)
-    plan = plan_run(probe_set, registry, doc=doc, keyword_dirs=list(req.keyword_dirs), base_urls=req.base_urls)
+    plan = plan_run(probe_set, registry, doc=doc, keyword_dirs=list(req.keyword_dirs), base_urls=req.base_urls,
+                    items=ItemRegistry.default(req.platform_dirs))
     explicit_top = "rate_limit" in probe_set.model_fields_set
-    for sel in probe_set.platforms:
-        if sel.rate_limit is None and not explicit_top:
-            default = req.default_rate_limits.get(sel.name) or req.default_rate_limit
+    selected = {sel.name: sel for sel in probe_set.platforms}
+    for name in plan.specs:
+        sel = selected.get(name)
+        if (sel is None or sel.rate_limit is None) and not explicit_top:
+            default = (req.default_rate_limits.get(name) or req.default_rate_limits.get(plan.platform_of(name))
+                       if name in plan.item_specs else req.default_rate_limits.get(name)) or req.default_rate_limit
             if default is not None:
-                plan.rate_limits[sel.name] = default
+                plan.rate_limits[name] = default
     browser_specs = sorted(n for n, s in plan.specs.items() if s.transport == "browser")
     if browser_specs and (req.options is None or req.options.browser is None):
         from ..measure.browser import INSTALL_HINT, BrowserUnavailable, browser_problem
@@ -225,7 +231,7 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                       logging.WARNING, probe_set=name, run_id=run_id)
                 raise
             whole = store.platform_counts(summary.run_id)
-            summary.counts = {p: Counter(whole.get(p, {})) for p in plan.specs}
+            summary.counts = {p: Counter(whole.get(p, {})) for p in plan.measured_platforms()}
             summary.failures = Counter(store.failure_counts(summary.run_id))
             event(log, "run_finished", f"run {summary.run_id} of {name!r} {summary.status}",
                   probe_set=name, run_id=summary.run_id, status=summary.status, planned=summary.planned,
@@ -234,6 +240,14 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                   counts={p: dict(c) for p, c in summary.counts.items()}, failures=dict(summary.failures))
             if summary.status == "complete" and plan.probe_set.isolate.enabled:
                 summary.isolations = _isolate_new_censorship(store, summary.run_id, plan, req)
+            if summary.status == "complete" and plan.probe_set.watch_results is not None:
+                enrolled = enrol_search_results(store, summary.run_id, plan, ItemRegistry.default(req.platform_dirs))
+                if enrolled is not None:
+                    summary.enrolled = enrolled.to_dict()
+                    event(log, "results_enrolled",
+                          f"{enrolled.added} new result items of {enrolled.terms} searches enrolled in "
+                          f"{enrolled.path} ({enrolled.already} already watched, {enrolled.not_items} links no item "
+                          f"spec reads)", probe_set=name, run_id=summary.run_id, **enrolled.to_dict())
             return summary
     finally:
         if lock is not None:

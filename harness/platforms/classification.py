@@ -24,6 +24,7 @@ class Classification:
     result_count: int | None = None
     result_items: int | None = None
     result_domains: list[str] = field(default_factory=list)
+    result_urls: list[str] = field(default_factory=list)
 
     @property
     def has_results(self) -> bool:

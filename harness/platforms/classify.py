@@ -357,7 +357,8 @@ def classify_page(spec: PlatformSpec, page: Page, status: int = 200) -> Classifi
         signals = ["results"]
         if domains and spec.authorized_domains and all(domain_in(d, spec.authorized_domains) for d in domains):
             signals.append("only_authorized_sources")
-        return Classification(Verdict.not_censored, None, signals, count, n_items, domains)
+        urls = [u.strip() for u in extract(page, sig.result_url) if u.strip()][:100] if sig.result_url else []
+        return Classification(Verdict.not_censored, None, signals, count, n_items, domains, urls)
     if no_results or page_ok:
         return Classification(Verdict.no_results, None, no_results or page_ok, count, 0, domains)
     if shell:

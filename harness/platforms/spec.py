@@ -26,7 +26,7 @@ SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "login_wall", "har
 FAILURE_KINDS = {"captcha": "captcha", "rate_limited": "rate_limited", "session_invalid": "session_invalid",
                  "login_wall": "session_required"}
 """Signal kinds that make an answer a failure before anything else is read, and the failure code each gives."""
-EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain")
+EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain", "result_url")
 UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "transport", "truism", "soft_test", "request", "combination_separator",
                                "query_encoding", "authorized_domains"})
 
@@ -255,6 +255,8 @@ class Signals(StrictModel):
     result_item: Extractor | None = None
     result_count: Extractor | None = None
     result_domain: Extractor | None = None
+    result_url: Extractor | None = Field(
+        default=None, description="the link of each result, in page order (kept for terms a probe set enrols: watch_results)")
     page_ok: list[Matcher] = Field(
         default_factory=list, description="markers of a normal results page (any one) when results may be empty"
     )

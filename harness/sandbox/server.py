@@ -1,4 +1,4 @@
-"""The sandbox search server.
+"""The sandbox search server, and the items it serves.
 
 Pages are shaped like a Chinese web search engine's: UTF-8 HTML with a result count
 (``为您找到相关结果约N个``), result items carrying their source domain, the notice
@@ -6,6 +6,13 @@ Pages are shaped like a Chinese web search engine's: UTF-8 HTML with a result co
 only from authorized domains for soft-censored ones, and ``抱歉，没有找到`` for queries
 with genuinely nothing to find. ``site:DOMAIN`` in a query restricts results to that
 domain, which is what the soft-censorship test (restricted truism) relies on.
+
+Items (``/item/ID``, watched as ``http://sandbox.invalid/item/ID``) are pages shaped like
+WeChat's: an article with ``#js_content``, or a WeUI notice saying why it is gone. Each
+item of the rules has a state per epoch (available, removed_censored, removed_by_author,
+removed_other; the last one listed holds for later epochs). Every search result also links
+to an item (``r-HEX-N``: the query in hexadecimal and the rank) that is available unless an
+epoch's ``remove_results`` rule matches the query: search can feed a watch list.
 """
 
 from __future__ import annotations
@@ -14,16 +21,17 @@ import hashlib
 import html
 import json
 import os
+import re
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import InputError, NotFoundError
 from ..models import StrictModel
@@ -33,12 +41,26 @@ DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "rules.yaml"
 
 HARD_NOTICE = "根据相关法律法规和政策，部分搜索结果未予显示。"
 NO_RESULTS_TEXT = "抱歉，没有找到与“{q}”相关的网页。"
+ITEM_HOST = "http://sandbox.invalid"
+ITEM_NOTICES = {
+    "removed_censored": "此内容因违规无法查看",
+    "removed_by_author": "该内容已被发布者删除",
+    "removed_other": "该公众号已迁移",
+}
+ItemState = Literal["available", "removed_censored", "removed_by_author", "removed_other"]
 
 
 class Epoch(StrictModel):
     name: str
     hard: list[list[str]] = Field(default_factory=list)
     soft: list[list[str]] = Field(default_factory=list)
+    remove_results: list[list[str]] = Field(
+        default_factory=list, description="the result items of queries matching these rules are removed (censored)")
+
+
+class SandboxItem(StrictModel):
+    title: str
+    states: list[ItemState] = Field(min_length=1, description="the state in each epoch; the last one holds after")
 
 
 class SandboxRules(StrictModel):
@@ -47,6 +69,15 @@ class SandboxRules(StrictModel):
     other_domains: list[str] = Field(min_length=1)
     empty: list[str] = Field(default_factory=list)
     epochs: list[Epoch] = Field(min_length=1)
+    items: dict[str, SandboxItem] = Field(default_factory=dict, description="item id -> title and states per epoch")
+
+    @field_validator("items")
+    @classmethod
+    def _item_ids(cls, v: dict[str, SandboxItem]) -> dict[str, SandboxItem]:
+        for key in v:
+            if not re.fullmatch(r"[A-Za-z0-9_]+", key) or key.startswith("r-"):
+                raise ValueError(f"item id {key!r}: letters, digits and '_' only")
+        return v
 
 
 def load_rules(path: str | Path = DEFAULT_RULES_PATH) -> SandboxRules:
@@ -134,6 +165,47 @@ class SandboxEngine:
             count = max(3, count // 1000)
         return SearchOutcome(kind="results", domains=domains, count=count, rule=soft[0] if soft else None)
 
+    def item_state(self, item_id: str) -> tuple[ItemState, str] | None:
+        """(state, title) of an item in the current epoch; None for an unknown item."""
+        if item_id.startswith("r-"):
+            query = result_item_query(item_id)
+            if query is None:
+                return None
+            removed = _rule_hits(self.epoch.remove_results, split_site(query)[0])
+            return ("removed_censored" if removed else "available"), f"{query} 的搜索结果"
+        item = self.rules.items.get(item_id)
+        if item is None:
+            return None
+        return item.states[min(self._epoch, len(item.states) - 1)], item.title
+
+
+def result_item_id(query: str, rank: int) -> str:
+    """The id of the item behind a search result: the query (without site:) in hexadecimal, and the rank."""
+    return f"r-{split_site(query)[0].encode('utf-8').hex()}-{rank}"
+
+
+def result_item_query(item_id: str) -> str | None:
+    parts = item_id.split("-")
+    if len(parts) != 3 or parts[0] != "r" or not parts[2].isdigit():
+        return None
+    try:
+        return bytes.fromhex(parts[1]).decode("utf-8")
+    except ValueError:
+        return None
+
+
+def render_item(state: str, title: str) -> str:
+    """An item page shaped like WeChat's: the article, or a WeUI notice (empty title, no #js_content)."""
+    t = html.escape(title)
+    if state == "available":
+        return ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title></title></head><body>'
+                f'<div id="js_article" class="rich_media"><h1 class="rich_media_title" id="activity-name">{t}</h1>'
+                f'<div class="rich_media_content" id="js_content"><p>{t}：正文。</p></div></div>'
+                f'<script>var msg_title = "{t}";</script></body></html>')
+    return ('<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title></title></head><body>'
+            '<div class="weui-msg"><div class="weui-msg__text-area">'
+            f'<div class="weui-msg__title warn">{html.escape(ITEM_NOTICES[state])}</div></div></div></body></html>')
+
 
 def render_page(query: str, outcome: SearchOutcome) -> str:
     q = html.escape(query)
@@ -152,8 +224,9 @@ def render_page(query: str, outcome: SearchOutcome) -> str:
         parts.append(f'<div class="nums">为您找到相关结果约{outcome.count:,}个</div>')
         for i, d in enumerate(outcome.domains):
             slug = _h(query, str(i)) % 10**8
+            item = html.escape(f"{ITEM_HOST}/item/{result_item_id(query, i + 1)}")
             parts.append(
-                f'<div class="result c-container" id="{i + 1}" data-domain="{d}">'
+                f'<div class="result c-container" id="{i + 1}" data-domain="{d}" data-item="{item}">'
                 f'<h3 class="t"><a href="https://www.{d}/a/{slug}.html">{q} - 第{i + 1}条</a></h3>'
                 f'<div class="c-abstract">关于{q}的报道与讨论。</div>'
                 f'<span class="c-showurl">www.{d}/a/{slug}.html</span></div>'
@@ -244,7 +317,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def real_answer(self, query: str) -> tuple[bytes, str]:
-        """The body and content type the sandbox answers a search with (fault injection reuses it)."""
+        """The body and content type the sandbox answers a search (or an item) with (fault injection reuses it)."""
+        path = urlsplit(self.path).path
+        if path.startswith("/item/"):
+            found = self.server.sandbox.engine.item_state(path[len("/item/"):])
+            state, title = found if found is not None else ("removed_other", "")
+            return render_item(state, title).encode("utf-8"), "text/html; charset=utf-8"
         outcome = self.server.sandbox.engine.search(query)
         if urlsplit(self.path).path == "/api/search":
             data = {"code": 0, "query": query, "data": {"kind": outcome.kind, "count": outcome.count,
@@ -265,6 +343,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if sandbox.responder is not None and sandbox.responder(self, query):
                 return
             body, ctype = self.real_answer(query)
+            self.send_body(200, body, ctype)
+        elif parts.path.startswith("/item/"):
+            item_id = parts.path[len("/item/"):]
+            sandbox._record("item:" + item_id)
+            if sandbox.engine.item_state(item_id) is None:
+                self.send_body(404, b"no such item", "text/plain")
+                return
+            if sandbox.responder is not None and sandbox.responder(self, "item:" + item_id):
+                return
+            body, ctype = self.real_answer("item:" + item_id)
             self.send_body(200, body, ctype)
         elif parts.path == "/js/s":
             query = (qs.get("wd") or [""])[0]

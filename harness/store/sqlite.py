@@ -414,7 +414,8 @@ class Store:
         return {
             r[0]: r[1]
             for r in self.conn.execute(
-                "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' GROUP BY verdict", (run_id,)
+                "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
+                " GROUP BY verdict", (run_id,)
             )
         }
 
@@ -528,16 +529,19 @@ class Store:
     def count_measurements(self, run_id: str) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements WHERE run_id=?", (run_id,)).fetchone()[0]
 
-    def last_known_verdict(self, platform: str, term: str, vantage: str, before_run: str) -> str | None:
-        """Latest non-failure verdict for (platform, term, vantage) in runs other than ``before_run``."""
+    def last_known_verdict(self, platform: str, term: str, vantage: str, before_run: str,
+                           role: str = "probe") -> str | None:
+        """Latest non-failure verdict for (platform, term, vantage) in runs other than ``before_run``
+        (``role``: ``probe`` for a search term, ``item`` for a watched item's URL)."""
         row = self.conn.execute(
-            "SELECT verdict FROM measurements WHERE platform=? AND input=? AND vantage=? AND role='probe'"
+            "SELECT verdict FROM measurements WHERE platform=? AND input=? AND vantage=? AND role=?"
             " AND verdict != 'failure' AND run_id != ? ORDER BY measurement_start_time DESC, rowid DESC LIMIT 1",
-            (platform, term, vantage, before_run),
+            (platform, term, vantage, role, before_run),
         ).fetchone()
         return row[0] if row else None
 
-    def last_known_verdicts(self, platform: str, terms: Iterable[str], vantage: str, before_run: str) -> dict[str, str]:
+    def last_known_verdicts(self, platform: str, terms: Iterable[str], vantage: str, before_run: str,
+                            role: str = "probe") -> dict[str, str]:
         """:meth:`last_known_verdict` for many terms in one call (the engine's flip retest, at run start).
 
         One indexed lookup per term (``measurements_by_term``): the cost follows the number of
@@ -545,7 +549,7 @@ class Store:
         """
         out: dict[str, str] = {}
         for term in dict.fromkeys(terms):
-            verdict = self.last_known_verdict(platform, term, vantage, before_run)
+            verdict = self.last_known_verdict(platform, term, vantage, before_run, role)
             if verdict is not None:
                 out[term] = verdict
         return out
@@ -563,10 +567,10 @@ class Store:
     # ------------------------------------------------------------------ run totals (whole run, every session)
 
     def platform_counts(self, run_id: str) -> dict[str, dict[str, int]]:
-        """Probe verdicts per platform over the whole run, resumed sessions included."""
+        """Probe (and watched item) verdicts per platform over the whole run, resumed sessions included."""
         out: dict[str, dict[str, int]] = {}
         for platform, verdict, n in self.conn.execute(
-            "SELECT platform, verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe'"
+            "SELECT platform, verdict, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
             " GROUP BY platform, verdict", (run_id,)
         ):
             out.setdefault(platform, {})[verdict] = n
@@ -576,7 +580,8 @@ class Store:
         return {
             r[0]: r[1]
             for r in self.conn.execute(
-                "SELECT failure, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' AND failure IS NOT NULL"
+                "SELECT failure, COUNT(*) FROM measurements WHERE run_id=? AND role IN ('probe', 'item')"
+                " AND failure IS NOT NULL"
                 " GROUP BY failure", (run_id,)
             )
         }

@@ -1,0 +1,150 @@
+"""Watched items through the CLI against the sandbox: three rule epochs, a SIGKILL mid-run, the right transitions
+and removal windows, with evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from harness.sandbox import Sandbox
+from harness.sandbox.server import result_item_id
+from harness.store.sqlite import Store, parse_iso
+
+from .comparator_helpers import cli
+from .conftest import REPO, run_cli
+
+N_RESULT_ITEMS = 40  # sandbox result items: 白纸's removed from epoch 2 on, 乌鲁木齐 火灾's from epoch 3 on, 的's never
+NAMED = ["control", "weather", "likeqiang", "diary", "baizhi", "urumqi", "oldnews"]
+
+
+def _item(name: str) -> str:
+    return f"http://sandbox.invalid/item/{name}"
+
+
+def _world(tmp: Path, with_june4: bool) -> Path:
+    queries = ["白纸", "乌鲁木齐 火灾", "的"]
+    items = [{"url": _item(n), **({"control": True} if n == "control" else {"category": "named"})} for n in NAMED]
+    items += [{"url": _item(result_item_id(queries[i % 3], i)), "category": f"results-{i % 3}"}
+              for i in range(N_RESULT_ITEMS)]
+    if with_june4:
+        items.append({"url": _item("june4"), "category": "named"})  # new in run 3, and already removed
+    (tmp / "watch").mkdir(exist_ok=True)
+    (tmp / "watch" / "w.yaml").write_text(yaml.safe_dump({"name": "w", "items": items}, allow_unicode=True),
+                                          encoding="utf-8")
+    (tmp / "probes").mkdir(exist_ok=True)
+    ps = tmp / "probes" / "items.yaml"
+    ps.write_text(yaml.safe_dump({
+        "name": "items", "items": [{"list": "w"}],
+        "controls": {"truism": True, "every": 10, "lists": []}, "timeout_s": 5, "retries": 1}), encoding="utf-8")
+    return ps
+
+
+def _items_stored(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM measurements WHERE role='item'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _run(ps: Path, db: Path, url: str, in_process: bool = True) -> dict:
+    args = ("run", str(ps), "--store", str(db), "--base-url", f"sandbox={url}", "--json")
+    if in_process:
+        res = cli(*args)
+        assert res.returncode == 0, res.exception
+        return json.loads(res.stdout)
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_watch_list_across_three_epochs_through_the_cli(tmp_path):
+    ps = _world(tmp_path, with_june4=False)
+    db = tmp_path / "items.db"
+    with Sandbox() as sb:
+        # run 1, paced slowly by the configuration (not the probe set: the resumed run must be the same plan),
+        # killed with SIGKILL mid-run, then resumed by running the probe set again
+        slow = tmp_path / "slow.toml"
+        slow.write_text("[rate_limits.sandbox_item]\ninterval_s = 0.05\njitter = 0\nconcurrency = 1\n")
+        env = {k: v for k, v in os.environ.items() if k != "HARNESS_STORE"}
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(ps), "--store", str(db), "--config",
+                                 str(slow), "--base-url", f"sandbox={sb.url}", "-q"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _items_stored(db) < 12 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        killed_at = _items_stored(db)
+        assert 0 < killed_at < N_RESULT_ITEMS + len(NAMED) - 1
+        first = _run(ps, db, sb.url, in_process=False)
+        assert first["status"] == "complete" and first["resumed_with"] >= killed_at
+        sb.set_epoch(1)
+        second = _run(ps, db, sb.url)
+        sb.set_epoch(2)
+        _world(tmp_path, with_june4=True)
+        third = _run(ps, db, sb.url)
+
+    with Store(db, readonly=True) as st:
+        runs = st.list_runs("items")
+        assert len(runs) == 3 and all(r.status == "complete" for r in runs)
+        assert st.run_sessions(first["run_id"]) == 2  # resumed, not restarted
+        per_item = st.conn.execute("SELECT input, COUNT(*) FROM measurements WHERE run_id=? AND role='item'"
+                                   " GROUP BY input", (first["run_id"],)).fetchall()
+        assert len(per_item) == N_RESULT_ITEMS + len(NAMED) - 1 and all(n == 1 for _, n in per_item)
+        seen = {(r[0], r[1]): parse_iso(r[2]) for r in st.conn.execute(
+            "SELECT run_id, input, measurement_start_time FROM measurements WHERE role='item'")}
+
+    def changes(a: dict, b: dict) -> dict[str, dict]:
+        res = cli("diff", a["run_id"], b["run_id"], "--store", str(db), "--json")
+        assert res.returncode == 0, res.exception
+        return {c["url"]: c for c in json.loads(res.stdout)["items"]["changes"]}
+
+    c12 = changes(first, second)
+    removed_2 = {_item(result_item_id("白纸", i)) for i in range(0, N_RESULT_ITEMS, 3)}
+    assert {u: c["transition"] for u, c in c12.items()} == {
+        _item("likeqiang"): "removed_censored", _item("diary"): "removed_by_author",
+        _item("baizhi"): "removed_censored", **{u: "removed_censored" for u in removed_2}}
+    for url, c in c12.items():  # the window: last seen available (run 1) .. first seen removed (run 2)
+        assert parse_iso(c["window_start"]) == seen[(first["run_id"], url)]
+        assert parse_iso(c["window_end"]) == seen[(second["run_id"], url)]
+    assert c12[_item("likeqiang")]["signals"] == ["violation"]
+    assert c12[_item("diary")]["signals"] == ["deleted_by_publisher"]
+
+    c23 = changes(second, third)
+    removed_3 = {_item(result_item_id("乌鲁木齐 火灾", i)) for i in range(1, N_RESULT_ITEMS, 3)}
+    assert {u: c["transition"] for u, c in c23.items()} == {
+        _item("baizhi"): "restored", _item("urumqi"): "removed_censored", _item("oldnews"): "removed_other",
+        _item("june4"): "first_observation", **{u: "removed_censored" for u in removed_3}}
+    # an item first seen already removed is a first observation, not a removal
+    assert c23[_item("june4")]["before"] is None and c23[_item("june4")]["after"] == "removed_censored"
+
+    # the timeline of one item: every change with its window, and the evidence of the removal
+    res = cli("timeline", _item("baizhi"), "--store", str(db), "--json")
+    assert res.returncode == 0, res.exception
+    (track,) = json.loads(res.stdout)["tracks"]
+    assert [p["state"] for p in track["periods"]] == ["available", "removed_censored", "available"]
+    assert [c["transition"] for c in track["changes"]] == ["first_observation", "removed_censored", "restored"]
+    removal = track["changes"][1]
+    assert parse_iso(removal["window_start"]) == seen[(first["run_id"], _item("baizhi"))]
+    assert parse_iso(removal["window_end"]) == seen[(second["run_id"], _item("baizhi"))]
+    with Store(db, readonly=True) as st:
+        doc = st.conn.execute("SELECT doc FROM measurements WHERE measurement_id=?",
+                              (removal["measurement_id"],)).fetchone()[0]
+        m = json.loads(doc)
+        assert m["test_name"] == "content_removal" and m["role"] == "item" and m["test_keys"]["item_spec"] == "sandbox_item"
+        assert "此内容因违规无法查看" in st.get_body(m["evidence"]["body_sha256"]).decode("utf-8")
+    res = cli("timeline", _item("june4"), "--store", str(db))
+    assert res.returncode == 0 and "first seen already removed" in " ".join(res.stdout.split())
