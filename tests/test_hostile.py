@@ -198,6 +198,11 @@ CASES: dict[str, list[list[str]]] = {
     "store check": [["--store", "{corrupt}"], ["--store", "{fifo}"], ["--store", "{foreign}"]],
     "store prune": [["--keep-evidence", "1d", "--store", "{corrupt}"], ["--keep-evidence", "9" * 400 + "d", "--store", "{store}"]],
     "store vacuum": [["--store", "{corrupt}"], ["--store", "{fifo}"]],
+    "watch add": [["http://x.example/\x00", "--list", "{fifo}"], ["https://mp.weixin.qq.com/s/x", "--platforms", "{deep_yaml}"]],
+    "watch import": [["{fifo}"], ["{zero}"], ["{dir}"], ["{deep_yaml}"], ["{latin1}"]],
+    "watch remove": [["x", "--list", "{fifo}"], ["x", "--list", "{deep_yaml}"]],
+    "watch list": [["--list", "{fifo}"], ["--list", "{deep_yaml}"], ["--platforms", "{fifo}"]],
+    "watch specs": [["--platforms", "{fifo}"], ["--platforms", "{deep_yaml}"], ["--platforms", "{zero}"]],
 }
 
 
