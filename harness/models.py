@@ -209,9 +209,10 @@ class PositiveControls(StrictModel):
     detected while the truism works, either the platform lifted it (news) or the spec no
     longer sees its notice."""
 
-    lists: list[str] = Field(
-        default_factory=lambda: ["positive_controls"],
-        description="keyword lists whose entries tagged `censored_on:PLATFORM` are positive controls there")
+    lists: list[str] | None = Field(
+        default=None,
+        description="keyword lists whose entries tagged `censored_on:PLATFORM` are positive controls there "
+                    "(default: the project's curated lists in its keywords/ folder)")
     terms: dict[str, list[str]] = Field(
         default_factory=dict, description="platform -> your own terms known to be censored there (used first)")
     per_platform: int = Field(default=3, ge=0, description="at most this many positive controls per platform and run")

@@ -69,3 +69,36 @@ def browser():
     b = Browser.launch()
     yield b
     b.close()
+
+
+# --------------------------------------------------------------------------- PostgreSQL (the team store)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server per test process (each xdist worker starts its own, ~1-2 s)."""
+    from tests import pgserver
+
+    why = pgserver.unavailable_reason()
+    if why:
+        skip_without("postgresql", why)
+    try:
+        server = pgserver.start()
+    except RuntimeError as exc:
+        skip_without("postgresql", str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, empty PostgreSQL store (a schema of its own) as a postgresql:// URL."""
+    return pg_server.new_schema()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path: Path):
+    """A fresh store on each backend: a SQLite path, then a postgresql:// URL."""
+    if request.param == "sqlite":
+        return tmp_path / "store.db"
+    return request.getfixturevalue("pg_url")

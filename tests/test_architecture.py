@@ -112,7 +112,7 @@ def test_the_cycle_finder_finds_a_circle():
 PUBLIC_API = {
     "harness.isolation": ["InconsistentOracle", "IsolationResult", "Params", "aisolate", "component_probability",
                           "isolate"],
-    "harness.store": ["DEFAULT_STORE_PATH", "Store", "iso", "parse_iso", "utcnow"],
+    "harness.store": ["DEFAULT_STORE_PATH", "Store", "StoreTarget", "is_postgres", "iso", "parse_iso", "redact", "utcnow"],
     "harness.platforms": ["BUILTIN_DIR", "Extractor", "ItemRegistry", "ItemSpec", "Matcher", "PlatformRegistry",
                           "PlatformSpec", "RequestTemplate", "Signals", "SoftTest", "load_item_spec", "load_spec"],
     "harness.platforms.adapters": None,  # the adapter interface: module exists, names below

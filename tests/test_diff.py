@@ -32,11 +32,11 @@ def test_transition_kinds(before, after, expected):
     assert classify_transition(before, after) is expected
 
 
-def test_diff_of_two_real_runs_across_a_rule_change(sandbox, store_path):
-    first = run_probe_set(MINI, store_path, sandbox)
+def test_diff_of_two_real_runs_across_a_rule_change(sandbox, store_target):
+    first = run_probe_set(MINI, store_target, sandbox)
     sandbox.set_epoch("2026-11")
-    second = run_probe_set(MINI, store_path, sandbox)
-    with Store(store_path, readonly=True) as st:
+    second = run_probe_set(MINI, store_target, sandbox)
+    with Store(store_target, readonly=True) as st:
         a, b = default_pair(st, None, None)
         assert (a.run_id, b.run_id) == (first.run_id, second.run_id)
         result = diff_runs(st, a.run_id, b.run_id)
@@ -51,8 +51,8 @@ def test_diff_of_two_real_runs_across_a_rule_change(sandbox, store_path):
     assert result.counts == {"newly_censored": 2, "soft_to_hard": 1, "hard_to_soft": 1}
 
 
-def test_failures_never_erase_a_known_verdict(sandbox, store_path):
-    first = run_probe_set(MINI, store_path, sandbox)
+def test_failures_never_erase_a_known_verdict(sandbox, store_target):
+    first = run_probe_set(MINI, store_target, sandbox)
 
     def outage(handler, query):
         if "六四" in query:
@@ -61,16 +61,16 @@ def test_failures_never_erase_a_known_verdict(sandbox, store_path):
         return False
 
     sandbox.responder = outage
-    second = run_probe_set(MINI, store_path, sandbox)
-    with Store(store_path, readonly=True) as st:
+    second = run_probe_set(MINI, store_target, sandbox)
+    with Store(store_target, readonly=True) as st:
         result = diff_runs(st, first.run_id, second.run_id)
     assert [(c.term, c.transition, c.after) for c in result.changes] == [("六四", Transition.became_unknown, "unknown")]
 
 
-def test_run_references(sandbox, store_path):
-    first = run_probe_set(MINI, store_path, sandbox)
-    second = run_probe_set(MINI, store_path, sandbox, new=True)
-    with Store(store_path, readonly=True) as st:
+def test_run_references(sandbox, store_target):
+    first = run_probe_set(MINI, store_target, sandbox)
+    second = run_probe_set(MINI, store_target, sandbox, new=True)
+    with Store(store_target, readonly=True) as st:
         assert resolve_run(st, "latest").run_id == second.run_id
         assert resolve_run(st, "latest~1").run_id == first.run_id
         assert resolve_run(st, first.run_id[:20]).run_id == first.run_id
@@ -105,14 +105,14 @@ def _interrupted_run(sandbox, store_path, after: int) -> str:
     return run.run_id
 
 
-def test_an_unfinished_run_is_never_latest_and_its_unreached_terms_are_not_dropped(sandbox, store_path):
+def test_an_unfinished_run_is_never_latest_and_its_unreached_terms_are_not_dropped(sandbox, store_target):
     import json
 
     from .conftest import run_cli
 
-    first = run_probe_set(MINI, store_path, sandbox)
-    partial = _interrupted_run(sandbox, store_path, after=4)
-    with Store(store_path, readonly=True) as st:
+    first = run_probe_set(MINI, store_target, sandbox)
+    partial = _interrupted_run(sandbox, store_target, after=4)
+    with Store(store_target, readonly=True) as st:
         assert resolve_run(st, "latest").run_id == first.run_id
         with pytest.raises(NotFoundError, match=f"only one complete run.*unfinished.*{partial}"):
             default_pair(st, None, None)
@@ -121,13 +121,13 @@ def test_an_unfinished_run_is_never_latest_and_its_unreached_terms_are_not_dropp
     assert "dropped_term" not in result.counts
     assert result.not_reached >= 12 - 4 - 1  # mini has 12 probes; 4 or so were stored before the stop
     assert result.notes and "interrupted" in result.notes[0]
-    cli = run_cli("diff", first.run_id, partial, "--store", str(store_path))
+    cli = run_cli("diff", first.run_id, partial, "--store", str(store_target))
     assert cli.returncode == 0, cli.stderr
     assert "not complete" in cli.stdout and "dropped_term" not in cli.stdout
-    as_json = json.loads(run_cli("diff", first.run_id, partial, "--store", str(store_path), "--json").stdout)
+    as_json = json.loads(run_cli("diff", first.run_id, partial, "--store", str(store_target), "--json").stdout)
     assert as_json["not_reached"] == result.not_reached and "interrupted" in as_json["notes"][0]
     # once resumed to completion, it is the latest run again
-    run_probe_set(MINI, store_path, sandbox)
-    with Store(store_path, readonly=True) as st:
+    run_probe_set(MINI, store_target, sandbox)
+    with Store(store_target, readonly=True) as st:
         assert resolve_run(st, "latest").run_id == partial
         assert default_pair(st, None, None)[0].run_id == first.run_id

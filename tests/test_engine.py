@@ -26,10 +26,10 @@ def probes(store_path, run_id):
         return [m for m in st.measurements(run_id) if m.role == "probe"]
 
 
-def test_run_classifies_every_term_like_the_sandbox_rules(sandbox, store_path):
-    summary = run_probe_set(MINI, store_path, sandbox)
+def test_run_classifies_every_term_like_the_sandbox_rules(sandbox, store_target):
+    summary = run_probe_set(MINI, store_target, sandbox)
     assert summary.status == "complete"
-    ms = probes(store_path, summary.run_id)
+    ms = probes(store_target, summary.run_id)
     assert len(ms) == 12
     for m in ms:
         assert m.verdict.value == truth(sandbox, m.query), m.input
@@ -42,9 +42,9 @@ def test_run_classifies_every_term_like_the_sandbox_rules(sandbox, store_path):
     assert verdicts["天气"] is Verdict.not_censored
 
 
-def test_every_measurement_keeps_its_evidence(sandbox, store_path):
-    summary = run_probe_set(MINI, store_path, sandbox)
-    with Store(store_path, readonly=True) as st:
+def test_every_measurement_keeps_its_evidence(sandbox, store_target):
+    summary = run_probe_set(MINI, store_target, sandbox)
+    with Store(store_target, readonly=True) as st:
         for m in st.measurements(summary.run_id):
             ev = m.evidence
             assert ev.status_code == 200
@@ -182,11 +182,11 @@ def test_rate_limiter_gaps_stay_within_the_jitter():
     assert max(gaps) - min(gaps) > 2  # jitter really varies the pace
 
 
-def test_flipped_verdicts_are_retested_and_confirmed(sandbox, store_path):
-    run_probe_set(MINI, store_path, sandbox)
+def test_flipped_verdicts_are_retested_and_confirmed(sandbox, store_target):
+    run_probe_set(MINI, store_target, sandbox)
     sandbox.set_epoch(1)
-    second = run_probe_set(MINI, store_path, sandbox)
-    by_term = {m.input: m for m in probes(store_path, second.run_id)}
+    second = run_probe_set(MINI, store_target, sandbox)
+    by_term = {m.input: m for m in probes(store_target, second.run_id)}
     assert by_term["李克强"].verdict is Verdict.hard
     assert by_term["李克强"].test_keys.retested and by_term["李克强"].test_keys.confirmed is True
     assert not by_term["六四"].test_keys.retested
@@ -213,13 +213,13 @@ def test_an_unconfirmed_flip_keeps_the_retest_verdict(sandbox, store_path):
     assert "flip_unconfirmed:hard" in m.test_keys.signals
 
 
-def test_an_interrupted_run_resumes_without_loss_or_duplicates(sandbox, store_path):
+def test_an_interrupted_run_resumes_without_loss_or_duplicates(sandbox, store_target):
     import asyncio
 
     from harness.measure.engine import Engine, RunOptions
     from harness.operations.runs import RunRequest, execute, prepare
 
-    req = RunRequest(MINI, store_path, base_urls={"sandbox": sandbox.url},
+    req = RunRequest(MINI, store_target, base_urls={"sandbox": sandbox.url},
                      options=RunOptions(retry_backoff_s=0.01, control_backoff_s=0.01))
     plan = prepare(req)
     stored = []
@@ -229,14 +229,14 @@ def test_an_interrupted_run_resumes_without_loss_or_duplicates(sandbox, store_pa
         if len(stored) == 5:
             raise KeyboardInterrupt
 
-    with Store(store_path) as st, pytest.raises(KeyboardInterrupt):
+    with Store(store_target) as st, pytest.raises(KeyboardInterrupt):
         asyncio.run(Engine(st, req.options).run(plan, progress=crash_after_five))
-    with Store(store_path, readonly=True) as st:
+    with Store(store_target, readonly=True) as st:
         [run] = st.list_runs()
         assert run.status == "interrupted"
     summary = execute(req, plan)
     assert summary.run_id == run.run_id and summary.status == "complete"
-    with Store(store_path, readonly=True) as st:
+    with Store(store_target, readonly=True) as st:
         keys = [m.task_key for m in st.measurements(run.run_id) if m.role != "truism"]
     assert sorted(keys) == sorted(t.key for t in plan.tasks)
 

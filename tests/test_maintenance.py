@@ -30,14 +30,14 @@ def seed(path, ages_days: dict[str, tuple[int, bytes, Verdict]]) -> None:
             st.add_measurement(m, body)
 
 
-def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_path):
-    seed(store_path, {
+def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_target):
+    seed(store_target, {
         "old-only": (120, b"old page" * 100, Verdict.hard),
         "old-shared": (120, b"shared page" * 100, Verdict.soft),
         "new-shared": (10, b"shared page" * 100, Verdict.soft),
         "new": (1, b"new page" * 100, Verdict.not_censored),
     })
-    with Store(store_path) as st:
+    with Store(store_target) as st:
         before = {m.input: m for m in st.measurements()}
         dry = prune_evidence(st, parse_duration("90d"), now=NOW, dry_run=True)
         assert dry.bodies_deleted == 1 and st.conn.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 3
@@ -53,20 +53,20 @@ def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_path):
         assert st.get_body(after["new"].evidence.body_sha256) == b"new page" * 100
         again = prune_evidence(st, parse_duration("90d"), now=NOW)
         assert again.bodies_deleted == 0
-    report = check_store(store_path)
+    report = check_store(store_target)
     assert report.ok and report.pruned_bodies == 1 and report.missing_bodies == 0
 
 
-def test_check_finds_missing_bodies_and_orphans(store_path, capsys):
-    seed(store_path, {"a": (1, b"page a", Verdict.hard), "b": (1, b"page b", Verdict.hard)})
-    with Store(store_path) as st:
+def test_check_finds_missing_bodies_and_orphans(store_target, capsys):
+    seed(store_target, {"a": (1, b"page a", Verdict.hard), "b": (1, b"page b", Verdict.hard)})
+    with Store(store_target) as st:
         sha_a = next(m for m in st.measurements() if m.input == "a").evidence.body_sha256
         st.conn.execute("DELETE FROM bodies WHERE sha256=?", (sha_a,))  # lost, not pruned
         st.put_body(b"nobody refers to me")
-    report = check_store(store_path)
+    report = check_store(store_target)
     assert not report.ok and report.missing_bodies == 1 and report.orphan_bodies == 1
     assert any("missing" in p for p in report.problems)
-    res = cli_inprocess(capsys, "store", "check", "--store", str(store_path), "--json")
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_target), "--json")
     assert res.returncode == 1 and json.loads(res.stdout)["missing_bodies"] == 1
 
 

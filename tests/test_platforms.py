@@ -10,6 +10,7 @@ import yaml
 from harness.errors import PlatformSpecError
 from harness.models import Verdict
 from harness.platforms.classify import apply_soft_test, apply_truism_method, classify_http
+from harness.platforms.fixtures import FixtureCase, classify_case, classify_file, load_unverified
 from harness.platforms.registry import BUILTIN_DIR, PlatformRegistry, load_spec
 
 from .conftest import FIXTURES
@@ -23,21 +24,14 @@ def registry() -> PlatformRegistry:
     return PlatformRegistry.default(include_cwd=False)
 
 
-def headers_for(path: Path) -> dict[str, str]:
-    if path.suffix == ".json":
-        return {"content-type": "application/json; charset=utf-8"}
-    return {"content-type": "text/html"}  # the page's own <meta charset> decides, as on GBK sites
-
-
 def outcome_of(spec, case: dict):
-    path = PAGES / spec.name / case["file"]
-    c = classify_http(spec, case.get("status", 200), headers_for(path), path.read_bytes())
-    c = apply_truism_method(spec, c, sent_with_truism=case.get("sent_with_truism", False), control_ok=True)
-    if "after" in case:
-        first = PAGES / spec.name / case["after"]
-        main = classify_http(spec, 200, headers_for(first), first.read_bytes())
-        c = apply_soft_test(main, c)
-    return c
+    """The classification of one expected.yaml case, as the engine would reach it."""
+    return classify_case(spec, PAGES / spec.name, FixtureCase.model_validate(case))
+
+
+def unverified(name: str) -> dict[str, str]:
+    """Outcomes a spec can give that no public page shows (``unverified.yaml``: outcome -> why)."""
+    return load_unverified(PAGES / name)
 
 
 def cases():
@@ -76,7 +70,42 @@ def test_every_outcome_a_spec_can_give_has_a_fixture(registry, name):
     for case in yaml.safe_load((PAGES / name / "expected.yaml").read_text()):
         c = outcome_of(spec, case)
         covered.add(f"failure:{c.failure}" if c.verdict is Verdict.failure else c.verdict.value)
-    assert spec.possible_outcomes() <= covered, spec.possible_outcomes() - covered
+    # unexpected_page is the rule for any page without the markers (test_a_page_without_any_marker_...);
+    # a platform need not have a real page of that kind
+    missing = spec.possible_outcomes() - covered - set(unverified(name)) - {"failure:unexpected_page"}
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name", ["baidu", "baidu_zhidao", "bing", "jingdong", "sogou", "weibo"])
+def test_a_page_without_any_marker_is_unexpected_page_never_a_verdict(registry, name):
+    """A layout change: a page with none of the spec's markers (here another platform's results page)."""
+    spec = registry.get(name)
+    other = PAGES / ("weibo" if name != "weibo" else "baidu") / ("not_censored.html" if name != "weibo"
+                                                                 else "not_censored_2018.html")
+    for body in (b"<html><head><title>x</title></head><body><div id=app></div></body></html>", other.read_bytes()):
+        c = classify_http(spec, 200, {"content-type": "text/html; charset=utf-8"}, body)
+        assert (c.verdict, c.failure) == (Verdict.failure, "unexpected_page"), (c.verdict, c.signals)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_what_no_fixture_shows_is_said_in_the_docs(name):
+    """An outcome without a fixture is listed as unverified for its platform in docs/platform-specs.md."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "platform-specs.md").read_text()
+    for outcome in unverified(name):
+        section = doc[doc.index(f"#### {name}"):]
+        section = section[: section.find("\n####", 1) if "\n####" in section[1:] else None]
+        assert f"`{outcome}`" in section, (name, outcome)
+
+
+@pytest.mark.parametrize("name", ["baidu", "baidu_zhidao", "bing", "jingdong", "sogou", "weibo"])
+def test_every_fixture_has_its_source_written_beside_it(name):
+    sources = (PAGES / name / "SOURCES.md").read_text()
+    for path in sorted((PAGES / name).iterdir()):
+        if path.name in ("SOURCES.md", "expected.yaml", "unverified.yaml") or path.name.endswith(".response.yaml"):
+            continue
+        assert path.name in sources, f"{name}/{path.name} has no source in SOURCES.md"
+    listed = {c["file"] for c in yaml.safe_load((PAGES / name / "expected.yaml").read_text())}
+    assert listed <= {p.name for p in (PAGES / name).iterdir()}
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -95,15 +124,15 @@ def test_a_quoted_notice_in_a_result_is_not_censorship(registry):
 def test_no_results_without_a_working_control_is_not_hard(registry):
     spec = registry.get("toutiao")
     path = PAGES / "toutiao" / "no_results_card.html"
-    c = classify_http(spec, 200, headers_for(path), path.read_bytes())
+    c = classify_file(spec, path)
     assert apply_truism_method(spec, c, sent_with_truism=True, control_ok=False).verdict is Verdict.no_results
     assert apply_truism_method(spec, c, sent_with_truism=True, control_ok=None).verdict is Verdict.no_results
 
 
 def test_a_failed_soft_probe_is_a_failure_not_a_verdict(registry):
     spec = registry.get("baidu")
-    main = outcome_of(spec, {"file": "not_censored.html"})
-    captcha = outcome_of(spec, {"file": "captcha.html"})
+    main = outcome_of(spec, {"file": "not_censored_2018.html"})
+    captcha = outcome_of(spec, {"file": "captcha_200.html"})
     c = apply_soft_test(main, captcha)
     assert c.verdict is Verdict.failure and c.failure == "captcha"
 

@@ -77,3 +77,21 @@ def test_a_failed_positive_control_is_not_a_miss(tmp_path):
         sb.responder = lambda h, q: (h.send_body(503, b"down", "text/plain") or True) if q == "六四" else False
         summary = run(sb, ps, tmp_path / "s.db", [])
     assert summary.positive_controls["sandbox"] == {"sent": 1, "detected": 0, "missed": [], "failed": 1, "rate": None}
+
+
+def test_the_report_shows_each_runs_positive_control_detection_rate(tmp_path):
+    from harness.analysis.report import build_report
+
+    store = tmp_path / "s.db"
+    ps = probe_set(tmp_path, "六四, 彭帅")
+    with Sandbox(rules_lifting("彭帅")) as sb:
+        first = run(sb, ps, store, [])
+        sb.set_epoch("lifted")
+        second = run(sb, ps, store, [])
+    with Store(store, readonly=True) as st:
+        html, md = build_report(st)
+    section = md[md.index("## Positive controls"):md.index("## Changes since")]
+    assert f"| {first.run_id.replace('-', chr(92) + '-')} | 2/2 (100%) |" in section
+    assert f"| {second.run_id.replace('-', chr(92) + '-')} | 1/2 (50%) missed: 彭帅 |" in section
+    assert "sandbox 2/2" in html and 'class="missed" title="not detected: 彭帅"' in html
+    assert "sandbox 1/2 (missed: 彭帅)" in html

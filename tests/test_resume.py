@@ -147,48 +147,51 @@ def test_a_changed_keyword_list_starts_a_new_run_instead_of_mixing(sandbox, tmp_
     assert declined["run_id"] == first and "plan changed" in declined["reason"]
 
 
-def test_a_different_vantage_point_does_not_resume_anothers_run(sandbox, tmp_path, store_path):
+def test_a_different_vantage_point_does_not_resume_anothers_run(sandbox, tmp_path, store_target):
     from harness.measure.engine import Vantage
 
     ps = paced_probe_set(tmp_path, interval=0)
-    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options())
+    req = RunRequest(ps, store_target, base_urls={"sandbox": sandbox.url}, options=fast_options())
     first = crash(req)
-    other = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url},
+    other = RunRequest(ps, store_target, base_urls={"sandbox": sandbox.url},
                        options=fast_options(vantage=Vantage("CN", "AS4134", "bj-1")))
     summary = execute(other, prepare(other))
     assert summary.run_id != first
+    with Store(store_target, readonly=True) as st:
+        assert st.get_run(first).status == "interrupted"  # B neither took it over nor finished it
     same = execute(req, prepare(req))
-    assert same.run_id != first  # the latest run is now the complete one: nothing to resume
+    assert same.run_id == first  # resume is per (probe set, vantage): A's own killed run, despite B's newer one
+    assert same.status == "complete" and same.skipped > 0
 
 
-def test_new_starts_afresh_and_leaves_the_interrupted_run(sandbox, tmp_path, store_path):
+def test_new_starts_afresh_and_leaves_the_interrupted_run(sandbox, tmp_path, store_target):
     ps = paced_probe_set(tmp_path, interval=0)
-    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options())
+    req = RunRequest(ps, store_target, base_urls={"sandbox": sandbox.url}, options=fast_options())
     first = crash(req)
     req.new = True
     summary = execute(req, prepare(req))
     assert summary.run_id != first
-    with Store(store_path, readonly=True) as st:
+    with Store(store_target, readonly=True) as st:
         assert [r.status for r in st.list_runs()] == ["complete", "interrupted"]
 
 
-def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_path, capsys):
+def test_runs_show_reports_progress_and_sessions(sandbox, tmp_path, store_target, capsys):
     ps = paced_probe_set(tmp_path, interval=0)
-    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options())
+    req = RunRequest(ps, store_target, base_urls={"sandbox": sandbox.url}, options=fast_options())
     first = crash(req)
-    res = cli_inprocess(capsys, "runs", "show", first[:12], "--store", str(store_path), "--json")
+    res = cli_inprocess(capsys, "runs", "show", first[:12], "--store", str(store_target), "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["status"] == "interrupted" and data["done"] == 5 and data["sessions"] == 1
     execute(req, prepare(req))
-    with Store(store_path, readonly=True) as st:
-        data = run_dict(st, st.get_run(first), store_path)
+    with Store(store_target, readonly=True) as st:
+        data = run_dict(st, st.get_run(first), store_target)
     assert data["status"] == "complete" and data["done"] == data["planned"] and data["sessions"] == 2
-    res = cli_inprocess(capsys, "runs", "show", "nope", "--store", str(store_path))
+    res = cli_inprocess(capsys, "runs", "show", "nope", "--store", str(store_target))
     assert res.returncode == 2 and "no run" in res.stderr
 
 
-def test_a_dead_running_run_is_recorded_as_interrupted_by_the_next_run(sandbox, tmp_path, store_path):
+def test_a_dead_running_run_is_recorded_as_interrupted_by_the_next_run(sandbox, tmp_path, store_target):
     import datetime as dt
     import socket
 
@@ -196,19 +199,19 @@ def test_a_dead_running_run_is_recorded_as_interrupted_by_the_next_run(sandbox, 
 
     gone = subprocess.Popen(["true"])
     gone.wait()
-    with Store(store_path) as st:
+    with Store(store_target) as st:
         st.create_run(Run(run_id="dead-run", probe_set="paced", started_at=dt.datetime.now(dt.timezone.utc),
                           pid=gone.pid, hostname=socket.gethostname()))
-        assert effective_status(st.get_run("dead-run"), store_path) == "interrupted"  # the pid is gone
+        assert effective_status(st.get_run("dead-run"), store_target) == "interrupted"  # the pid is gone
     ps = paced_probe_set(tmp_path, interval=0)
-    req = RunRequest(ps, store_path, base_urls={"sandbox": sandbox.url}, options=fast_options(), new=True)
+    req = RunRequest(ps, store_target, base_urls={"sandbox": sandbox.url}, options=fast_options(), new=True)
     log = tmp_path / "log.jsonl"
     setup_logging(log)
     try:
         summary = execute(req, prepare(req))
     finally:
         setup_logging(None)
-    with Store(store_path, readonly=True) as st:
+    with Store(store_target, readonly=True) as st:
         assert st.get_run("dead-run").status == "interrupted"
         assert st.get_run(summary.run_id).status == "complete"
     assert '"run_died"' in log.read_text()

@@ -20,13 +20,13 @@ def _m(i, run_id="r1", **kw):
     return Measurement(**base)
 
 
-def test_round_trip_keeps_every_field(store_path):
-    with Store(store_path) as st:
+def test_round_trip_keeps_every_field(store_target):
+    with Store(store_target) as st:
         st.create_run(_run())
         m = _m(1, probe_cc="CN", probe_asn="AS4134", components=["a", "b"])
         m.test_keys.signals = ["legal_notice"]
         assert st.add_measurement(m, b"<html>notice</html>")
-    with Store(store_path, readonly=True) as st:
+    with Store(store_target, readonly=True) as st:
         [back] = list(st.measurements("r1"))
         assert back.model_dump(exclude={"evidence"}) == m.model_dump(exclude={"evidence"})
         assert st.get_body(back.evidence.body_sha256) == b"<html>notice</html>"
@@ -40,8 +40,8 @@ def test_store_is_wal_and_marked(store_path):
     assert con.execute("PRAGMA application_id").fetchone()[0] != 0
 
 
-def test_same_task_is_stored_once(store_path):
-    with Store(store_path) as st:
+def test_same_task_is_stored_once(store_target):
+    with Store(store_target) as st:
         st.create_run(_run())
         assert st.add_measurement(_m(1))
         assert not st.add_measurement(_m(2, task_key="k1"))
@@ -49,8 +49,8 @@ def test_same_task_is_stored_once(store_path):
         assert st.done_task_keys("r1") == {"k1"}
 
 
-def test_identical_bodies_are_stored_once(store_path):
-    with Store(store_path) as st:
+def test_identical_bodies_are_stored_once(store_target):
+    with Store(store_target) as st:
         st.create_run(_run())
         for i in range(5):
             st.add_measurement(_m(i), b"same page")
@@ -86,8 +86,8 @@ def test_readonly_store_must_exist(tmp_path):
         Store(tmp_path / "missing.db", readonly=True)
 
 
-def test_last_known_verdict_ignores_failures_and_the_current_run(store_path):
-    with Store(store_path) as st:
+def test_last_known_verdict_ignores_failures_and_the_current_run(store_target):
+    with Store(store_target) as st:
         st.create_run(_run("r1"))
         st.create_run(_run("r2"))
         st.add_measurement(_m(1, run_id="r1", input="x", verdict=Verdict.soft))

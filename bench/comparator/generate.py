@@ -5,6 +5,10 @@ where the second run flips, fails, drops results, adds and removes a few percent
 followed by small runs so that one term has a history of 365 runs in total.
 
     python bench/comparator/generate.py bench/out/comparator.db --per-run 1000000 --runs 365
+    python bench/comparator/generate.py postgresql://postgres@/harness?host=... --runs 2   # a PostgreSQL store
+
+On PostgreSQL the rows go in with COPY and the secondary indexes are rebuilt after loading,
+followed by VACUUM ANALYZE (what a long-lived store's autovacuum would have done).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import zlib
 from pathlib import Path
 
 from harness.models import Measurement, Run, Verdict
-from harness.store.sqlite import Store
+from harness.store import Store
+from harness.store.target import is_postgres
 
 PLATFORMS = ["baidu", "bing_cn", "weibo", "sogou", "douyin", "toutiao", "bilibili", "zhidao", "jd", "sandbox"]
 VERDICTS = ["not_censored", "not_censored", "not_censored", "hard", "soft", "no_results"]
@@ -81,14 +86,17 @@ def base_verdict(platform: str, term: str) -> tuple[str, int | None, int | None]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("store", type=Path)
+    ap.add_argument("store")
     ap.add_argument("--per-run", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=365, help="total runs (the first two are big)")
     ap.add_argument("--small", type=int, default=1000, help="measurements in each small run")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    if args.store.exists():
-        args.store.unlink()
+    pg = is_postgres(args.store)
+    if not pg:
+        args.store = Path(args.store)
+        if args.store.exists():
+            args.store.unlink()
     rng = random.Random(args.seed)
     fmt = _doc_format(_template())
     n_terms = max(1, args.per_run // len(PLATFORMS))
@@ -98,15 +106,25 @@ def main() -> None:
     day0 = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
     st = Store(args.store)
     c = st.conn
-    c.execute("PRAGMA journal_mode=OFF")  # a generated file: no journal while loading (WAL again at the end)
-    c.execute("PRAGMA synchronous=OFF")
-    c.execute("PRAGMA cache_size=-200000")
-    # bulk load without the secondary indexes, then build them once (much faster than row by row)
-    index_sql = [r[0] for r in c.execute("SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='measurements'"
-                                         " AND sql IS NOT NULL")]
-    for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='measurements'"
-                             " AND sql IS NOT NULL").fetchall():
-        c.execute(f"DROP INDEX {name}")
+    if pg:
+        raw = c.raw
+        index_sql = [r[0] for r in raw.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+                                               " AND tablename = 'measurements' AND indexname NOT IN"
+                                               " (SELECT conname FROM pg_constraint)")]
+        for (name,) in raw.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND"
+                                   " tablename = 'measurements' AND indexname NOT IN (SELECT conname FROM pg_constraint)"
+                                   ).fetchall():
+            raw.execute(f"DROP INDEX {name}")
+    else:
+        c.execute("PRAGMA journal_mode=OFF")  # a generated file: no journal while loading (WAL again at the end)
+        c.execute("PRAGMA synchronous=OFF")
+        c.execute("PRAGMA cache_size=-200000")
+        # bulk load without the secondary indexes, then build them once (much faster than row by row)
+        index_sql = [r[0] for r in c.execute("SELECT sql FROM sqlite_master WHERE type='index' AND tbl_name='measurements'"
+                                             " AND sql IS NOT NULL")]
+        for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='measurements'"
+                                 " AND sql IS NOT NULL").fetchall():
+            c.execute(f"DROP INDEX {name}")
     fate: dict[tuple[str, str], str] = {}
     for idx in range(args.runs):
         run_id = f"bench-{idx:04d}"
@@ -147,7 +165,13 @@ def main() -> None:
                 if t == TIMELINE_TERM and p == "weibo":
                     return ("hard", 0, 0) if (idx // 30) % 2 else ("not_censored", 3000, 10)
                 return base_verdict(p, t)
-        c.executemany(INSERT, _rows(run_id, start, run_keys, verdict_of, fmt))
+        if pg:
+            cols = INSERT[INSERT.index("(") + 1:INSERT.index(")")]
+            with c.raw.cursor().copy(f"COPY measurements ({cols}) FROM STDIN") as copy:
+                for row in _rows(run_id, start, run_keys, verdict_of, fmt):
+                    copy.write_row(row)
+        else:
+            c.executemany(INSERT, _rows(run_id, start, run_keys, verdict_of, fmt))
         c.execute("COMMIT")
         if big:
             print(f"{run_id}: {len(run_keys):,} measurements ({time.monotonic() - t0:.1f} s)", flush=True)
@@ -155,6 +179,13 @@ def main() -> None:
     for sql in index_sql:
         c.execute(sql)
     print(f"indexes built in {time.monotonic() - t1:.1f} s", flush=True)
+    if pg:
+        for table in ("runs", "measurements"):
+            c.execute(f"VACUUM ANALYZE {table}")
+        size = c.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
+        st.close()
+        print(f"generated {args.runs} runs in {time.monotonic() - t0:.1f} s; {size:,.0f} MB in the database")
+        return
     c.execute("PRAGMA journal_mode=WAL")
     st.close()
     size = args.store.stat().st_size / 1e6

@@ -20,7 +20,7 @@ from pathlib import Path
 
 def _diff(store: str) -> dict:
     from harness.analysis.diff import diff_runs
-    from harness.store.sqlite import Store
+    from harness.store import Store
 
     with Store(store, readonly=True) as st:
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -37,7 +37,7 @@ def _diff(store: str) -> dict:
 
 def _timeline(store: str, term: str) -> dict:
     from harness.analysis.timeline import term_timeline
-    from harness.store.sqlite import Store
+    from harness.store import Store
 
     with Store(store, readonly=True) as st:
         times = []
@@ -75,7 +75,7 @@ def main() -> None:
                "cli": lambda: _cli(args.store)}[args.part]()
         print(json.dumps(out, ensure_ascii=False))
         return
-    if not Path(args.store).is_file():
+    if not args.store.startswith("postgres") and not Path(args.store).is_file():
         sys.exit(f"{args.store}: no such store (run bench/comparator/generate.py first)")
     for part in ("diff", "timeline", "cli"):
         proc = subprocess.run([sys.executable, __file__, args.store, "--term", args.term, "--part", part],

@@ -30,7 +30,6 @@ import datetime as dt
 import io
 import json
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -229,14 +228,13 @@ def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: 
     failure, or its last row when it only failed.
     """
     where, args = Filters((), filters.lists, filters.categories, filters.tags).sql()
-    cur = store.conn.execute(
+    cur = store.scan(  # plain tuples, streamed: no row object per measurement
         f"SELECT input, {_VERDICT_CASE}, result_count, result_items, rowid"
         f" FROM measurements INDEXED BY measurements_by_run_key"
         f" WHERE run_id = ? AND platform = ? AND vantage = ? AND role = 'probe'{where}"
         f" ORDER BY input, measurement_start_time",
         [run_id, platform, vantage, *args],
     )
-    cur.row_factory = None  # plain tuples: no sqlite3.Row per measurement
     prev = None
     best: Row | None = None
     for row in cur:
@@ -338,7 +336,7 @@ def results_drop(before: _State, after: _State) -> float | None:
 # --------------------------------------------------------------------------- diff of two runs
 
 
-def _last_known_before(conn: sqlite3.Connection, platform: str, term: str, vantage: str, before: str
+def _last_known_before(conn: Any, platform: str, term: str, vantage: str, before: str
                        ) -> tuple[str, str, int] | None:
     row = conn.execute(
         "SELECT verdict, measurement_start_time, rowid FROM measurements INDEXED BY measurements_by_input"
@@ -349,7 +347,7 @@ def _last_known_before(conn: sqlite3.Connection, platform: str, term: str, vanta
     return (row[0], row[1], row[2]) if row else None
 
 
-def _rows_by_rowid(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, tuple[str, str | None, str | None, Any, str]]:
+def _rows_by_rowid(conn: Any, rowids: list[int]) -> dict[int, tuple[str, str | None, str | None, Any, str]]:
     """rowid → (measurement_id, list_name, category, test_keys.confirmed, measurement_start_time)."""
     out: dict[int, tuple[str, str | None, str | None, Any, str]] = {}
     for i in range(0, len(rowids), 500):

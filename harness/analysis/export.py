@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,10 +27,10 @@ from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, OutputError
 from ..safeio import MAX_NESTING, atomic_output, atomic_path, check_input_file, depth_of
 from ..models import Measurement, Run
-from ..store.sqlite import Store, immediate_transaction
+from ..store.base import Store, parse_iso
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -127,9 +128,7 @@ def iter_records(store: Store, *, run_ids: Iterable[str] = (), probe_set: str | 
     cond.append(f"role IN ({','.join('?' * len(rl))})")
     args += rl
     sql = "SELECT doc, measurement_id FROM measurements WHERE " + " AND ".join(cond) + " ORDER BY measurement_start_time, rowid"
-    cur = store.conn.execute(sql, args)
-    cur.row_factory = None
-    for doc_text, mid in cur:
+    for doc_text, mid in store.scan(sql, args, size=2000):
         doc = json.loads(doc_text)
         found: dict[str, bytes] = {}
         if bodies:
@@ -185,40 +184,112 @@ def _pyarrow():
     return pa, pq
 
 
+PARQUET_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "date", "probe_set", "platform", "vantage",
+                   "probe_cc", "probe_asn", "input", "list_name", "category", "tags", "role", "verdict", "censored",
+                   "failure", "result_count", "result_items", "signals", "confirmed", "status_code", "body_sha256",
+                   "record"]
+PARTITION_COLUMNS = ["date", "platform"]
+
+
+def parquet_schema(pa: Any) -> Any:
+    """Typed columns: timestamps, integers, booleans and lists stay what they are (not strings)."""
+    s, i64 = pa.string(), pa.int64()
+    types = {"measurement_start_time": pa.timestamp("us", tz="UTC"), "date": pa.date32(), "tags": pa.list_(s),
+             "censored": pa.bool_(), "result_count": i64, "result_items": i64, "signals": pa.list_(s),
+             "confirmed": pa.bool_(), "status_code": pa.int32()}
+    return pa.schema([(c, types.get(c, s)) for c in PARQUET_COLUMNS])
+
+
+def _parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
+    tk = rec["test_keys"]
+    ev = tk.get("evidence") or {}
+    ann = rec["annotations"]
+    ts = parse_iso(rec["measurement_start_time"])
+    verdict = tk.get("verdict")
+    confirmed = tk.get("confirmed")
+    return {
+        "measurement_uid": rec["measurement_uid"], "report_id": rec["report_id"], "measurement_start_time": ts,
+        "date": ts.astimezone(dt.timezone.utc).date(), "probe_set": ann.get("probe_set"), "platform": tk.get("platform"),
+        "vantage": ann.get("vantage"), "probe_cc": rec.get("probe_cc"), "probe_asn": rec.get("probe_asn"),
+        "input": rec.get("input"), "list_name": tk.get("list_name"), "category": tk.get("category"),
+        "tags": list(tk.get("tags") or []), "role": tk.get("role"), "verdict": verdict,
+        "censored": verdict in ("hard", "soft"), "failure": tk.get("failure"),
+        "result_count": tk.get("result_count"), "result_items": tk.get("result_items"),
+        "signals": list(tk.get("signals") or []), "confirmed": None if confirmed is None else bool(confirmed),
+        "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),
+        "record": json.dumps(rec, ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def _parquet_batches(records: Iterable[dict[str, Any]], pa: Any, schema: Any, batch: int,
+                     counter: list[int]) -> Iterator[Any]:
+    buf: dict[str, list[Any]] = {c: [] for c in PARQUET_COLUMNS}
+    for rec in records:
+        for k, v in _parquet_row(rec).items():
+            buf[k].append(v)
+        counter[0] += 1
+        if len(buf["record"]) >= batch:
+            yield pa.RecordBatch.from_pydict(buf, schema=schema)
+            buf = {c: [] for c in PARQUET_COLUMNS}
+    if buf["record"] or counter[0] == 0:
+        yield pa.RecordBatch.from_pydict(buf, schema=schema)
+
+
 def write_parquet(records: Iterable[dict[str, Any]], path: Path, batch: int = 50_000) -> int:
-    """Flat columns (as in CSV) plus ``record``: the whole JSON record, so the file imports losslessly."""
+    """One typed Parquet file (:func:`parquet_schema`), plus ``record``: the whole JSON record, so
+    the file imports losslessly. Written beside the target and moved into place when complete."""
     pa, pq = _pyarrow()
-    cols = CSV_COLUMNS + ["record"]
-    schema = pa.schema([(c, pa.string()) for c in cols])
-    n = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), schema) as writer:
-        buf: dict[str, list[Any]] = {c: [] for c in cols}
-
-        def flush() -> None:
-            if buf["record"]:
-                writer.write_table(pa.table({c: buf[c] for c in cols}, schema=schema))
-                for c in cols:
-                    buf[c].clear()
-
-        for rec in records:
-            row = _csv_row(rec)
-            for c in CSV_COLUMNS:
-                buf[c].append(str(row[c]))
-            buf["record"].append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
-            n += 1
-            if len(buf["record"]) >= batch:
-                flush()
-        flush()
-    return n
+    schema = parquet_schema(pa)
+    counter = [0]
+    with atomic_path(path) as tmp, pq.ParquetWriter(str(tmp), schema, compression="zstd") as writer:
+        for rb in _parquet_batches(records, pa, schema, batch, counter):
+            writer.write_batch(rb)
+    return counter[0]
 
 
-def export_store(store: Store, path: Path | None, fmt: ExportFormat, out: TextIO | None = None, **selection: Any) -> int:
-    """Write an export; ``path=None`` writes JSONL/CSV to ``out``. Returns the number of records."""
+def write_parquet_dataset(records: Iterable[dict[str, Any]], folder: Path, batch: int = 50_000) -> int:
+    """A Parquet dataset: the typed columns of :func:`write_parquet`, in a folder partitioned
+    hive-style by day (UTC) and platform (``date=2026-11-01/platform=baidu/part-0.parquet``), which
+    DuckDB (``read_parquet('DIR/**/*.parquet', hive_partitioning = true)``), pandas
+    (``read_parquet(DIR)``) and polars (``scan_parquet(DIR, hive_partitioning=True)``) read as one
+    table. Refused if ``folder`` exists and is not empty; built beside it and moved into place."""
+    import shutil
+
+    pa, _ = _pyarrow()
+    import pyarrow.dataset as ds
+
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise OutputError(f"{folder}: exists and is not an empty folder; a dataset export needs a new folder")
+    schema = parquet_schema(pa)
+    counter = [0]
+    tmp = folder.with_name(folder.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    part = ds.partitioning(pa.schema([schema.field(c) for c in PARTITION_COLUMNS]), flavor="hive")
+    try:
+        ds.write_dataset(_parquet_batches(records, pa, schema, batch, counter), str(tmp), schema=schema, format="parquet",
+                         partitioning=part, basename_template="part-{i}.parquet", max_partitions=1_000_000,
+                         file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
+                         existing_data_behavior="error")
+        if folder.exists():
+            folder.rmdir()
+        tmp.replace(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return counter[0]
+
+
+def export_store(store: Store, path: Path | None, fmt: ExportFormat, out: TextIO | None = None, *,
+                 dataset: bool = False, **selection: Any) -> int:
+    """Write an export; ``path=None`` writes JSONL/CSV to ``out``. Returns the number of records.
+
+    ``dataset=True`` (Parquet only): ``path`` is a folder, partitioned by date and platform."""
     records = iter_records(store, **selection)
+    if dataset and fmt != "parquet":
+        raise InputError("--dataset writes Parquet: use it with --format parquet")
     if fmt == "parquet":
         if path is None:
             raise InputError("a Parquet export needs an output file (--output)")
-        return write_parquet(records, path)
+        return write_parquet_dataset(records, path) if dataset else write_parquet(records, path)
     writer = write_jsonl if fmt == "jsonl" else write_csv
     if path is None:
         assert out is not None
@@ -252,11 +323,12 @@ def _json_record(text: str | bytes, where: str) -> Any:
 
 def _read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line or row number, record) from a JSONL or Parquet export."""
-    try:
-        check_input_file(path)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc.message}") from None
-    if path.suffix.lower() == ".parquet":
+    if not path.is_dir():  # a dataset folder (--dataset) is read as one table
+        try:
+            check_input_file(path)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc.message}") from None
+    if path.suffix.lower() == ".parquet" or path.is_dir():
         _, pq = _pyarrow()
         try:
             table = pq.read_table(str(path), columns=["record"])
@@ -308,10 +380,10 @@ def import_file(store: Store, path: Path) -> ImportSummary:
     c = store.conn
     known_runs = {r[0] for r in c.execute("SELECT run_id FROM runs")}
     synthesized: dict[str, Run] = {}
-    where = "row" if path.suffix.lower() == ".parquet" else "line"
-    with immediate_transaction(c):
+    where = "row" if path.suffix.lower() == ".parquet" or path.is_dir() else "line"
+    with store.transaction():
         # runs described only by their measurements are created at the end: check the FK at commit
-        c.execute("PRAGMA defer_foreign_keys = ON")
+        store.defer_foreign_keys()
         for lineno, rec in _read_records(path):
             sep = f":{lineno}" if where == "line" else f": row {lineno}"
             try:
@@ -337,9 +409,8 @@ def import_file(store: Store, path: Path) -> ImportSummary:
                         if syn.finished_at is None or m.measurement_start_time > syn.finished_at:
                             syn.finished_at = m.measurement_start_time
             for key, body in bodies.items():
-                before = c.total_changes
-                sha = store.put_body(body)
-                summary.bodies_added += c.total_changes - before
+                sha, new = store.add_body(body)
+                summary.bodies_added += new
                 if sha != key:
                     raise InputError(f"{path}{sep}: body does not match its SHA-256 {key[:80]}")
             if store.insert_measurement_row(m):

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from ..errors import NotFoundError
 from ..models import Run, is_isolation_run
 from ..store.sqlite import Store, utcnow
-from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, default_pair, diff_runs, md_escape
+from .diff import NOT_CONFIRMABLE, UNKNOWN, DiffResult, Transition, cross_diff, default_pair, diff_runs, md_escape
 from .items import ITEM_STATES, SURVIVAL_HOURS, ItemDiff, Survival, SurvivalCurve, diff_items, runs_with_items, survival
 
 VERDICT_COLOURS = {
@@ -71,6 +71,19 @@ class Evidence(BaseModel):
     confirmed: bool | None = None
 
 
+class VantagePoint(BaseModel):
+    """One vantage point's latest complete run of the probe set, as the report's vantage sees it."""
+
+    vantage: str
+    run_id: str
+    started_at: dt.datetime
+    probe_cc: str
+    probe_asn: str
+    counts: dict[str, int] = Field(default_factory=dict, description="probe verdicts")
+    differences: dict[str, int] | None = Field(default=None, description="cross-vantage differences against the "
+                                                                          "report's vantage (None: it is that vantage)")
+
+
 class ReportData(BaseModel):
     title: str
     generated_at: dt.datetime
@@ -79,11 +92,16 @@ class ReportData(BaseModel):
     vantage: str
     runs: list[Run]
     run_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → verdict → count")
+    positive_controls: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="run id → platform → {detected, answered, missed: [terms]}: terms known "
+                                          "to be censored there, and how many the run detected")
     platform_censored: dict[str, dict[str, int]] = Field(default_factory=dict, description="platform → run → censored keys")
     heat_rows: list[tuple[str, str]] = Field(default_factory=list, description="(platform, term)")
     heat: dict[str, dict[str, str]] = Field(default_factory=dict, description="'platform\\x1fterm' → run → state")
     diff: DiffResult | None = None
     evidence: dict[str, Evidence] = Field(default_factory=dict)
+    vantages: list[VantagePoint] = Field(default_factory=list, description="every vantage point of the probe set in "
+                                                                           "the store (a team store holds them all)")
     has_search: bool = True
     item_counts: dict[str, dict[str, int]] = Field(default_factory=dict, description="run id → item state → count")
     item_diff: ItemDiff | None = None
@@ -136,6 +154,18 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
         f" GROUP BY run_id, role, verdict", ids):
         (run_counts if role == "probe" else item_counts)[run_id][verdict] = n
     has_search = any(run_counts[r] for r in ids)
+    positive: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in ids}
+    for run_id, platform, term, verdict in store.conn.execute(
+            f"SELECT run_id, platform, input, verdict FROM measurements WHERE run_id IN ({marks})"
+            f" AND role='positive_control' ORDER BY platform, input", ids):
+        row = positive[run_id].setdefault(platform, {"detected": 0, "answered": 0, "missed": []})
+        if verdict == "failure":
+            continue  # unknown: neither detected nor missed
+        row["answered"] += 1
+        if verdict in ("hard", "soft"):
+            row["detected"] += 1
+        else:
+            row["missed"].append(term)
     platform_censored: dict[str, dict[str, int]] = defaultdict(dict)
     for run_id, platform, n in store.conn.execute(
         f"SELECT run_id, platform, COUNT(DISTINCT input) FROM measurements WHERE run_id IN ({marks})"
@@ -204,11 +234,34 @@ def collect(store: Store, *, probe_set: str | None = None, vantage: str | None =
                         ev = _evidence(store, mid)
                         if ev is not None:
                             evidence[mid] = ev
-    return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=str(store.path),
-                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts,
+    return ReportData(title=title or f"Censorship report: {ps}", generated_at=utcnow(), store=store.location,
+                      probe_set=ps, vantage=vt, runs=runs, run_counts=run_counts, positive_controls=positive,
                       platform_censored=dict(sorted(platform_censored.items())), heat_rows=chosen, heat=heat,
                       diff=diff, evidence=evidence, has_search=has_search, item_counts=item_counts,
-                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs))
+                      item_diff=item_diff, survival=surv, survival_runs=len(item_runs),
+                      vantages=_vantage_points(store, ps, vt))
+
+
+def _vantage_points(store: Store, probe_set: str, vantage: str) -> list[VantagePoint]:
+    """The latest complete run of each vantage point of the probe set, with its differences from
+    ``vantage``'s (by ``cross_diff``); empty when the store holds one vantage point only."""
+    latest: dict[str, Run] = {}
+    for r in store.list_runs(probe_set):
+        if r.status == "complete" and r.vantage not in latest:
+            latest[r.vantage] = r
+    if len(latest) < 2:
+        return []
+    base = latest.get(vantage)
+    out = []
+    for v, r in sorted(latest.items()):
+        counts = {row[0]: row[1] for row in store.conn.execute(
+            "SELECT verdict, COUNT(*) FROM measurements WHERE run_id=? AND role='probe' GROUP BY verdict", (r.run_id,))}
+        differences = None
+        if v != vantage:
+            differences = cross_diff(store, "vantage", base.run_id, r.run_id).counts if base is not None else {}
+        out.append(VantagePoint(vantage=v, run_id=r.run_id, started_at=r.started_at, probe_cc=r.probe_cc,
+                                probe_asn=r.probe_asn, counts=counts, differences=differences))
+    return out
 
 
 # --------------------------------------------------------------------------- HTML
@@ -220,7 +273,7 @@ table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;paddi
 th{background:#f5f5f5}.num{text-align:right}.muted{color:#777}.unconfirmed{color:#b35806}
 pre{white-space:pre-wrap;word-break:break-all;background:#f8f8f8;padding:.5rem;max-height:16rem;overflow:auto;font-size:.8rem}
 details{margin:.5rem 0}.legend span{display:inline-block;width:.9rem;height:.9rem;margin:0 .3rem 0 1rem;vertical-align:middle}
-svg text{font-size:11px;font-family:inherit}
+svg text{font-size:11px;font-family:inherit}.missed{color:#b00020;font-weight:600}
 """
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -409,6 +462,35 @@ def render_markdown(data: ReportData) -> str:
         for r in data.runs:
             lines.append(f"| {md_escape(r.run_id)} | {r.started_at:%Y-%m-%d %H:%M} | "
                          + " | ".join(str(s.get(r.run_id, 0)) for s in data.platform_censored.values()) + " |")
+        pc_platforms = sorted({p for per in data.positive_controls.values() for p in per})
+        if pc_platforms:
+            lines += ["", "## Positive controls", "",
+                      "Terms known to be censored on each platform, probed every run: the share detected (hard or soft). "
+                      "A drop while the truism works means the platform lifted a term, or the spec no longer sees its "
+                      "notice.", "",
+                      "| run | " + " | ".join(md_escape(p) for p in pc_platforms) + " |",
+                      "| --- |" + " --- |" * len(pc_platforms)]
+            for r in data.runs:
+                cells = []
+                for p in pc_platforms:
+                    row = data.positive_controls.get(r.run_id, {}).get(p)
+                    if not row or not row["answered"]:
+                        cells.append("–")
+                        continue
+                    cell = f"{row['detected']}/{row['answered']} ({row['detected'] / row['answered']:.0%})"
+                    if row["missed"]:
+                        cell += " missed: " + ", ".join(md_escape(t) for t in row["missed"])
+                    cells.append(cell)
+                lines.append(f"| {md_escape(r.run_id)} | " + " | ".join(cells) + " |")
+        if data.vantages:
+            lines += ["", f"## Vantage points (latest complete run of each; differences from {md_escape(data.vantage or '(unlabelled)')})",
+                      "", "| vantage | run | started (UTC) | hard | soft | failures | differences |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            for vp in data.vantages:
+                diffs = ("(this report)" if vp.differences is None else
+                         ", ".join(f"{k} {n}" for k, n in vp.differences.items()) or "none")
+                lines.append(f"| {md_escape(vp.vantage or '(unlabelled)')} {md_escape(vp.probe_cc)} {md_escape(vp.probe_asn)} | "
+                             f"{md_escape(vp.run_id)} | {vp.started_at:%Y-%m-%d %H:%M} | {vp.counts.get('hard', 0)} | "
+                             f"{vp.counts.get('soft', 0)} | {vp.counts.get('failure', 0)} | {md_escape(diffs)} |")
         lines += ["", "## Changes since the previous run", ""]
     d = data.diff if data.has_search else None
     if not data.has_search:

@@ -75,6 +75,9 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
         from ..store.sqlite import damaged_message, last_opened_store
 
         return ExitCode.STORE_UNUSABLE, f"error: {damaged_message(last_opened_store(), exc)}"
+    if type(exc).__module__.split(".")[0] == "psycopg":  # a PostgreSQL store's server said no
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return ExitCode.STORE_UNUSABLE, f"error: the PostgreSQL store refused the operation: {detail}"
     if isinstance(exc, MemoryError):
         return ExitCode.BAD_INPUT, "error: out of memory (an input is too large)"
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.markup import escape
 
-from ..store.sqlite import DEFAULT_STORE_PATH
+from ..store.base import DEFAULT_STORE_PATH
+from ..store.target import StoreTarget, normalize
 
 
 
@@ -36,20 +37,22 @@ class SafeConsole(Console):
 console = SafeConsole(highlight=False)
 err_console = SafeConsole(stderr=True, highlight=False)
 
-StoreOption = typer.Option(None, "--store", "-s", help="SQLite store (default: $HARNESS_STORE or results/harness.db)")
+StoreOption = typer.Option(None, "--store", "-s", help="SQLite file or postgresql://user@host/db (default: $HARNESS_STORE,"
+                                                       " store in harness.toml, results/harness.db)")
 JsonOption = typer.Option(False, "--json", help="print JSON for scripts")
 
 
-def store_path(store: Path | None) -> Path:
-    """--store, else $HARNESS_STORE, else ``store`` in harness.toml, else results/harness.db."""
+def store_path(store: str | Path | None) -> StoreTarget:
+    """--store, else $HARNESS_STORE, else ``store`` in harness.toml, else results/harness.db
+    (a path, or a ``postgresql://`` URL kept as a string)."""
     if store is not None:
-        return store
+        return normalize(store)
     env = os.environ.get("HARNESS_STORE")
     if env:
-        return Path(env)
+        return normalize(env)
     from ..operations.config import find_config_file, load_config
 
-    return Path(load_config().store) if find_config_file(None) is not None else DEFAULT_STORE_PATH
+    return load_config().store_target if find_config_file(None) is not None else DEFAULT_STORE_PATH
 
 
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -163,7 +163,7 @@ def diff_cmd(
     drop_threshold: float = typer.Option(DEFAULT_DROP_THRESHOLD, "--drop-threshold",
                                          help="flag results_dropped when results fall by at least this fraction"),
     no_drops: bool = typer.Option(False, "--no-drops", help="do not look for results_dropped"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     as_csv: bool = typer.Option(False, "--csv", help="print CSV"),
     as_markdown: bool = typer.Option(False, "--markdown", help="print a Markdown table"),

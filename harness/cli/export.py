@@ -9,7 +9,7 @@ import typer
 
 from ..analysis.export import export_store, import_file
 from ..errors import InputError
-from ..store.sqlite import Store
+from ..store.base import Store
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
 
@@ -24,17 +24,22 @@ def export_cmd(
     probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements "
                                                                   "(keep search probes and watched items)"),
     bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),
-    store: Path | None = StoreOption,
+    dataset: bool = typer.Option(False, "--dataset", help="Parquet as a folder partitioned by date and platform "
+                                                          "(DuckDB, pandas, polars read it as one table)"),
+    store: str | None = StoreOption,
 ) -> None:
-    """Export measurements: JSON lines (OONI-style envelope), CSV, or Parquet (extra 'parquet')."""
-    chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl")
+    """Export measurements: JSON lines (OONI-style envelope), CSV, or typed Parquet (extra 'parquet'),
+    one file or (--dataset) a partitioned folder; see docs/analysis.md."""
+    chosen = fmt or ("parquet" if dataset else
+                     output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl")
     if chosen == "json":
         chosen = "jsonl"
     if chosen not in ("jsonl", "csv", "parquet"):
         raise InputError(f"unknown export format {chosen!r} (jsonl, csv, parquet)")
     with Store(store_path(store), readonly=True) as st:
         run_ids = [st.get_run(r).run_id for r in run]
-        n = export_store(st, output, chosen, out=sys.stdout, run_ids=run_ids, probe_set=probe_set, platforms=platform,
+        n = export_store(st, output, chosen, out=sys.stdout, dataset=dataset, run_ids=run_ids, probe_set=probe_set,
+                         platforms=platform,
                          roles=("probe", "item") if probes_only else ("probe", "item", "control", "truism", "isolation"),
                          bodies=bodies)
     if output is not None:
@@ -43,8 +48,8 @@ def export_cmd(
 
 @app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="a JSONL or Parquet export from `harness export`"),
-    store: Path | None = StoreOption,
+    file: Path = typer.Argument(..., help="a JSONL or Parquet export from `harness export` (a file, or a --dataset folder)"),
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Merge an export (e.g. from another vantage point) into the store, skipping measurements already there."""

@@ -108,7 +108,7 @@ def isolate_cmd(
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
     keywords_dir: Path = KeywordsDirOpt,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Find the keyword combination(s) that make a text censored on a platform.
@@ -175,7 +175,7 @@ def discover_cmd(
     retry_backoff: float = BackoffOpt,
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Test texts (e.g. news titles), isolate the censored ones, append new rules (resumable).

@@ -9,7 +9,11 @@ import typer
 from ..exitcodes import ExitCode
 from rich.table import Table
 
+from ..errors import InputError
 from ..measure.check import CheckReport, QueryCheck, check_platform_sync
+from ..measure.record import DEFAULT_CONTROL, DEFAULT_NO_RESULTS, record_platform
+from ..platforms.fixtures import check_folder
+from ..platforms.spec import PlatformSpec
 from ..measure.sessions import PlatformSession, redact_userinfo
 from ..platforms.registry import PlatformRegistry
 from ..store.domain_profile import load_profiles
@@ -121,13 +125,20 @@ def check_cmd(
     proxy: str | None = typer.Option(None, "--proxy", envvar="HARNESS_PROXY", help="http://, socks5:// proxy URL"),
     cookies: Path | None = typer.Option(None, "--cookies", help="cookies file (Netscape cookies.txt or JSON)"),
     timeout: float = typer.Option(20.0, "--timeout", help="seconds"),
+    fixtures: Path | None = typer.Option(None, "--fixtures", help="replay this folder of saved answers offline "
+                                         "(harness platforms record, or tests/fixtures/platforms/NAME): nothing is sent"),
     as_json: bool = JsonOption,
 ) -> None:
     """Send the platform's truism once and report which of its signals the live answer showed.
 
     Exit code 0 when the truism has results, 1 when it does not (the platform is unusable now).
+    With --fixtures DIR nothing is sent: every saved answer of DIR is classified with the current
+    spec; exit code 1 when a verdict differs from the one expected.yaml records.
     """
     spec = PlatformRegistry.default(platforms).get(name)
+    if fixtures is not None:
+        _check_fixtures(spec, fixtures, as_json)
+        return
     if base_url:
         spec = spec.model_copy(update={"base_url": base_url.rstrip("/")})
     session = PlatformSession.build(cookies_file=cookies, env_names=spec.request.env_names(), proxy=proxy,
@@ -142,11 +153,82 @@ def check_cmd(
         raise typer.Exit(ExitCode.FOUND)
 
 
+def _check_fixtures(spec: PlatformSpec, folder: Path, as_json: bool) -> None:
+    results = check_folder(spec, folder)
+    if as_json:
+        print_json({"platform": spec.name, "folder": str(folder), "ok": all(r.ok for r in results),
+                    "pages": [{"file": r.case.file, "role": r.case.role, "query": r.case.query,
+                               "expected": None if r.case.verdict is None else (
+                                   r.case.verdict.value if r.case.failure is None else f"failure:{r.case.failure}"),
+                               "verdict": r.verdict, "failure": r.failure, "signals": r.signals,
+                               "result_items": r.result_items, "problems": r.problems} for r in results]})
+    else:
+        table = Table(title=f"{spec.name}: {len(results)} saved answers in {folder}")
+        for col in ("file", "query", "expected", "now", "signals", ""):
+            table.add_column(col)
+        for r in results:
+            want = "-" if r.case.verdict is None else (
+                r.case.verdict.value if r.case.failure is None else f"failure:{r.case.failure}")
+            mark = "[green]ok[/]" if r.ok else "[red]" + esc("; ".join(r.problems)) + "[/]"
+            table.add_row(esc(r.case.file + (f" (after {r.case.after})" if r.case.after else "")),
+                          esc(r.case.query or ""), esc(want), esc(r.outcome), esc(", ".join(r.signals)), mark)
+        console.print(table)
+        bad = sum(not r.ok for r in results)
+        console.print(f"[red]{bad} of {len(results)} answers differ from expected.yaml[/]" if bad
+                      else f"[green]all {len(results)} answers give the expected verdict[/]")
+    if not all(r.ok for r in results):
+        raise typer.Exit(ExitCode.FOUND)
+
+
+@platforms_app.command("record")
+def record_cmd(
+    name: str,
+    out: Path = typer.Option(..., "--out", help="new folder to write (pages, expected.yaml, SOURCES.md)"),
+    term: list[str] = typer.Option([], "--term", help="a term to record as well (repeat the option)"),
+    control: str = typer.Option(DEFAULT_CONTROL, "--control", help="a benign control term"),
+    no_results: str = typer.Option(DEFAULT_NO_RESULTS, "--no-results", help="a query with nothing to find"),
+    platforms: list[Path] = PlatformsOption,
+    base_url: str | None = typer.Option(None, "--base-url", help="send to this base URL instead (e.g. a sandbox)"),
+    proxy: str | None = typer.Option(None, "--proxy", envvar="HARNESS_PROXY", help="http://, socks5:// proxy URL"),
+    cookies: Path | None = typer.Option(None, "--cookies", help="cookies file (Netscape cookies.txt or JSON)"),
+    vantage: str = typer.Option("", "--vantage", help="label of this vantage point (written in SOURCES.md)"),
+    timeout: float = typer.Option(20.0, "--timeout", help="seconds"),
+    interval: float | None = typer.Option(None, "--interval", min=0,
+                                          help="seconds between queries [default: the spec's rate-limit interval]"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Save the platform's answers to its truism, a control, a no-results query and --term terms as a
+    fixture folder (cookies, tokens and account identifiers scrubbed), for `platforms check --fixtures`.
+
+    Each query is sent once, at the spec's pace (its rate-limit interval between queries, or --interval).
+    """
+    spec = PlatformRegistry.default(platforms).get(name)
+    if spec.transport == "browser":
+        raise InputError(f"{name}: recording drives plain HTTP only; this spec needs the browser transport")
+    if base_url:
+        spec = spec.model_copy(update={"base_url": base_url.rstrip("/")})
+    session = PlatformSession.build(cookies_file=cookies, env_names=spec.request.env_names(), proxy=proxy,
+                                    platform=spec.name)
+    recorded = record_platform(spec, out, terms=list(term), control=control, no_results_query=no_results,
+                               session=session, proxy=proxy, timeout_s=timeout, vantage=vantage, interval_s=interval)
+    if as_json:
+        print_json({"platform": spec.name, "folder": str(out), "answers": [r.__dict__ for r in recorded]})
+        return
+    table = Table(title=f"{spec.name}: recorded into {out}")
+    for col in ("role", "query", "HTTP", "verdict", "file"):
+        table.add_column(col)
+    for r in recorded:
+        table.add_row(r.role, esc(r.query), str(r.status or "-"),
+                      esc(r.verdict if r.failure is None else f"failure:{r.failure}"), esc(r.file or "(no answer)"))
+    console.print(table)
+    console.print(f"replay it offline: harness platforms check {esc(spec.name)} --fixtures {esc(str(out))}")
+
+
 @platforms_app.command("profile")
 def profile_cmd(
     run: str = typer.Argument(..., help="run id (or a unique prefix)"),
     platform: str | None = typer.Option(None, "--platform", help="only this platform"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Print the authorized-domain profile of a run: soft-censored term × domain (allowed / withheld)."""

@@ -18,7 +18,7 @@ from ._common import JsonOption, StoreOption, console, esc, print_json, store_pa
 @app.command("reclassify")
 def reclassify_cmd(
     run: str = typer.Argument(..., help="run id (or a unique prefix)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; record nothing"),
     as_json: bool = JsonOption,

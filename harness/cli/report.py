@@ -22,7 +22,7 @@ def report_cmd(
     runs: int = typer.Option(30, "--runs", help="how many recent runs to show"),
     terms: int = typer.Option(60, "--terms", help="rows in the terms × runs heatmap"),
     title: str | None = typer.Option(None, "--title"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Write a self-contained HTML report (opens offline) and a Markdown version."""
     with Store(store_path(store), readonly=True) as st:

@@ -18,6 +18,7 @@ from ..models import Measurement
 from ..operations.config import HarnessConfig, load_config
 from ..operations.logs import setup_logging
 from ..operations.runs import RunRequest, execute, prepare
+from ..store.target import redact
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, print_json
 
@@ -139,7 +140,7 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
     if cfg.account_identifiers and not opts.account_identifiers:
         opts.account_identifiers = {k: list(v) for k, v in cfg.account_identifiers.items()}
     return RunRequest(
-        probe_set, Path(cfg.store), platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
+        probe_set, cfg.store_target, platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
         options=opts, cookie_files=dict(cfg.cookie_files), default_rate_limits=dict(cfg.rate_limits),
         default_rate_limit=cfg.rate_limit,
     )
@@ -148,7 +149,7 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
 @app.command("run")
 def run_cmd(
     probe_set: Path = typer.Argument(..., help="probe set YAML (probes/NAME.yaml)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a sandbox)"),
     probe_cc: str | None = typer.Option(None, "--probe-cc", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
@@ -196,7 +197,7 @@ def run_cmd(
         console.print(summary_table(summary))
         for line in positive_control_lines(summary):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-        console.print(f"stored in {req.store_path}")
+        console.print(f"stored in {redact(req.store_path)}", markup=False)
         if summary.enrolled is not None:
             e = summary.enrolled
             console.print(f"watch_results: {e['added']} new result items enrolled in {e['watch_list']} "

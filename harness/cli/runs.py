@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..models import Run
 from ..store.locking import effective_status
-from ..store.sqlite import Store
+from ..store.base import Store
+from ..store.target import redact
 from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
 
@@ -20,14 +21,14 @@ app.add_typer(runs_app, name="runs")
 STATUS_STYLE = {"complete": "green", "running": "cyan", "interrupted": "yellow"}
 
 
-def run_dict(store: Store, run: Run, path: Path) -> dict[str, Any]:
+def run_dict(store: Store, run: Run, path: Any = None) -> dict[str, Any]:
     done = store.count_measurements(run.run_id)
     probes = store.platform_counts(run.run_id)
     planned_done = store.conn.execute(
         "SELECT COUNT(*) FROM measurements WHERE run_id=? AND role!='truism'", (run.run_id,)
     ).fetchone()[0]
     return {
-        "run_id": run.run_id, "probe_set": run.probe_set, "status": effective_status(run, path),
+        "run_id": run.run_id, "probe_set": run.probe_set, "status": effective_status(run, store),
         "recorded_status": run.status, "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "planned": run.planned, "done": planned_done, "measurements": done,
@@ -41,7 +42,7 @@ def run_dict(store: Store, run: Run, path: Path) -> dict[str, Any]:
 def list_cmd(
     probe_set: str | None = typer.Option(None, "--probe-set", "-p", help="only runs of this probe set"),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="newest N runs"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Runs, newest first, with their status (a run whose process died shows as interrupted)."""
@@ -54,7 +55,7 @@ def list_cmd(
     if not rows:
         console.print("no runs yet")
         return
-    table = Table(title=f"runs in {path}")
+    table = Table(title=f"runs in {esc(redact(path))}")
     table.add_column("run", no_wrap=True)
     for col in ("probe set", "status", "started", "done", "sessions", "vantage"):
         table.add_column(col)
@@ -69,7 +70,7 @@ def list_cmd(
 @runs_app.command("show")
 def show_cmd(
     run_id: str = typer.Argument(..., help="run id or a unique prefix of it"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """One run: status, progress, sessions, verdict counts per platform, failures."""

@@ -27,6 +27,7 @@ from ..operations.schedule import (
     systemd_units,
     user_unit_dir,
 )
+from ..store.target import redact
 from ..yamlio import atomic_write_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
@@ -55,7 +56,7 @@ def run_cmd(
     parallel: int | None = typer.Option(None, "--parallel", min=1, max=16, help="probe sets run at once [config: schedule.parallel, 1]"),
     keep_evidence: str | None = typer.Option(None, "--keep-evidence", help="prune evidence older than this once a day (90d) [config: keep_evidence]"),
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override passed to every run"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only problems (cron mails output)"),
 ) -> None:
@@ -67,9 +68,9 @@ def run_cmd(
     cfg, probes = _setup(config, store, folder, keep_evidence=keep_evidence, **{
         "schedule.tick_s": tick, "schedule.parallel": parallel})
     setup_logging(cfg.log_file, cfg.log.format, cfg.log.level, console=not quiet and not once)
-    runner = SubprocessRunner(Path(cfg.store), config_path=cfg.source_file, base_urls=parse_base_urls(base_url))
-    sched = Scheduler(probes, Path(cfg.store), runner, parallel=cfg.schedule.parallel,
-                      keep_evidence=cfg.keep_evidence_delta)
+    runner = SubprocessRunner(cfg.store_target, config_path=cfg.source_file, base_urls=parse_base_urls(base_url))
+    sched = Scheduler(probes, cfg.store_target, runner, parallel=cfg.schedule.parallel,
+                      keep_evidence=cfg.keep_evidence_delta, vantage=cfg.vantage.label)
     entries, problems = load_schedules(probes)
     for p in problems:
         err_console.print(f"error: {p}", markup=False, highlight=False)
@@ -101,7 +102,7 @@ def run_cmd(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if not quiet:
-        console.print(f"scheduler: {len(entries)} scheduled probe set(s) in {esc(probes)}; store {esc(cfg.store)};"
+        console.print(f"scheduler: {len(entries)} scheduled probe set(s) in {esc(probes)}; store {esc(redact(cfg.store))};"
                       f" log {esc(cfg.log_file)}; Ctrl-C to stop")
     sched.run_forever(cfg.schedule.tick_s)
 
@@ -116,13 +117,13 @@ def _fmt(ts: dt.datetime | None, tz: str) -> str:
 @schedule_app.command("status")
 def status_cmd(
     folder: Path | None = FolderArgument,
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Last and next run of every scheduled probe set."""
     cfg, probes = _setup(config, store, folder)
-    sched = Scheduler(probes, Path(cfg.store), runner=lambda e, d: None)  # type: ignore[arg-type,return-value]
+    sched = Scheduler(probes, cfg.store_target, runner=lambda e, d: None, vantage=cfg.vantage.label)  # type: ignore[arg-type,return-value]
     try:
         rows = []
         for entry, d in sched.decisions():
@@ -168,7 +169,7 @@ def install_cmd(
     every: int = typer.Option(5, "--every", help="crontab: minutes between ticks"),
     unit_dir: Path | None = typer.Option(None, "--unit-dir", help="systemd: where to write units (default ~/.config/systemd/user)"),
     enable: bool = typer.Option(False, "--enable", help="systemd with --write: daemon-reload and enable --now the timers"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Print (or with --write install) what makes the probe sets run on their own."""

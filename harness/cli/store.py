@@ -11,6 +11,7 @@ from ..exitcodes import ExitCode
 from ..operations.config import load_config, parse_duration
 from ..operations.logs import event, get_logger, setup_logging
 from ..store.sqlite import Store
+from ..store.target import redact
 from ..store.upkeep import check_store, prune_evidence, vacuum_store
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
@@ -25,8 +26,9 @@ def _mib(n: int) -> str:
 
 
 @store_app.command("check")
-def check_cmd(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None:
-    """Integrity (PRAGMA integrity_check), schema version, bodies and runs; exit 1 when something is wrong."""
+def check_cmd(store: str | None = StoreOption, as_json: bool = JsonOption) -> None:
+    """Integrity (SQLite: PRAGMA integrity_check; PostgreSQL: the server's checksums), schema version, bodies
+    and runs; exit 1 when something is wrong."""
     report = check_store(store_path(store))
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -50,7 +52,7 @@ def check_cmd(store: Path | None = StoreOption, as_json: bool = JsonOption) -> N
 def prune_cmd(
     keep_evidence: str | None = typer.Option(None, "--keep-evidence", help="keep bodies of measurements newer than this (90d, 12w, 36h) [config: keep_evidence]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, delete nothing"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     config: Path | None = typer.Option(None, "--config", help="harness.toml to use"),
     as_json: bool = JsonOption,
 ) -> None:
@@ -60,12 +62,12 @@ def prune_cmd(
         raise HarnessError("say how long to keep evidence: --keep-evidence 90d (or keep_evidence in harness.toml)")
     keep = parse_duration(cfg.keep_evidence)
     setup_logging(cfg.log_file, cfg.log.format, cfg.log.level)
-    path = Path(cfg.store)
+    path = cfg.store_target
     with Store(path) as st:
         report = prune_evidence(st, keep, dry_run=dry_run)
     if not dry_run:
         event(log, "evidence_pruned", f"pruned {report.bodies_deleted} bodies older than {report.cutoff.isoformat()}",
-              bodies_deleted=report.bodies_deleted, bytes_freed=report.compressed_bytes_freed, store=str(path))
+              bodies_deleted=report.bodies_deleted, bytes_freed=report.compressed_bytes_freed, store=redact(path))
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
@@ -78,8 +80,9 @@ def prune_cmd(
 
 
 @store_app.command("vacuum")
-def vacuum_cmd(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None:
-    """Rebuild the store file to return free pages to the disk (refused while a run is in progress)."""
+def vacuum_cmd(store: str | None = StoreOption, as_json: bool = JsonOption) -> None:
+    """Rebuild the store to return free space to the disk (SQLite: VACUUM; PostgreSQL: VACUUM FULL of its
+    tables); refused while a run is in progress."""
     report = vacuum_store(store_path(store))
     if as_json:
         print_json(report.model_dump(mode="json"))

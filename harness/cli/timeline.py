@@ -20,7 +20,7 @@ def timeline_cmd(
     term: str = typer.Argument(..., help="the term as written in its keyword list, or a watched item's URL"),
     platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
     vantage: list[str] = typer.Option([], "--vantage", help="only this vantage point (repeatable)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Periods of each verdict of one term (or state of one watched item: give its URL), per platform and
@@ -90,7 +90,7 @@ def history_cmd(
     probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
     vantage: str | None = typer.Option(None, "--vantage", help="only runs from this vantage point"),
     limit: int = typer.Option(50, "--limit", "-n", help="at most this many runs (newest first)"),
-    store: Path | None = StoreOption,
+    store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Runs, newest first, with their verdict counts."""

@@ -169,6 +169,7 @@ class _PlatformState:
         self.last_known: dict[str, str] = {}  # term -> latest non-failure verdict before this run (flip retest)
         self.queue: asyncio.Queue[ProbeTask] | None = None
         self.in_hand = 0  # tasks taken from the queue and not stored yet
+        self.sending = 0  # of those, the ones being sent (they will be stored)
         self.health: PlatformHealth | None = None  # set when the run starts (it needs the probe set's controls)
         self.noticed: set[str] = set()
         self.positive_last: dict[str, str] = {}  # positive-control term -> its verdict in the previous run
@@ -421,8 +422,12 @@ class Engine:
                                           0.0, Fetched(failure(FailureCode.control_failed, "truism_failed")), 0)
                     await self._hand_over(m)
                     continue
-                m, body, extra = await self._probe(st, task)
-                await self._hand_over(m, self._stored_body(body), extra)
+                st.sending += 1  # from here on the task is measured and stored, whatever happens to the platform
+                try:
+                    m, body, extra = await self._probe(st, task)
+                    await self._hand_over(m, self._stored_body(body), extra)
+                finally:
+                    st.sending -= 1
             finally:
                 st.in_hand -= 1
 
@@ -448,7 +453,8 @@ class Engine:
             self.opt.on_notice(notice)
 
     def _not_sent(self, st: _PlatformState) -> int:
-        return (st.queue.qsize() if st.queue is not None else 0) + st.in_hand
+        """Tasks still queued or held by a worker that has not started sending them."""
+        return (st.queue.qsize() if st.queue is not None else 0) + st.in_hand - st.sending
 
     def _stop(self, st: _PlatformState, kind: str, why: str, **fields: Any) -> None:
         """Give the platform up for this run: no further task is taken; the next run resumes them."""

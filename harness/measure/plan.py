@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import NotFoundError, PlatformSpecError, ProbeSetError, WatchListError
+from ..errors import HarnessError, NotFoundError, PlatformSpecError, ProbeSetError, WatchListError
 from ..keywords.lists import LoadedList, default_search_dirs, find_list, load_keyword_list, select_entries
 from ..keywords.variants import expand as expand_variants
 from ..models import Keyword, PlatformSelection, ProbeRole, ProbeSet, RateLimit
@@ -81,12 +81,34 @@ POSITIVE_TAG = "censored_on:"
 """A keyword entry tagged ``censored_on:baidu`` is a positive control on baidu (public evidence in its ``source``)."""
 
 
+_TAGGED: dict[tuple[str, int, int], list[tuple[Keyword, str]]] = {}
+
+
+def _tagged_entries(path: Path) -> list[tuple[Keyword, str]]:
+    """The entries of a project list tagged ``censored_on:...`` (cached per file version: every plan reads them)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return []
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _TAGGED:
+        try:
+            loaded = load_keyword_list(path)
+        except HarnessError:
+            _TAGGED[key] = []  # not a keyword list: nothing tagged there
+        else:
+            _TAGGED[key] = [(e, loaded.name) for e in loaded.keyword_list.entries
+                            if any(t.startswith(POSITIVE_TAG) for t in e.tags)]
+    return _TAGGED[key]
+
+
 def _positive_controls(probe_set: ProbeSet, platforms: list[str], dirs: list[Path],
                        where: Callable[[tuple[str | int, ...]], tuple[Path | None, int | None]]
                        ) -> dict[str, list[tuple[Keyword, str | None]]]:
     """Per platform, the terms known to be censored there: the probe set's own first, then
     entries of the positive-control lists tagged ``censored_on:PLATFORM``, at most
-    ``per_platform`` of them. A default list that is missing is skipped; a named one is an error."""
+    ``per_platform`` of them. Without ``lists``, the project's curated lists (keywords/ of the project) are read;
+    a named list that is missing is an error."""
     pos = probe_set.controls.positive
     unknown = sorted(set(pos.terms) - set(platforms))
     if unknown:
@@ -94,13 +116,16 @@ def _positive_controls(probe_set: ProbeSet, platforms: list[str], dirs: list[Pat
         raise ProbeSetError(f"positive controls given for {', '.join(unknown)}, which the probe set does not probe",
                             path, line)
     tagged: list[tuple[Keyword, str]] = []
-    explicit = "lists" in pos.model_fields_set
-    for j, name in enumerate(pos.lists):
+    if pos.lists is None:  # the project's curated lists (none here when the harness is installed without them)
+        project = default_search_dirs()[-1]
+        paths = sorted(p for p in project.glob("*.yaml") if p.stem not in ("categories", "controls")) \
+            if project.is_dir() else []
+        for path in paths:
+            tagged.extend(_tagged_entries(path))
+    for j, name in enumerate(pos.lists or []):
         try:
             loaded = load_keyword_list(find_list(name, dirs))
         except NotFoundError as exc:
-            if not explicit:
-                continue  # the project's default list is not installed here: no list-based positive controls
             path, line = where(("controls", "positive", "lists", j))
             raise ProbeSetError(str(exc), path, line) from None
         tagged.extend((e, loaded.name) for e in loaded.keyword_list.entries)

@@ -27,7 +27,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from ..errors import InputError
 from ..safeio import MAX_SMALL_INPUT, check_depth, read_input_bytes, too_deep
 from ..models import RateLimit
-from ..store.sqlite import DEFAULT_STORE_PATH
+from ..store.base import DEFAULT_STORE_PATH
+from ..store.target import StoreTarget, is_postgres, normalize, redact
 
 try:
     import tomllib
@@ -104,7 +105,8 @@ class HarnessConfig(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True,
     )
 
-    store: Path = DEFAULT_STORE_PATH
+    store: str = Field(default=str(DEFAULT_STORE_PATH),
+                       description="SQLite file, or postgresql://user@host/db (password: $PGPASSWORD or ~/.pgpass)")
     vantage: VantageConfig = Field(default_factory=VantageConfig)
     proxy: str | None = Field(default=None, description="proxy URL for every request, e.g. socks5://user:pass@host:1080")
     cookie_files: dict[str, Path] = Field(default_factory=dict, description="platform → cookies.txt (Netscape) or a Cookie header file")
@@ -125,6 +127,16 @@ class HarnessConfig(BaseSettings):
     def source_file(self) -> Path | None:
         """The TOML file the configuration was read from, if any."""
         return self._source_file
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store(cls, v: Any) -> str:
+        return str(v).strip() if v is not None else v
+
+    @property
+    def store_target(self) -> StoreTarget:
+        """The store as :class:`~harness.store.base.Store` opens it: a ``Path`` or a ``postgresql://`` URL."""
+        return normalize(self.store)
 
     @field_validator("keep_evidence")
     @classmethod
@@ -155,7 +167,10 @@ class HarnessConfig(BaseSettings):
 
     @property
     def log_file(self) -> Path:
-        return self.log.file if self.log.file is not None else Path(self.store).parent / "logs" / "harness.jsonl"
+        if self.log.file is not None:
+            return self.log.file
+        base = Path(".") if is_postgres(self.store) else Path(self.store).parent  # a team store: logs stay local
+        return base / "logs" / "harness.jsonl"
 
     def cookie_header(self, platform: str, url: str) -> str | None:
         path = self.cookie_files.get(platform)
@@ -298,6 +313,7 @@ def mask_url(url: str) -> str:
 def masked(cfg: HarnessConfig) -> dict[str, Any]:
     """The configuration as ``config show`` prints it: secrets masked, cookie files described."""
     data = cfg.model_dump(mode="json")
+    data["store"] = redact(cfg.store)
     if data.get("proxy"):
         data["proxy"] = mask_url(data["proxy"])
     data["base_urls"] = {k: mask_url(v) for k, v in data["base_urls"].items()}

@@ -9,11 +9,14 @@ is stopped (Ctrl-C, SIGTERM, an error), and a run still marked ``running`` whose
 process is gone (SIGKILL, power loss) is *shown* as interrupted by
 :func:`effective_status` and *recorded* as such by the next run of its probe set.
 
-Resume. The next run of the same probe set continues the latest interrupted run
-(same run id, its task keys already stored are skipped) when nothing that shapes the
-run has changed: the probe set's content, the planned task list (keyword lists can
-change under an unchanged probe set), and the vantage point. Otherwise a new run
-starts and the old one stays interrupted.
+Resume. The next run of the same probe set *at the same vantage point* continues that
+vantage point's latest interrupted run (same run id, its task keys already stored are
+skipped) when nothing that shapes the run has changed: the probe set's content, the
+planned task list (keyword lists can change under an unchanged probe set), and the
+vantage point's country and ASN. Otherwise a new run starts and the old one stays
+interrupted. Locks, resume and the "running but its lock is free, so dead" rule are all
+per (probe set, vantage label): in a store that several vantage points share (PostgreSQL),
+vantage B neither takes over nor waits for vantage A's run.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from ..measure.signals import run_interruptibly
 from ..models import RateLimit, Run
 from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
-from ..store.locking import ProbeSetLock, effective_status, pid_alive
-from ..store.sqlite import Store
+from ..store.base import Store
+from ..store.locking import RunLock, effective_status, pid_alive, run_lock
+from ..store.target import StoreTarget
 from .enrol import enrol_search_results
 from .logs import event, get_logger
 
@@ -47,11 +51,13 @@ __all__ = [
 # --------------------------------------------------------------------------- status
 
 
-def record_dead_runs(store: Store, store_path: Path, probe_set: str | None = None) -> list[str]:
-    """Write ``interrupted`` for runs marked ``running`` whose process is gone; returns their ids."""
+def record_dead_runs(store: Store, store_path: StoreTarget | None = None, probe_set: str | None = None,
+                     vantage: str | None = None) -> list[str]:
+    """Write ``interrupted`` for runs marked ``running`` whose process is gone (the lock of their
+    own (probe set, vantage) is free, or held by another process); returns their ids."""
     dead = []
-    for run in store.list_runs(probe_set):
-        if run.status == "running" and effective_status(run, store_path) == "interrupted":
+    for run in store.list_runs(probe_set, vantage=vantage):
+        if run.status == "running" and effective_status(run, store) == "interrupted":
             store.conn.execute("UPDATE runs SET status='interrupted' WHERE run_id=? AND status='running'", (run.run_id,))
             dead.append(run.run_id)
     return dead
@@ -81,13 +87,18 @@ def resume_refusal(store: Store, plan: RunPlan, run: Run, options: RunOptions | 
 
 
 def find_resumable(store: Store, plan: RunPlan, options: RunOptions | None = None) -> Run | None:
-    """The latest run of this probe set, if it is unfinished and can be continued by ``plan``.
+    """The latest run of this probe set at this vantage point, if it is unfinished and can be
+    continued by ``plan``.
 
-    Call it while holding the probe set's lock: a run then marked ``running`` is dead.
+    Call it while holding the lock of (probe set, vantage): a run then marked ``running`` is dead.
     """
-    for run in store.list_runs(plan.probe_set.name, limit=1):
+    for run in store.list_runs(plan.probe_set.name, limit=1, vantage=_vantage_label(options)):
         return run if resume_refusal(store, plan, run, options) is None else None
     return None
+
+
+def _vantage_label(options: RunOptions | None) -> str:
+    return (options or RunOptions()).vantage.label
 
 
 # --------------------------------------------------------------------------- requests
@@ -96,7 +107,8 @@ def find_resumable(store: Store, plan: RunPlan, options: RunOptions | None = Non
 @dataclass
 class RunRequest:
     probe_set_path: Path
-    store_path: Path
+    store_path: StoreTarget
+    """a SQLite file or a ``postgresql://`` URL (:mod:`harness.store.target`)"""
     platform_dirs: tuple[Path, ...] = ()
     keyword_dirs: tuple[Path, ...] = ()
     base_urls: dict[str, str] | None = None
@@ -160,9 +172,9 @@ def _isolate_new_censorship(store: Store, run_id: str, plan: RunPlan, req: RunRe
 
 
 class _LockedEngine(Engine):
-    """An engine that writes the run id into the probe set's lock file once it is known."""
+    """An engine that writes the run id into the run lock's holder details once it is known."""
 
-    def __init__(self, store: Store, options: RunOptions | None, lock: ProbeSetLock | None):
+    def __init__(self, store: Store, options: RunOptions | None, lock: RunLock | None):
         super().__init__(store, options)
         self._probe_lock = lock
 
@@ -187,7 +199,8 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
     whole run, sessions before a resume included.
     """
     name = plan.probe_set.name
-    lock = ProbeSetLock(req.store_path, name) if req.lock else None
+    vantage = _vantage_label(req.options)
+    lock = run_lock(req.store_path, name, vantage) if req.lock else None
     try:
         if lock is not None:
             lock.acquire()
@@ -200,12 +213,12 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                   logging.WARNING, probe_set=name, stale_pid=lock.took_over.pid)
         with Store(req.store_path) as store:
             if lock is not None:
-                for run_id in record_dead_runs(store, req.store_path, name):
+                for run_id in record_dead_runs(store, req.store_path, name, vantage):
                     event(log, "run_died", f"run {run_id} of {name!r} had stopped without notice: now interrupted",
                           logging.WARNING, probe_set=name, run_id=run_id)
             resume = None
             if not req.new:
-                latest = store.list_runs(name, limit=1)
+                latest = store.list_runs(name, limit=1, vantage=vantage)
                 if latest and latest[0].status != "complete":
                     why = resume_refusal(store, plan, latest[0], req.options)
                     if why is None:

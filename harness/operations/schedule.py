@@ -47,8 +47,9 @@ from ..errors import InputError
 from ..exitcodes import ExitCode
 from ..measure.plan import load_probe_set
 from ..models import ProbeSet, Run, Schedule
+from ..store.base import Store, utcnow
 from ..store.locking import current_holder, effective_status
-from ..store.sqlite import Store, utcnow
+from ..store.target import StoreTarget, is_postgres, normalize, redact
 from .logs import event, get_logger
 
 log = get_logger("schedule")
@@ -102,7 +103,7 @@ class LastRun:
     status: str  # effective: running | interrupted | complete
 
     @classmethod
-    def of(cls, run: Run, store_path: Path) -> "LastRun":
+    def of(cls, run: Run, store_path: StoreTarget | Store) -> "LastRun":
         return cls(run.run_id, run.started_at, effective_status(run, store_path))
 
 
@@ -204,14 +205,19 @@ def load_schedules(folder: Path) -> tuple[list[ScheduledProbeSet], list[str]]:
     return entries, problems
 
 
-def latest_runs(store_path: Path, names: Iterable[str]) -> dict[str, LastRun | None]:
-    if not Path(store_path).exists():
+def _store_exists(target: StoreTarget) -> bool:
+    return is_postgres(target) or Path(target).exists()
+
+
+def latest_runs(store_path: StoreTarget, names: Iterable[str], vantage: str | None = None) -> dict[str, LastRun | None]:
+    """The latest run of each probe set (at ``vantage``, when given: a shared store holds other vantages' too)."""
+    if not _store_exists(store_path):
         return {n: None for n in names}
     with Store(store_path) as store:
         out: dict[str, LastRun | None] = {}
         for n in names:
-            runs = store.list_runs(n, limit=1)
-            out[n] = LastRun.of(runs[0], store_path) if runs else None
+            runs = store.list_runs(n, limit=1, vantage=vantage)
+            out[n] = LastRun.of(runs[0], store) if runs else None
     return out
 
 
@@ -234,10 +240,12 @@ class SubprocessRunner:
     """Runs ``harness run`` for a probe set in a child process (a crash there cannot take the scheduler down).
 
     The child takes the probe set's lock, resumes or starts the run, logs it and exits 0
-    (fine), 3 (too many failures) or 2 (refused or bad input).
+    (fine), 3 (too many failures) or 2 (refused or bad input). The store reaches it through
+    ``$HARNESS_STORE``, not its command line, where any user of the machine could read a
+    password in a ``postgresql://`` URL.
     """
 
-    store_path: Path
+    store_path: StoreTarget
     config_path: Path | None = None
     base_urls: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
@@ -245,7 +253,7 @@ class SubprocessRunner:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def command(self, entry: ScheduledProbeSet, decision: Decision) -> list[str]:
-        cmd = [sys.executable, "-m", "harness", "run", str(entry.path), "--store", str(self.store_path), "--json"]
+        cmd = [sys.executable, "-m", "harness", "run", str(entry.path), "--json"]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         for k, v in self.base_urls.items():
@@ -256,7 +264,7 @@ class SubprocessRunner:
 
     def __call__(self, entry: ScheduledProbeSet, decision: Decision) -> RunResult:
         proc = subprocess.Popen(self.command(entry, decision), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_STORE": str(self.store_path)})
         with self._lock:
             self._children[entry.name] = proc
         try:
@@ -287,10 +295,12 @@ class Scheduler:
     in-process runner.
     """
 
-    def __init__(self, folder: Path, store_path: Path, runner: Runner, *, clock: Callable[[], dt.datetime] = utcnow,
-                 parallel: int = 1, keep_evidence: dt.timedelta | None = None, retry_backoff: dt.timedelta = dt.timedelta(minutes=10)):
+    def __init__(self, folder: Path, store_path: StoreTarget, runner: Runner, *, clock: Callable[[], dt.datetime] = utcnow,
+                 parallel: int = 1, keep_evidence: dt.timedelta | None = None, retry_backoff: dt.timedelta = dt.timedelta(minutes=10),
+                 vantage: str = ""):
         self.folder = Path(folder)
-        self.store_path = Path(store_path)
+        self.store_path = normalize(store_path)
+        self.vantage = vantage  # this scheduler's vantage label: its runs, and its locks, in a shared store
         self.runner = runner
         self.clock = clock
         self.keep_evidence = keep_evidence
@@ -317,10 +327,10 @@ class Scheduler:
         """Every scheduled probe set with its current decision (due or not): what ``schedule status`` shows."""
         now = now or self.clock()
         entries = self._entries()
-        last = latest_runs(self.store_path, [e.name for e in entries])
+        last = latest_runs(self.store_path, [e.name for e in entries], self.vantage)
         out = []
         for e in entries:
-            busy = e.name in self.in_flight or current_holder(self.store_path, e.name) is not None
+            busy = e.name in self.in_flight or current_holder(self.store_path, e.name, self.vantage) is not None
             out.append((e, decide(e.name, e.schedule, last.get(e.name), now, busy=busy,
                                   not_before=self.not_before.get(e.name), since=e.since)))
         return out
@@ -373,7 +383,7 @@ class Scheduler:
         return started
 
     def _maybe_prune(self, now: dt.datetime) -> None:
-        if self.keep_evidence is None or self.in_flight or not self.store_path.exists():
+        if self.keep_evidence is None or self.in_flight or not _store_exists(self.store_path):
             return
         if self._last_prune is not None and now - self._last_prune < dt.timedelta(days=1):
             return
@@ -393,7 +403,7 @@ class Scheduler:
 
     def run_forever(self, tick_s: float) -> None:
         event(log, "scheduler_started", f"scheduler watching {self.folder} (every {tick_s:g} s)",
-              folder=str(self.folder), store=str(self.store_path), tick_s=tick_s)
+              folder=str(self.folder), store=redact(self.store_path), tick_s=tick_s)
         try:
             while not self._stop.is_set():
                 self.tick()
@@ -421,7 +431,17 @@ def harness_command() -> list[str]:
     return [sys.executable, "-m", "harness"]
 
 
-def crontab_block(workdir: Path, folder: Path, *, config: Path | None = None, store: Path | None = None,
+def _store_arg(store: StoreTarget) -> str:
+    """``--store`` as a crontab line or a unit file may carry it: an absolute path, or a URL without a password."""
+    if is_postgres(store):
+        if redact(store) != str(store).strip():
+            raise InputError("the store URL carries a password, which would be written into the crontab or unit file: "
+                             "give it through ~/.pgpass or $PGPASSWORD instead (see docs/deploy.md)")
+        return str(store).strip()
+    return str(Path(store).resolve())
+
+
+def crontab_block(workdir: Path, folder: Path, *, config: Path | None = None, store: StoreTarget | None = None,
                   every_minutes: int = 5, log_file: Path | None = None) -> str:
     """The crontab lines: a tick every few minutes; the harness applies each probe set's own schedule."""
     if not 1 <= every_minutes <= 59:
@@ -431,7 +451,7 @@ def crontab_block(workdir: Path, folder: Path, *, config: Path | None = None, st
     if config is not None:
         cmd += ["--config", str(config.resolve())]
     if store is not None:
-        cmd += ["--store", str(store.resolve())]
+        cmd += ["--store", _store_arg(store)]
     line = f"cd {shlex.quote(str(workdir))} && " + " ".join(shlex.quote(c) for c in cmd)
     if log_file is not None:
         line += f" 2>>{shlex.quote(str(log_file))}"
@@ -552,7 +572,7 @@ class SystemdUnits:
 
 
 def systemd_units(entry: ScheduledProbeSet, workdir: Path, *, config: Path | None = None,
-                  store: Path | None = None) -> SystemdUnits:
+                  store: StoreTarget | None = None) -> SystemdUnits:
     """A user service (one run of the probe set) and its timer (the schedule, jitter, catch-up)."""
     workdir = workdir.resolve()
     name = unit_name(entry.name)
@@ -560,7 +580,7 @@ def systemd_units(entry: ScheduledProbeSet, workdir: Path, *, config: Path | Non
     if config is not None:
         cmd += ["--config", str(config.resolve())]
     if store is not None:
-        cmd += ["--store", str(store.resolve())]
+        cmd += ["--store", _store_arg(store)]
     exec_start = " ".join(_systemd_quote(c) for c in cmd)
     service = (
         "[Unit]\n"

@@ -21,10 +21,10 @@ from ..models import RateLimit
 
 ENV_PLACEHOLDER_RE = re.compile(r"\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
-SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "login_wall", "hard", "soft", "no_results", "page_ok",
-                "shell")
+SIGNAL_KINDS = ("captcha", "rate_limited", "session_invalid", "login_wall", "query_truncated", "hard", "soft",
+                "no_results", "page_ok", "shell")
 FAILURE_KINDS = {"captcha": "captcha", "rate_limited": "rate_limited", "session_invalid": "session_invalid",
-                 "login_wall": "session_required"}
+                 "login_wall": "session_required", "query_truncated": "query_too_long"}
 """Signal kinds that make an answer a failure before anything else is read, and the failure code each gives."""
 EXTRACTOR_KINDS = ("result_item", "result_count", "result_domain", "result_url")
 UNDOCUMENTED_KEYS = frozenset({*SIGNAL_KINDS, *EXTRACTOR_KINDS, "transport", "truism", "soft_test", "request", "combination_separator",
@@ -247,6 +247,9 @@ class Signals(StrictModel):
     login_wall: list[Matcher] = Field(
         default_factory=list, description="a login or visitor wall: the platform needs a logged-in session "
                                           "(failure session_required, not retried)")
+    query_truncated: list[Matcher] = Field(
+        default_factory=list, description="the page says the query was cut (it answers a shorter query than was "
+                                          "sent): failure query_too_long, never a verdict")
     hard: list[Matcher] = Field(default_factory=list, description="censorship notices: verdict hard")
     soft: list[Matcher] = Field(
         default_factory=list,

@@ -1,4 +1,9 @@
-"""Keeping a long-lived store healthy: evidence retention, checks, vacuum.
+"""Keeping a long-lived store healthy: evidence retention, checks, vacuum (both backends).
+
+On PostgreSQL, ``check`` asks the server (data checksum failures, when the cluster counts
+them) instead of ``PRAGMA integrity_check``, and the foreign keys are the server's to
+enforce; ``vacuum`` is ``VACUUM (FULL, ANALYZE)`` of the store's tables (the space goes back to
+the disk), refused while any run lock is held; sizes are the tables' sizes on the server.
 
 Retention prunes *bodies* only: a body is deleted when no measurement newer than the
 cut-off refers to it. Measurements (verdict, failure code, status, headers, the body's
@@ -16,8 +21,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ..errors import RunLockedError, StoreError
+from .base import Store, immediate_transaction, iso, utcnow
 from .locking import all_holders, effective_status
-from .sqlite import APPLICATION_ID, SCHEMA_VERSION, Store, immediate_transaction, iso, utcnow
+from .sqlite import APPLICATION_ID, SCHEMA_VERSION
+from .target import StoreTarget, is_postgres, normalize, redact
 
 
 class PruneReport(BaseModel):
@@ -84,29 +91,51 @@ class CheckReport(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
-def check_store(path: Path) -> CheckReport:
+def _pg_integrity(store: Store) -> str:
+    row = store.conn.execute("SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()"
+                             ).fetchone()
+    failures = row[0] if row else None
+    return "ok" if not failures else f"{failures} data checksum failures reported by the server"
+
+
+def _pg_size(store: Store) -> int:
+    row = store.conn.execute(
+        "SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+    ).fetchone()
+    return int(row[0])
+
+
+def check_store(path: StoreTarget) -> CheckReport:
     """Integrity, schema version, bodies and runs of a store; ``ok`` is False when something is wrong."""
-    path = Path(path)
+    target = normalize(path)
+    pg = is_postgres(target)
+    where = redact(target)
     problems: list[str] = []
-    with Store(path, readonly=True) as store:
+    with Store(target, readonly=True) as store:
         c = store.conn
-        try:
-            rows = [r[0] for r in c.execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as exc:
-            rows = [str(exc)]
-        integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
+        if pg:
+            integrity = _pg_integrity(store)
+        else:
+            try:
+                rows = [r[0] for r in c.execute("PRAGMA integrity_check")]
+            except sqlite3.DatabaseError as exc:
+                rows = [str(exc)]
+            integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
+        size = _pg_size(store) if pg else _size(Path(target))
         if integrity != "ok":
             problems.append(f"integrity check failed: {integrity}")
             version = store.schema_version
-            return CheckReport(path=str(path), ok=False, integrity=integrity, schema_version=version,
-                               size_bytes=_size(path), problems=problems)
-        fk = c.execute("PRAGMA foreign_key_check").fetchall()
-        if fk:
-            problems.append(f"{len(fk)} rows break a foreign key (e.g. a measurement of an unknown run)")
+            return CheckReport(path=where, ok=False, integrity=integrity, schema_version=version,
+                               size_bytes=size, problems=problems)
+        if not pg:  # PostgreSQL enforces foreign keys itself
+            fk = c.execute("PRAGMA foreign_key_check").fetchall()
+            if fk:
+                problems.append(f"{len(fk)} rows break a foreign key (e.g. a measurement of an unknown run)")
         version = store.schema_version
         if version != SCHEMA_VERSION:
             problems.append(f"schema version {version}, this harness expects {SCHEMA_VERSION}")
-        if c.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        if not pg and c.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             problems.append("application id is not the harness's")
         count = lambda sql: c.execute(sql).fetchone()[0]  # noqa: E731
         orphan = count("SELECT COUNT(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM body_refs r WHERE r.sha256=b.sha256)"
@@ -119,13 +148,14 @@ def check_store(path: Path) -> CheckReport:
         if missing:
             problems.append(f"{missing} bodies referenced by measurements are missing (not pruned by retention)")
         runs = store.list_runs()
-        interrupted = [r.run_id for r in runs if effective_status(r, path) == "interrupted"]
-        running = [r.run_id for r in runs if effective_status(r, path) == "running"]
+        status = {r.run_id: effective_status(r, store if pg else Path(target)) for r in runs}
+        interrupted = [r.run_id for r in runs if status[r.run_id] == "interrupted"]
+        running = [r.run_id for r in runs if status[r.run_id] == "running"]
         report = CheckReport(
-            path=str(path), ok=not problems, integrity=integrity, schema_version=version, runs=len(runs),
+            path=where, ok=not problems, integrity=integrity, schema_version=version, runs=len(runs),
             measurements=count("SELECT COUNT(*) FROM measurements"), bodies=count("SELECT COUNT(*) FROM bodies"),
             pruned_bodies=count("SELECT COUNT(*) FROM pruned_bodies"), orphan_bodies=orphan, missing_bodies=missing,
-            interrupted_runs=interrupted, running_runs=running, size_bytes=_size(path), problems=problems,
+            interrupted_runs=interrupted, running_runs=running, size_bytes=size, problems=problems,
         )
     return report
 
@@ -140,14 +170,18 @@ class VacuumReport(BaseModel):
     size_after: int
 
 
-def vacuum_store(path: Path) -> VacuumReport:
-    """Rebuild the store file to return freed pages to the disk. Refused while a run is in progress."""
-    path = Path(path)
-    holders = all_holders(path)
+def vacuum_store(path: StoreTarget) -> VacuumReport:
+    """Rebuild the store to return freed space to the disk. Refused while a run is in progress."""
+    target = normalize(path)
+    holders = all_holders(target)
     if holders:
         raise RunLockedError(
-            f"{path}: cannot vacuum while a run is in progress (probe set {holders[0].probe_set!r}, {holders[0].describe()})"
+            f"{redact(target)}: cannot vacuum while a run is in progress (probe set {holders[0].probe_set!r}, "
+            f"{holders[0].describe()})"
         )
+    if is_postgres(target):
+        return _vacuum_pg(target)
+    path = Path(target)
     before = _size(path)
     with Store(path) as store:
         try:
@@ -156,3 +190,15 @@ def vacuum_store(path: Path) -> VacuumReport:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{path}: vacuum failed: {exc}") from None
     return VacuumReport(path=str(path), size_before=before, size_after=_size(path))
+
+
+def _vacuum_pg(target: StoreTarget) -> VacuumReport:
+    with Store(target) as store:
+        before = _pg_size(store)
+        tables = [r[0] for r in store.conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_type = 'BASE TABLE' ORDER BY table_name")]
+        for table in tables:
+            store.conn.execute(f'VACUUM (FULL, ANALYZE) "{table}"')
+        after = _pg_size(store)
+    return VacuumReport(path=redact(target), size_before=before, size_after=after)
