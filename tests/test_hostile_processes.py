@@ -142,7 +142,7 @@ def test_read_only_and_full_file_systems(tmp_path):
         print(json.dumps({{"results": results, "left": os.listdir({str(full)!r})}}))
         """)
     script = (f"mount --bind {src} {ro} && mount -o remount,bind,ro {ro} && "
-              f"mount -t tmpfs -o size=24k none {full} && exec {sys.executable} -c \"$0\"")
+              f"mount -t tmpfs -o size=12k none {full} && exec {sys.executable} -c \"$0\"")
     proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, program], capture_output=True, text=True,
                           env=_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr

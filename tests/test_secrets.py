@@ -369,3 +369,14 @@ def test_evidence_urls_lose_credentials_and_tokens_but_keep_every_other_byte():
     secrets = Secrets()
     secrets.add("planted-secret-value")
     assert "planted" not in redact_url("http://h/p?wd=planted-secret-value", secrets)
+
+
+def test_the_query_parameter_keyword_stays_in_evidence_urls_while_credentials_go():
+    from harness.measure.request import redact_url
+
+    # JD, Bilibili, Toutiao and Douyin send the query as `keyword`: it is the measurement, not a key
+    out = redact_url("https://so.example.cn/s?keyword=%E5%85%AD%E5%9B%9B&author=x&msToken=abc&api_key=k&appkey=k"
+                     "&a_bogus=b&X-Bogus=b&signature=s&access_token=t&sessionid=1&search_type=video")
+    assert out == ("https://so.example.cn/s?keyword=%E5%85%AD%E5%9B%9B&author=x&msToken=REDACTED&api_key=REDACTED"
+                   "&appkey=REDACTED&a_bogus=REDACTED&X-Bogus=REDACTED&signature=REDACTED&access_token=REDACTED"
+                   "&sessionid=REDACTED&search_type=video")

@@ -34,6 +34,10 @@ from .transport import Sender
 
 KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "server", "date", "location", "retry-after")
 SECRET_PARAM_HINTS = ("token", "key", "sign", "auth", "session", "sid", "cookie", "bogus", "pass", "secret", "ticket")
+# Parameter names that merely contain a hint: the query itself (``keyword`` on JD, Bilibili,
+# Toutiao and Douyin) must stay in the evidence URL.
+_NOT_SECRET_WORDS = frozenset({"keyword", "keywords", "author", "design", "passage", "signal", "consider", "inside"})
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
 @dataclass
@@ -63,8 +67,11 @@ SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-key",
 """Request headers whose values are secrets wherever they came from (a spec literal included)."""
 
 
-_SECRET_PARAM = re.compile(r"(?:^|[_\-.])(?:token|sign|signature|auth|session|sid|ticket|secret|pass|passwd|password|"
-                           r"cookie|apikey|api_key|access_key|key)(?:$|[_\-.])", re.I)
+def _secret_param_name(name: str) -> bool:
+    """Whether a query parameter's name says it carries a credential (``msToken``, ``api_key``,
+    ``Session_Id``, ``a_bogus``, ``sign``), judged word by word so ``keyword`` is not a ``key``."""
+    words = [w.lower() for w in _NAME_WORDS.findall(name)] or [name.lower()]
+    return any(w not in _NOT_SECRET_WORDS and any(h in w for h in SECRET_PARAM_HINTS) for w in words)
 
 
 def sent_secrets(built: BuiltRequest, query: str) -> list[str]:
@@ -73,7 +80,7 @@ def sent_secrets(built: BuiltRequest, query: str) -> list[str]:
     The searched query itself is never one (the page quoting it is the evidence)."""
     out: list[str] = []
     for name, value in built.headers.items():
-        if name.lower() in SECRET_HEADERS or _SECRET_PARAM.search(name):
+        if name.lower() in SECRET_HEADERS or _secret_param_name(name):
             out.append(value)
             for chunk in value.split(";"):
                 out.append(chunk.split("=", 1)[-1].strip())
@@ -81,7 +88,7 @@ def sent_secrets(built: BuiltRequest, query: str) -> list[str]:
     for pair in urlsplit(built.url).query.split("&"):
         name, eq, value = pair.partition("=")
         plain = unquote_plus(value, errors="replace")
-        if eq and (_SECRET_PARAM.search(unquote_plus(name, errors="replace")) or (len(plain) >= 24 and looks_like_token(plain))):
+        if eq and (_secret_param_name(unquote_plus(name, errors="replace")) or (len(plain) >= 24 and looks_like_token(plain))):
             out.extend((value, plain))
     return [v for v in dict.fromkeys(out) if v and len(v) >= 3 and v not in query]
 
@@ -226,7 +233,7 @@ def redact_url(url: str, secrets: Secrets | None = None) -> str:
         kept = []
         for pair in query.split("&"):
             name, eq, value = pair.partition("=")
-            if any(h in unquote_plus(name, errors="replace").lower() for h in SECRET_PARAM_HINTS) or (
+            if _secret_param_name(unquote_plus(name, errors="replace")) or (
                     len(value) >= 24 and looks_like_token(unquote_plus(value, errors="replace"))):
                 kept.append(f"{name}=REDACTED")
             else:
