@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -293,6 +294,31 @@ class AutoIsolate(StrictModel):
                          "lists and discovered rules (all platforms); false: no priors")
 
 
+class Notify(StrictModel):
+    """Alerts after a run whose diff with the previous run has changes of the chosen kinds
+    (``harness.operations.notify``): a webhook receives the diff as JSON (POST), a command gets it
+    on standard input. Neither is given anything the diff does not hold (no cookie, proxy or path)."""
+
+    webhook: str | None = Field(default=None, description="http(s) URL to POST the diff to (JSON)")
+    command: list[str] | None = Field(default=None, description="program and arguments; the diff JSON on stdin")
+    changes: list[str] = Field(default_factory=lambda: ["newly_censored", "newly_uncensored"],
+                               description="change kinds that fire the alert (harness diff's transitions)")
+    confirmed_only: bool = Field(default=True, description="only changes confirmed by a retest or a later run")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"(?i)https?://[^/\s]+", v):
+            raise ValueError("webhook must be an http:// or https:// URL")
+        return v
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv(cls, v: object) -> object:
+        return shlex.split(v) if isinstance(v, str) else v
+
+
 # --------------------------------------------------------------------------- watched items
 
 MAX_URL_LENGTH = 2048
@@ -429,6 +455,9 @@ class ProbeSet(StrictModel):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     timeout_s: float = Field(default=20.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float | None = Field(
+        default=None, ge=0, le=3600,
+        description="first wait before retrying a failed request, doubled each retry (default: harness.toml, else 5)")
     flip_retest: bool = True
     variants: list[str] = Field(
         default_factory=list,
@@ -436,6 +465,7 @@ class ProbeSet(StrictModel):
     )
     schedule: Schedule | None = None
     isolate: AutoIsolate = Field(default_factory=AutoIsolate)
+    notify: Notify | None = None
 
     @field_validator("platforms")
     @classmethod

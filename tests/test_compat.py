@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.diff import diff_runs
-from harness.analysis.export import export_store, import_file, iter_records
+from harness.analysis.export import export_store, import_file, iter_records, ooni_time
+from harness.failures import ooni_failure
 from harness.store.sqlite import Store
 
 from .conftest import FIXTURES
@@ -81,9 +82,14 @@ def test_the_pinned_store_exports_what_the_pinned_export_holds(old_store, tmp_pa
         then[rec["measurement_uid"]] = rec
     assert set(now) == set(then)
     for uid, rec in then.items():  # every field written then is still written, with the same value
-        for key in ("report_id", "input", "probe_cc", "probe_asn", "measurement_start_time"):
+        for key in ("report_id", "input", "probe_cc", "probe_asn"):
             assert now[uid][key] == rec[key]
-        for key in ("verdict", "failure", "platform", "signals", "result_count", "bodies_b64"):
+        # since issue 14 the record is in OONI's format: OONI times, OONI failure strings beside our codes
+        assert now[uid]["test_keys"]["harness"]["measurement_start_time"] == rec["measurement_start_time"]
+        assert now[uid]["measurement_start_time"] == ooni_time(rec["measurement_start_time"])
+        assert now[uid]["test_keys"]["harness_failure"] == rec["test_keys"].get("failure")
+        assert now[uid]["test_keys"]["failure"] == ooni_failure(rec["test_keys"].get("failure"))
+        for key in ("verdict", "platform", "signals", "result_count", "bodies_b64"):
             assert now[uid]["test_keys"].get(key) == rec["test_keys"].get(key), (uid, key)
 
 

@@ -251,7 +251,7 @@ def test_reclassify_reapplies_current_specs_without_probing_or_rewriting(sandbox
     # now drop the hard notice entirely: hard pages become unexpected (a changed layout, not a verdict)
     (d2 / "sandbox.yaml").write_text((BUILTIN_DIR / "sandbox.yaml").read_text().replace(
         '  hard:\n    - {text: "根据相关法律法规和政策", name: legal_notice}\n', ""))
-    res = run_cli("reclassify", summary.run_id[:12], "--store", str(store_path), "--platforms", str(d2), "--json")
+    res = run_cli("reclassify", summary.run_id[:12], "--store", str(store_path), "--specs", str(d2), "--json")
     out = json.loads(res.stdout)
     changed = {c["input"]: c for c in out["changes"] if c["role"] == "probe"}
     assert set(changed) == hard_terms

@@ -162,7 +162,8 @@ def test_diff_timeline_history_and_exports_agree(twins):
         out["timelines"] = [term_timeline(st, t, now=st.get_run(r3).started_at).model_dump(mode="json") for t in terms]
         out["history"] = [h.model_dump(mode="json") for h in run_history(st)]
         out["records"] = list(iter_records(st, bodies=True))
-        out["runs"] = [r.model_dump(mode="json") for r in st.list_runs()]
+        # the copy went through an export, which leaves out the measuring machine (host name, pid: issue 14)
+        out["runs"] = [r.model_dump(mode="json", exclude={"pid", "hostname"}) for r in st.list_runs()]
         return out
 
     lite, pg = _same(reads, db, url)
@@ -197,7 +198,8 @@ def test_check_and_retention_agree(twins, tmp_path, pg_server):
     assert "***" not in pg.path and pg.path == redact(url)
 
     def dry(st):
-        return prune_evidence(st, dt.timedelta(seconds=1), dry_run=True).bodies_deleted
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)  # every measurement is older than a day then
+        return prune_evidence(st, dt.timedelta(days=1), now=later, dry_run=True).bodies_deleted
 
     with Store(db) as a, Store(url) as b:
         assert dry(a) == dry(b) == lite.bodies
@@ -423,3 +425,22 @@ def test_every_command_takes_the_url_whole_and_never_shows_its_password(command,
     assert "pw-MARKER-99" not in said
     assert "postgresql://u:***@/db" in said, said
     assert not any(p.name.startswith("postgresql") for p in tmp_path.iterdir())  # never taken for a file name
+
+
+def test_vacuum_on_postgresql_waits_for_no_run_and_isolation_evidence_lands_there(pg_url, sandbox, tmp_path,
+                                                                                    monkeypatch):
+    from harness.store.upkeep import vacuum_store
+
+    from .comparator_helpers import cli
+
+    monkeypatch.chdir(tmp_path)
+    res = cli("isolate", "--platform", "sandbox", "--base-url", f"sandbox={sandbox.url}", "--store", pg_url,
+              "今天我们讨论六四和天气")
+    assert res.exception is None and res.returncode == 0, res.stdout
+    with Store(pg_url, readonly=True) as st:
+        [iso_run] = [r for r in st.list_runs() if r.probe_set.startswith("isolation:")]
+        assert st.count_measurements(iso_run.run_id) > 0  # every isolation query kept as evidence, on the server
+    with run_lock(pg_url, "p", "v"), pytest.raises(RunLockedError, match="cannot vacuum while a run is in progress"):
+        vacuum_store(pg_url)
+    report = vacuum_store(pg_url)
+    assert report.size_before > 0 and report.size_after > 0

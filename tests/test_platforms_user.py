@@ -76,7 +76,7 @@ def url(server: ThreadingHTTPServer) -> str:
 
 
 def test_platforms_check_reports_the_signals_of_the_live_truism(zhaosou):
-    res = run_cli("platforms", "check", "zhaosou", "--platforms", str(USER), "--base-url", url(zhaosou), "--json")
+    res = run_cli("platforms", "check", "zhaosou", "--specs", str(USER), "--base-url", url(zhaosou), "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["healthy"] and report["truism"]["verdict"] == "not_censored"

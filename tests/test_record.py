@@ -62,7 +62,7 @@ def test_record_writes_a_scrubbed_fixture_folder_and_check_replays_it(tmp_path):
     broken = tmp_path / "platforms"
     broken.mkdir()
     (broken / "weibo.yaml").write_text((BUILTIN_DIR / "weibo.yaml").read_text().replace("根据相关法律法规和政策", "依据有关规定"))
-    bad = cli("platforms", "check", "weibo", "--platforms", str(broken), "--fixtures", str(out), "--json")
+    bad = cli("platforms", "check", "weibo", "--specs", str(broken), "--fixtures", str(out), "--json")
     assert bad.returncode == 1, bad.stdout
     pages = {p["file"]: p for p in json.loads(bad.stdout)["pages"]}
     assert pages["04-term.html"]["problems"][0] == "expected hard, got failure:unexpected_page"

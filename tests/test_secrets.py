@@ -118,7 +118,7 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     proxy_url = f"http://researcher:{PROXY_PASSWORD}@127.0.0.1:{proxy.server_address[1]}"
     d = secretive_platform(tmp_path)
     outputs = []
-    res = run_cli("run", str(ps), "--store", str(db), "--platforms", str(d), "--base-url", f"secretive={sandbox.url}",
+    res = run_cli("run", str(ps), "--store", str(db), "--specs", str(d), "--base-url", f"secretive={sandbox.url}",
                   "--cookies", f"secretive={cookies}", "--proxy", proxy_url, "--json")
     outputs += [res.stdout, res.stderr]
     assert res.returncode == 0, res.stderr
@@ -129,8 +129,8 @@ def test_no_secret_reaches_the_store_or_any_output(sandbox, proxy, tmp_path, mon
     assert seen["cookie"] and all(c == f"SUB={COOKIE_SECRET}" for c in seen["cookie"])
     assert any(TOKEN_SECRET in q for q in sandbox.queries) is False  # tokens travel in params, not in the query
     run_id = json.loads(res.stdout)["run_id"]
-    for args in (["reclassify", run_id, "--store", str(db), "--platforms", str(d), "--json"],
-                 ["platforms", "check", "secretive", "--platforms", str(d), "--base-url", sandbox.url,
+    for args in (["reclassify", run_id, "--store", str(db), "--specs", str(d), "--json"],
+                 ["platforms", "check", "secretive", "--specs", str(d), "--base-url", sandbox.url,
                   "--proxy", proxy_url, "--cookies", str(cookies), "--json"]):
         out = run_cli(*args)
         assert out.returncode in (0, 1), out.stderr

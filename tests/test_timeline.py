@@ -63,7 +63,7 @@ def test_cli_timeline_and_history(three_runs):
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert [p["verdict"] for p in data["tracks"][0]["periods"]] == ["not_censored", "hard"]
-    table = cli("timeline", "甲一", "--store", str(db))
+    table = cli("timeline", "甲一", "--store", str(db), "--format", "table")
     assert table.returncode == 0 and "甲一" in table.stdout and "now hard" in table.stdout
     hist = cli("history", "--store", str(db), "--json")
     assert hist.returncode == 0 and [r["run_id"] for r in json.loads(hist.stdout)] == [r3, r2, r1]

@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--block", action="store_true", help="also time the hand-written block layout")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is reported")
+    ap.add_argument("--cli", action="store_true",
+                    help="also time `harness keywords validate FILE` end to end (a new process, as a user runs it)")
     args = ap.parse_args()
     kl = make_list(args.entries)
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +90,20 @@ def main() -> None:
                   lambda: f"{len(validate_lists([bpath]).problems)} problems")
         print(f"RESULT load+validate {args.entries} entries: {total:.2f} s wall (target <= 3 s); "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        if args.cli:
+            import subprocess
+
+            def cli() -> str:
+                proc = subprocess.run([sys.executable, "-m", "harness", "keywords", "validate", str(path)],
+                                      capture_output=True, text=True)
+                return f"exit {proc.returncode}"
+
+            startup = timed("harness --version (interpreter + CLI start)",
+                            lambda: subprocess.run([sys.executable, "-m", "harness", "--version"],
+                                                   capture_output=True).returncode, args.repeat)
+            whole = timed("harness keywords validate FILE (end to end)", cli, args.repeat)
+            print(f"RESULT CLI validate {args.entries} entries: {whole:.2f} s wall (target <= 2 s; start-up "
+                  f"{startup:.2f} s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

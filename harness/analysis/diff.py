@@ -20,6 +20,10 @@ least ``drop_threshold`` (a fraction) while it is not newly censored is ``result
 **Scale.** A run's states are read in key order from one covering index
 (``measurements_by_run_key``) and merged in a single streaming pass; Pydantic objects are
 built only for changes. Two runs of a million measurements each diff in a few seconds.
+
+It is one piece on purpose: the run resolution, the one-pass comparison and the output forms share
+the same state model and transition rules, and splitting them would spread one definition over
+several modules.
 """
 
 from __future__ import annotations
@@ -702,8 +706,13 @@ def default_pair(store: Store, a: str | None, b: str | None, *, across_vantage: 
         scope.vantage = run_b.vantage
     if a:
         if _AGO.match(a.partition("@")[0]) or _DATE.match(a.partition("@")[0]):
-            return resolve_run(store, a, scope=scope), run_b
-        return resolve_run(store, a), run_b
+            run_a = resolve_run(store, a, scope=scope)
+        else:
+            run_a = resolve_run(store, a)
+        if run_a.run_id == run_b.run_id:
+            raise InputError(f"{a!r} and {b or 'latest'!r} both name run {run_b.run_id}: nothing to compare "
+                             f"(a date or an age names the latest complete run started by then)")
+        return run_a, run_b
     earlier = [r for r in _runs_in_scope(store, scope, None)
                if r.run_id != run_b.run_id and (across_vantage or r.started_at <= run_b.started_at)]
     if not earlier:

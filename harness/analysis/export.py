@@ -1,16 +1,25 @@
 """Exports (JSON lines in an OONI-style envelope, CSV, Parquet) and merging exports into a store.
 
-A JSON-lines record is one measurement::
+A JSON-lines record is one measurement in OONI's base data format (``ooni/spec``,
+``data-formats/df-000-base.md``: ``data_format_version`` 0.2.0, times as ``YYYY-MM-DD hh:mm:ss``
+UTC, ``annotations`` a map of strings)::
 
-    {"measurement_uid": ..., "report_id": RUN_ID, "measurement_start_time": ..., "test_name": ...,
-     "test_version": ..., "software_name": ..., "software_version": ..., "input": TERM,
-     "probe_cc": ..., "probe_asn": ..., "test_runtime": ...,
-     "annotations": {"vantage": ..., "probe_set": ..., "task_key": ..., "run": {...}},
-     "test_keys": {"platform": ..., "verdict": ..., "failure": ..., "signals": [...], ...,
-                   "evidence": {...}, "bodies_b64": {sha256: base64} (with bodies)}}
+    {"measurement_uid": ..., "report_id": RUN_ID, "data_format_version": "0.2.0",
+     "measurement_start_time": "2026-11-01 10:00:00", "test_start_time": "2026-11-01 09:58:13",
+     "test_name": ..., "test_version": ..., "software_name": ..., "software_version": ...,
+     "input": TERM, "probe_cc": ..., "probe_asn": ..., "test_runtime": ...,
+     "annotations": {"vantage": ..., "probe_set": ..., "task_key": ..., "platform": ...},
+     "test_keys": {"platform": ..., "verdict": ..., "failure": OONI_STRING_OR_NULL,
+                   "harness_failure": HARNESS_CODE_OR_NULL, "signals": [...], ..., "evidence": {...},
+                   "harness": {"measurement_start_time": ISO_WITH_MICROSECONDS, "run": {...}},
+                   "bodies_b64": {sha256: base64} (with bodies)}}
 
-Every field of the stored measurement and of its run is in the record, so export → import
-is lossless. ``import_file`` merges records into a store in one transaction: measurements
+``test_keys.failure`` is OONI's failure string (``harness.failures.ooni_failure``: null where
+OONI records the event as a successful request, e.g. an HTTP 429 or a CAPTCHA), and
+``harness_failure`` the harness's own code. Every field of the stored measurement and of its
+run is in the record (``test_keys.harness``), so export → import is lossless; records written
+by 0.1.0 (ISO times, the run under ``annotations.run``) still import. Nothing that identifies
+the machine that measured (host name, process id, local paths) is exported. ``import_file`` merges records into a store in one transaction: measurements
 already present (same ``measurement_uid``, or the same task of the same run) are skipped,
 runs are created as needed; a bad line aborts the import and nothing is written.
 """
@@ -28,8 +37,9 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError, NotFoundError, OutputError
-from ..safeio import MAX_NESTING, atomic_output, atomic_path, check_input_file, depth_of
+from ..failures import ooni_failure
 from ..models import Measurement, Run
+from ..safeio import MAX_NESTING, atomic_output, atomic_path, check_input_file, depth_of
 from ..store.base import Store, parse_iso
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
@@ -39,8 +49,19 @@ _ENVELOPE_TOP = ("test_name", "test_version", "software_name", "software_version
 _MOVED_TO_TEST_KEYS = ("platform", "verdict", "failure", "role", "query", "components", "list_name", "category", "tags",
                        "variant", "repeat")
 CSV_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "probe_set", "platform", "vantage",
-               "probe_cc", "probe_asn", "input", "list_name", "category", "tags", "role", "verdict", "failure",
-               "result_count", "result_items", "signals", "confirmed", "status_code", "body_sha256"]
+               "probe_cc", "probe_asn", "input", "variant", "query", "list_name", "category", "tags", "role", "verdict",
+               "failure", "ooni_failure", "result_count", "result_items", "signals", "confirmed", "status_code",
+               "body_sha256"]
+DATA_FORMAT_VERSION = "0.2.0"
+_LOCAL_RUN_FIELDS = ("pid", "hostname")
+"""Run fields that identify the measuring machine: never exported (the README's advice to vantage operators)."""
+
+
+def ooni_time(iso_text: str | None) -> str | None:
+    """``2026-11-01T10:00:00.123456Z`` → ``2026-11-01 10:00:00`` (OONI's UTC time format)."""
+    if not iso_text:
+        return None
+    return parse_iso(iso_text).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class ImportSummary(BaseModel):
@@ -53,53 +74,72 @@ class ImportSummary(BaseModel):
 
 
 def _run_doc(run: Run) -> dict[str, Any]:
-    return json.loads(run.model_dump_json())
+    doc = json.loads(run.model_dump_json())
+    for k in _LOCAL_RUN_FIELDS:
+        doc[k] = None
+    return doc
 
 
 def to_record(doc: dict[str, Any], run: dict[str, Any] | None = None,
               bodies: dict[str, bytes] | None = None) -> dict[str, Any]:
-    """One stored measurement (its JSON ``doc``) as an OONI-style record."""
+    """One stored measurement (its JSON ``doc``) as an OONI-format record (see the module docstring)."""
     tk = dict(doc.get("test_keys") or {})
     rec: dict[str, Any] = {
         "measurement_uid": doc["measurement_id"],
         "report_id": doc["run_id"],
-        "measurement_start_time": doc["measurement_start_time"],
+        "data_format_version": DATA_FORMAT_VERSION,
+        "measurement_start_time": ooni_time(doc["measurement_start_time"]),
+        "test_start_time": ooni_time((run or {}).get("started_at") or doc["measurement_start_time"]),
     }
     for k in _ENVELOPE_TOP:
         rec[k] = doc.get(k)
     test_keys: dict[str, Any] = {k: doc.get(k) for k in _MOVED_TO_TEST_KEYS}
     test_keys.update(tk)
+    test_keys["harness_failure"] = doc.get("failure")
+    test_keys["failure"] = ooni_failure(doc.get("failure"))
     test_keys["evidence"] = doc.get("evidence") or {}
+    harness: dict[str, Any] = {"measurement_start_time": doc["measurement_start_time"]}
+    if run is not None:
+        harness["run"] = {k: (None if k in _LOCAL_RUN_FIELDS else v) for k, v in run.items()}
+    test_keys["harness"] = harness
     if bodies:
         test_keys["bodies_b64"] = {k: base64.b64encode(v).decode("ascii") for k, v in bodies.items()}
-    annotations: dict[str, Any] = {"vantage": doc.get("vantage", ""), "probe_set": doc["probe_set"],
-                                   "task_key": doc["task_key"]}
-    if run is not None:
-        annotations["run"] = run
-    rec["annotations"] = annotations
+    rec["annotations"] = {"vantage": str(doc.get("vantage") or ""), "probe_set": str(doc["probe_set"]),
+                          "task_key": str(doc["task_key"]), "platform": str(doc.get("platform") or ""),
+                          "engine_name": "censorship-harness"}
     rec["test_keys"] = test_keys
     return rec
 
 
 def from_record(rec: dict[str, Any]) -> tuple[Measurement, Run | None, dict[str, bytes]]:
-    """Inverse of :func:`to_record` (validated)."""
+    """Inverse of :func:`to_record` (validated); also reads 0.1.0 records (ISO times, ``annotations.run``)."""
     if not isinstance(rec, dict):
         raise ValueError("a record must be a JSON object")
     tk = dict(rec.get("test_keys") or {})
     ann = dict(rec.get("annotations") or {})
     bodies_b64 = tk.pop("bodies_b64", None) or {}
     evidence = tk.pop("evidence", {})
+    harness = tk.pop("harness", None)
+    if "harness_failure" in tk:  # the OONI-format record: failure is OONI's string, harness_failure ours
+        tk["failure"] = tk.pop("harness_failure")
     doc: dict[str, Any] = {k: tk.pop(k) for k in _MOVED_TO_TEST_KEYS if k in tk}
     for k in _ENVELOPE_TOP:
         if k in rec:
             doc[k] = rec[k]
+    started = rec.get("measurement_start_time")
+    run_doc = ann.get("run")
+    if isinstance(harness, dict):
+        started = harness.get("measurement_start_time") or started
+        run_doc = harness.get("run") or run_doc
+    elif isinstance(started, str) and "T" not in started:  # an OONI time without the harness's own: UTC
+        started = started.replace(" ", "T") + "Z"
     doc.update(measurement_id=rec.get("measurement_uid"), run_id=rec.get("report_id"),
-               measurement_start_time=rec.get("measurement_start_time"), probe_set=ann.get("probe_set"),
+               measurement_start_time=started, probe_set=ann.get("probe_set"),
                task_key=ann.get("task_key"), vantage=ann.get("vantage", ""), test_keys=tk, evidence=evidence)
     m = Measurement.model_validate(doc)
-    run = Run.model_validate(ann["run"]) if ann.get("run") else None
+    run = Run.model_validate(run_doc) if run_doc else None
     if run is not None and run.run_id != m.run_id:
-        raise ValueError(f"annotations.run.run_id {run.run_id!r} differs from report_id {m.run_id!r}")
+        raise ValueError(f"the run's run_id {run.run_id!r} differs from report_id {m.run_id!r}")
     if not isinstance(bodies_b64, dict):
         raise ValueError("test_keys.bodies_b64 must map SHA-256 keys to base64 bodies")
     bodies = {str(k): base64.b64decode(v, validate=True) for k, v in bodies_b64.items()}
@@ -147,13 +187,15 @@ def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
         "measurement_uid": rec["measurement_uid"], "report_id": rec["report_id"],
         "measurement_start_time": rec["measurement_start_time"], "probe_set": rec["annotations"].get("probe_set"),
         "platform": tk.get("platform"), "vantage": rec["annotations"].get("vantage"), "probe_cc": rec.get("probe_cc"),
-        "probe_asn": rec.get("probe_asn"), "input": rec.get("input"), "list_name": tk.get("list_name"),
+        "probe_asn": rec.get("probe_asn"), "input": rec.get("input"), "variant": tk.get("variant"),
+        "query": tk.get("query"), "list_name": tk.get("list_name"),
         "category": tk.get("category"), "tags": ";".join(tk.get("tags") or []), "role": tk.get("role"),
-        "verdict": tk.get("verdict"), "failure": tk.get("failure"), "result_count": tk.get("result_count"),
+        "verdict": tk.get("verdict"), "failure": tk.get("harness_failure", tk.get("failure")),
+        "ooni_failure": tk.get("failure") if "harness_failure" in tk else None, "result_count": tk.get("result_count"),
         "result_items": tk.get("result_items"), "signals": ";".join(tk.get("signals") or []),
         "confirmed": tk.get("confirmed"), "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),
     }
-    return {k: ("" if v is None else v) for k, v in row.items()}
+    return {k: ("" if v is None else ("true" if v is True else "false" if v is False else v)) for k, v in row.items()}
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> int:
@@ -185,9 +227,9 @@ def _pyarrow():
 
 
 PARQUET_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "date", "probe_set", "platform", "vantage",
-                   "probe_cc", "probe_asn", "input", "list_name", "category", "tags", "role", "verdict", "censored",
-                   "failure", "result_count", "result_items", "signals", "confirmed", "status_code", "body_sha256",
-                   "record"]
+                   "probe_cc", "probe_asn", "input", "variant", "query", "list_name", "category", "tags", "role",
+                   "verdict", "censored", "failure", "ooni_failure", "result_count", "result_items", "signals",
+                   "confirmed", "status_code", "body_sha256", "record"]
 PARTITION_COLUMNS = ["date", "platform"]
 
 
@@ -204,16 +246,19 @@ def _parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
     tk = rec["test_keys"]
     ev = tk.get("evidence") or {}
     ann = rec["annotations"]
-    ts = parse_iso(rec["measurement_start_time"])
+    ts = parse_iso((tk.get("harness") or {}).get("measurement_start_time") or rec["measurement_start_time"])
     verdict = tk.get("verdict")
+    ooni_record = "harness_failure" in tk  # failure is OONI's string there, harness_failure ours
     confirmed = tk.get("confirmed")
     return {
         "measurement_uid": rec["measurement_uid"], "report_id": rec["report_id"], "measurement_start_time": ts,
         "date": ts.astimezone(dt.timezone.utc).date(), "probe_set": ann.get("probe_set"), "platform": tk.get("platform"),
         "vantage": ann.get("vantage"), "probe_cc": rec.get("probe_cc"), "probe_asn": rec.get("probe_asn"),
-        "input": rec.get("input"), "list_name": tk.get("list_name"), "category": tk.get("category"),
+        "input": rec.get("input"), "variant": tk.get("variant"), "query": tk.get("query"),
+        "list_name": tk.get("list_name"), "category": tk.get("category"),
         "tags": list(tk.get("tags") or []), "role": tk.get("role"), "verdict": verdict,
-        "censored": verdict in ("hard", "soft"), "failure": tk.get("failure"),
+        "censored": verdict in ("hard", "soft"), "failure": tk.get("harness_failure") if ooni_record else tk.get("failure"),
+        "ooni_failure": tk.get("failure") if ooni_record else None,
         "result_count": tk.get("result_count"), "result_items": tk.get("result_items"),
         "signals": list(tk.get("signals") or []), "confirmed": None if confirmed is None else bool(confirmed),
         "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),

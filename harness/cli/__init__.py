@@ -27,14 +27,33 @@ _USAGE = _click_exceptions.ClickException
 
 from ..errors import HarnessError
 from ..exitcodes import ExitCode
-from ._app import app
+from ._app import app, build_command
 from ._common import err_console, neutralise
 
 __all__ = ["app", "main"]
 
+COMMAND_MODULES = {
+    "run": "run", "demo": "demo", "diff": "diff", "export": "export", "import": "export", "isolate": "isolate",
+    "discover": "isolate", "keywords": "keywords", "platforms": "platforms", "reclassify": "reclassify",
+    "report": "report", "runs": "runs", "sandbox": "sandbox", "schedule": "schedule", "store": "store",
+    "timeline": "timeline", "history": "timeline", "config": "config", "init": "workspace", "show": "show",
+    "watch": "watch",
+}
+"""First argument → the module that registers it: a command imports only its own module (a
+faster start: `harness keywords validate` does not import the engine). Anything else (help,
+completion, a command not listed here) registers every module."""
 
-def _register() -> None:
-    from . import (  # noqa: F401  # noqa: F401 - operations (scheduler, resume, maintenance)
+
+def _register(argv: list[str] | None = None) -> None:
+    import importlib
+
+    args = list(argv or [])
+    first = args[0] if args else ""
+    wanted = COMMAND_MODULES.get(first)
+    if wanted and not any(k.startswith("_HARNESS_COMPLETE") for k in os.environ):
+        importlib.import_module(f"{__name__}.{wanted}")
+        return
+    from . import (  # noqa: F401 - each module registers its commands on the app
         config,
         demo,
         diff,
@@ -48,8 +67,10 @@ def _register() -> None:
         runs,
         sandbox,
         schedule,
+        show,
         store,
         timeline,
+        workspace,
         watch,
     )
 
@@ -88,11 +109,28 @@ def classify_exception(exc: BaseException) -> tuple[ExitCode, str]:
                                      f"(a bug; HARNESS_DEBUG=1 prints the traceback; please report it)")
 
 
+DEPRECATED_SPELLINGS = {"--platforms": "--specs"}
+"""Old option names still accepted (``--platforms DIR`` became ``--specs DIR``, one letter away from
+``--platform NAME``); docs and help show only the new name."""
+
+
+def _respell(argv: list[str]) -> list[str]:
+    out = []
+    for a in argv:
+        if a == "--":
+            out.extend(argv[len(out):])
+            break
+        name, eq, value = a.partition("=")
+        out.append(DEPRECATED_SPELLINGS.get(name, name) + eq + value if name in DEPRECATED_SPELLINGS else a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the documented code."""
-    _register()
+    argv = _respell(list(sys.argv[1:] if argv is None else argv))
+    _register(argv)
     try:
-        code = app(args=argv, prog_name="harness", standalone_mode=False)
+        code = build_command().main(args=argv, prog_name="harness", standalone_mode=False)
     except _USAGE as exc:  # usage errors: click's own message, exit 2
         exc.show()
         code = ExitCode.BAD_INPUT

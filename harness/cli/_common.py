@@ -37,14 +37,59 @@ class SafeConsole(Console):
 console = SafeConsole(highlight=False)
 err_console = SafeConsole(stderr=True, highlight=False)
 
-StoreOption = typer.Option(None, "--store", "-s", help="SQLite file or postgresql://user@host/db (default: $HARNESS_STORE,"
-                                                       " store in harness.toml, results/harness.db)")
-JsonOption = typer.Option(False, "--json", help="print JSON for scripts")
+StoreOption = typer.Option(None, "--store", "-s", metavar="PATH|URL", envvar="HARNESS_STORE", show_envvar=False,
+                           help="SQLite file or postgresql://user@host/db (default: $HARNESS_STORE, else the workspace's "
+                                "harness.toml, else results/harness.db)")
+JsonOption = typer.Option(False, "--json", help="print JSON for scripts (same as --format json)")
+ConfigOption = typer.Option(None, "--config", metavar="FILE",
+                            help="harness.toml to use (default: $HARNESS_CONFIG, else the nearest harness.toml from here up)")
+SpecsOption = typer.Option([], "--specs", metavar="DIR", help="an extra folder of platform specs (repeatable)")
+BaseUrlOption = typer.Option([], "--base-url", metavar="NAME=URL",
+                             help="send platform NAME's requests to URL instead (e.g. a sandbox; repeatable)")
+CookiesOption = typer.Option([], "--cookies", metavar="PLATFORM=FILE",
+                             help="cookies for PLATFORM from FILE (Netscape cookies.txt or JSON; repeatable) [config: cookie_files]")
+ProxyOption = typer.Option(None, "--proxy", metavar="URL",
+                           help="send through this proxy: http://, socks5://[user:password@]host:port [config: proxy]")
+
+
+def parse_pairs(values: list[str], option: str, what: str) -> dict[str, str]:
+    """``NAME=VALUE`` options (``--base-url``, ``--cookies``) as a dict; a value without ``=`` is bad input."""
+    from ..errors import InputError
+
+    out = {}
+    for v in values:
+        m = _PAIR.match(v)
+        if not m or not m.group(2).strip():
+            raise InputError(f"{option} takes {what}, got {v!r}")
+        out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+_PAIR = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*=(.*)", re.S)
+
+
+def for_platform(values: list[str], option: str, what: str, platform: str) -> str | None:
+    """The value of a ``NAME=VALUE`` option for one platform; on a command about one platform a
+    bare value (no ``NAME=``) means that platform."""
+    bare = [v for v in values if not _PAIR.match(v) or "://" in v.split("=", 1)[0]]
+    pairs = parse_pairs([v for v in values if v not in bare], option, what)
+    if len(bare) > 1:
+        raise InputError(f"{option} given twice without a NAME=: use {what}")
+    return pairs.get(platform) or (bare[0].strip() if bare else None)
+
+
+def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, str]:
+    return parse_pairs(values, option, "NAME=URL")
+
+
+def parse_cookie_files(values: list[str]) -> dict[str, Path]:
+    return {k: Path(v) for k, v in parse_pairs(values, "--cookies", "PLATFORM=FILE").items()}
 
 
 def store_path(store: str | Path | None) -> StoreTarget:
-    """--store, else $HARNESS_STORE, else ``store`` in harness.toml, else results/harness.db
-    (a path, or a ``postgresql://`` URL kept as a string)."""
+    """--store, else $HARNESS_STORE, else ``store`` in the workspace's harness.toml (relative to it),
+    else ``results/harness.db`` in the workspace, else ``./results/harness.db`` (a path, or a
+    ``postgresql://`` URL kept as a string)."""
     if store is not None:
         return normalize(store)
     env = os.environ.get("HARNESS_STORE")

@@ -13,28 +13,33 @@ from ..analysis.diff import diff_runs
 from ..errors import NotFoundError
 from ..measure.engine import RunOptions
 from ..operations.runs import RunRequest, prepare
+from ..operations.workspace import bundled_dir, workspace_path
 from ..sandbox import Sandbox
 from ..store.sqlite import Store
 from ._app import app
 from ._common import JsonOption, console, print_json
 from ..analysis.diff import Filters
+from ._output import choose_format
 from .diff import filtered_item_diff, print_diff, print_item_diff
 from .run import run_with_progress, summary_dict, summary_table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def find_demo_probe_set() -> Path:
-    for candidate in (Path.cwd() / "probes" / "demo.yaml", REPO_ROOT / "probes" / "demo.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise NotFoundError("probes/demo.yaml not found: run the demo from the project folder")
+    """probes/demo.yaml of the workspace (or the working directory), else the one installed with the package."""
+    local = workspace_path("probes") / "demo.yaml"
+    if local.is_file():
+        return local
+    bundled = bundled_dir("probes") / "demo.yaml"
+    if bundled.is_file():
+        return bundled
+    raise NotFoundError("probes/demo.yaml not found (in this workspace or the installed package)")
 
 
 @app.command("demo")
 def demo_cmd(
-    store: Path | None = typer.Option(None, "--store", "-s", help="keep the runs in this store (default: a temporary one)"),
-    probe_set: Path | None = typer.Option(None, "--probe-set", help="probe set to use (default: probes/demo.yaml)"),
+    store: Path | None = typer.Option(None, "--store", "-s", metavar="PATH",
+                                      help="keep the runs in this store (default: a temporary one)"),
+    probe_set: Path | None = typer.Option(None, "--probe-set", metavar="FILE",
+                                          help="probe set to use (default: probes/demo.yaml here, else the installed one)"),
     as_json: bool = JsonOption,
 ) -> None:
     """Offline, end to end: start the sandbox, run the demo probe set (keywords and watched items), change the
@@ -67,7 +72,7 @@ def demo_cmd(
                         "items": items.model_dump(mode="json") if items is not None else None,
                         "elapsed_s": round(elapsed, 2), "store": str(db) if store else None})
         else:
-            print_diff(result)
+            print_diff(result, choose_format(None))
             if items is not None:
                 print_item_diff(items)
             where = f"stored in {db}" if store else "temporary store removed (use --store to keep it)"

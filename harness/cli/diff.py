@@ -25,8 +25,12 @@ from ..analysis.diff import (
 from ..analysis.items import ItemDiff, diff_items, runs_with_items
 from ..errors import InputError
 from ..store.sqlite import Store
+from ..exitcodes import ExitCode
 from ._app import app
 from ._common import StoreOption, console, esc, store_path
+from ._output import Col, Format, FormatOption, choose_format, emit, note
+
+DEFAULT_LIMIT = 50
 
 
 class By(str, Enum):
@@ -39,48 +43,66 @@ def _confirmed(c) -> str:
     if c.transition in NOT_CONFIRMABLE:
         return "-"
     if c.confirmed is None:
-        return "[yellow]unconfirmed[/]"
+        return "unconfirmed"
     if c.confirmed:
         return f"yes ({c.confirmed_by})" if c.confirmed_by else "yes"
-    return "[yellow]no[/]"
+    return "no"
 
 
-def diff_table(result: DiffResult) -> Table:
-    table = Table(title=f"{esc(result.probe_set)}: {esc(result.run_a)} → {esc(result.run_b)}")
-    for col in ("platform", "term", "vantage", "change", "before", "after", "confirmed"):
-        table.add_column(col)
-    for c in result.changes:
-        after = c.after or "-"
-        if c.drop is not None:
-            after += f" (−{c.drop:.0%} results)"
-        if c.last_known:
-            after += f" (still {c.last_known}, {c.stale_days} d old)"
-        table.add_row(esc(c.platform), esc(c.term), esc(c.vantage), c.transition.value, c.before or "-", esc(after),
-                      _confirmed(c))
-    return table
+def _after(c) -> str:
+    after = c.after or "-"
+    if c.drop is not None:
+        after += f" (−{c.drop:.0%} results)"
+    if c.last_known:
+        after += f" (still {c.last_known}, {c.stale_days} d old)"
+    return after
 
 
-def cross_table(result: CrossDiff) -> Table:
-    table = Table(title=f"across {result.by}: A = {esc(result.side_a)} ({esc(result.run_a)}), "
-                        f"B = {esc(result.side_b)} ({esc(result.run_b)})")
-    dim = "vantage" if result.by == "platform" else "platform"
-    for col in ("term", dim, "difference", "A", "B"):
-        table.add_column(col)
-    for r in result.rows:
-        table.add_row(esc(r.term), esc((r.vantage if result.by == "platform" else r.platform) or ""),
-                      r.difference.value, r.verdict_a or "-", r.verdict_b or "-")
-    return table
+DIFF_COLS = [Col("change", key=True), Col("platform", key=True), Col("term", key=True), Col("vantage"),
+             Col("before"), Col("after"), Col("confirmed")]
 
 
-def print_diff(result: DiffResult) -> None:
-    if result.changes:
-        console.print(diff_table(result))
-    else:
-        console.print(f"no changes between {esc(result.run_a)} and {esc(result.run_b)} ({result.compared} terms compared)")
-    if result.counts:
-        console.print(", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
-    for note in result.notes:
-        console.print(f"[yellow]note:[/] {esc(note)}")
+def diff_rows(result: DiffResult) -> list[tuple]:
+    return [(c.transition.value, c.platform, c.term, c.vantage, c.before or "-", _after(c), _confirmed(c))
+            for c in result.changes]
+
+
+def summary_line(result: DiffResult) -> str:
+    head = f"{result.probe_set}: {result.run_a} → {result.run_b}, {result.compared} terms compared"
+    if not result.changes:
+        return f"{head}: no changes"
+    return f"{head}: {len(result.changes)} changes (" + ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) + ")"
+
+
+def print_diff(result: DiffResult, fmt: Format = Format.table, limit: int | None = DEFAULT_LIMIT) -> None:
+    """Summary first, then the changes (at most ``limit`` on a terminal table; all in tsv/csv)."""
+    note(fmt, summary_line(result))
+    for n in result.notes:
+        note(fmt, f"note: {n}")
+    if not result.changes:
+        return
+    rows = diff_rows(result)
+    shown = rows if limit is None or fmt is not Format.table else rows[:limit]
+    emit(fmt, DIFF_COLS, shown)
+    if len(shown) < len(rows):
+        note(fmt, f"… {len(rows) - len(shown)} more changes (--all to list them, or --format tsv|csv|json)")
+
+
+CROSS_COLS = [Col("difference", key=True), Col("term", key=True), Col("platform or vantage", key=True), Col("A"), Col("B")]
+
+
+def print_cross(result: CrossDiff, fmt: Format = Format.table, limit: int | None = DEFAULT_LIMIT) -> None:
+    note(fmt, f"across {result.by}: A = {result.side_a} ({result.run_a}), B = {result.side_b} ({result.run_b}); "
+              + (", ".join(f"{k} {v}" for k, v in result.counts.items()) if result.rows else
+                 f"no differences ({result.compared} keys compared)"))
+    if not result.rows:
+        return
+    rows = [(r.difference.value, r.term, (r.vantage if result.by == "platform" else r.platform) or "",
+             r.verdict_a or "-", r.verdict_b or "-") for r in result.rows]
+    shown = rows if limit is None or fmt is not Format.table else rows[:limit]
+    emit(fmt, CROSS_COLS, shown)
+    if len(shown) < len(rows):
+        note(fmt, f"… {len(rows) - len(shown)} more (--all to list them)")
 
 
 def _when(ts) -> str:
@@ -139,38 +161,39 @@ def filtered_item_diff(st: Store, run_a: str, run_b: str, filters: Filters) -> I
     return result
 
 
-def print_cross(result: CrossDiff) -> None:
-    if result.rows:
-        console.print(cross_table(result))
-    else:
-        console.print(f"no differences between {esc(result.side_a)} and {esc(result.side_b)} ({result.compared} keys compared)")
-    if result.counts:
-        console.print(", ".join(f"{k}: {v}" for k, v in result.counts.items()))
-
-
 @app.command("diff")
 def diff_cmd(
-    a: str | None = typer.Argument(None, help="earlier run: id or prefix, latest~N, a date (2026-11-01), an age (7d); "
-                                              "add @VANTAGE to pick a vantage point; default: the run before B"),
-    b: str | None = typer.Argument(None, help="later run (same forms); default: the latest run"),
-    platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable); with "
-                                                                    "--by platform: the two platforms to compare"),
-    list_name: list[str] = typer.Option([], "--list", help="only terms from this keyword list (repeatable)"),
-    category: list[str] = typer.Option([], "--category", help="only this category (repeatable)"),
-    tag: list[str] = typer.Option([], "--tag", help="only entries with this tag (repeatable)"),
+    a: str | None = typer.Argument(None, metavar="A", help="earlier run (see RUN REFERENCES in docs/cli.md: id or "
+                                   "prefix, latest, latest~N, a date 2026-11-01, an age 7d, each with @VANTAGE); "
+                                   "default: the run before B"),
+    b: str | None = typer.Argument(None, metavar="B", help="later run (same forms); default: the latest run"),
+    platform: list[str] = typer.Option([], "--platform", "-p", metavar="NAME", help="only this platform (repeatable); "
+                                       "with --by platform: the two platforms to compare"),
+    list_name: list[str] = typer.Option([], "--list", metavar="LIST", help="only terms from this keyword list (repeatable)"),
+    category: list[str] = typer.Option([], "--category", metavar="CODE", help="only this category (repeatable)"),
+    tag: list[str] = typer.Option([], "--tag", metavar="TAG", help="only entries with this tag (repeatable)"),
     by: By = typer.Option(By.run, "--by", help="run: A vs B over time; vantage: the same probes at two vantage "
                                                "points; platform: two platforms"),
     drop_threshold: float = typer.Option(DEFAULT_DROP_THRESHOLD, "--drop-threshold",
                                          help="flag results_dropped when results fall by at least this fraction"),
     no_drops: bool = typer.Option(False, "--no-drops", help="do not look for results_dropped"),
+    limit: int = typer.Option(DEFAULT_LIMIT, "--limit", "-n", min=1, help="rows shown in a terminal table"),
+    show_all: bool = typer.Option(False, "--all", help="show every row in a terminal table"),
+    exit_code: bool = typer.Option(False, "--exit-code", help=f"exit {int(ExitCode.FOUND)} when something changed, "
+                                                              "0 when nothing did (like git diff --exit-code)"),
     store: str | None = StoreOption,
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    as_csv: bool = typer.Option(False, "--csv", help="print CSV"),
+    fmt: Format | None = FormatOption,
+    as_json: bool = typer.Option(False, "--json", help="print JSON (same as --format json)"),
+    as_csv: bool = typer.Option(False, "--csv", help="print CSV with every column (same as --format csv)"),
     as_markdown: bool = typer.Option(False, "--markdown", help="print a Markdown table"),
 ) -> None:
-    """What changed between two runs, or what differs between vantage points or platforms."""
-    if sum((as_json, as_csv, as_markdown)) > 1:
-        raise InputError("choose one of --json, --csv, --markdown")
+    """What changed between two runs, or what differs between vantage points or platforms.
+
+    Prints a summary line, then the changes. On a terminal the table shows --limit rows
+    (--all: every row); piped, every row is printed as tab-separated text.
+    """
+    if sum((as_json, as_csv, as_markdown, fmt is not None)) > 1:
+        raise InputError("choose one of --format, --json, --csv, --markdown")
     with Store(store_path(store), readonly=True) as st:
         if by is By.platform:
             if len(platform) != 2:
@@ -189,7 +212,14 @@ def diff_cmd(
                 result = diff_runs(st, run_a.run_id, run_b.run_id, filters=filters,
                                    drop_threshold=None if no_drops else drop_threshold)
         items = filtered_item_diff(st, run_a.run_id, run_b.run_id, filters) if by is By.run else None
-    if as_json:
+    out = choose_format(Format.csv if as_csv else fmt, as_json)
+    if as_markdown:
+        typer.echo(to_markdown(result), nl=False)
+        if items is not None:
+            from ..analysis.report import items_markdown
+
+            typer.echo("\n" + items_markdown(items), nl=False)
+    elif out is Format.json:
         if items is None:
             typer.echo(to_json(result))
         else:
@@ -198,18 +228,16 @@ def diff_cmd(
             doc = json.loads(to_json(result))
             doc["items"] = items.model_dump(mode="json")
             typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    elif as_csv:
+    elif out is Format.csv:
         typer.echo(to_csv(result), nl=False)
-    elif as_markdown:
-        typer.echo(to_markdown(result), nl=False)
-        if items is not None:
-            from ..analysis.report import items_markdown
-
-            typer.echo("\n" + items_markdown(items), nl=False)
     elif isinstance(result, CrossDiff):
-        print_cross(result)
+        print_cross(result, out, None if show_all else limit)
     else:
         if items is None or result.changes or result.compared:
-            print_diff(result)
+            print_diff(result, out, None if show_all else limit)
         if items is not None:
             print_item_diff(items)
+    changed = bool(result.rows if isinstance(result, CrossDiff) else result.changes) or bool(
+        items is not None and items.changes)
+    if exit_code and changed:
+        raise typer.Exit(ExitCode.FOUND)

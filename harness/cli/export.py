@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..analysis.diff import resolve_run
 from ..analysis.export import export_store, import_file
 from ..errors import InputError
 from ..store.base import Store
@@ -18,8 +19,9 @@ from ._common import JsonOption, StoreOption, console, err_console, esc, print_j
 def export_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout; needed for parquet)"),
     fmt: str = typer.Option("", "--format", "-f", help="jsonl, csv or parquet (default: from the file name, else jsonl)"),
-    run: list[str] = typer.Option([], "--run", help="only this run (repeatable)"),
-    probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
+    run: list[str] = typer.Option([], "--run", "-r", metavar="RUN", help="only this run: a run reference (id or prefix, "
+                                  "latest, latest~N, a date, an age, with @VANTAGE; repeatable)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
     platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
     probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements "
                                                                   "(keep search probes and watched items)"),
@@ -37,7 +39,7 @@ def export_cmd(
     if chosen not in ("jsonl", "csv", "parquet"):
         raise InputError(f"unknown export format {chosen!r} (jsonl, csv, parquet)")
     with Store(store_path(store), readonly=True) as st:
-        run_ids = [st.get_run(r).run_id for r in run]
+        run_ids = [resolve_run(st, r, probe_set).run_id for r in run]
         n = export_store(st, output, chosen, out=sys.stdout, dataset=dataset, run_ids=run_ids, probe_set=probe_set,
                          platforms=platform,
                          roles=("probe", "item") if probes_only else ("probe", "item", "control", "truism", "isolation"),

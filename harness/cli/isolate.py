@@ -29,20 +29,34 @@ from ..platforms.spec import PlatformSpec
 from ..store.sqlite import Store
 from ..yamlio import MAX_SMALL_INPUT, read_text
 from ._app import app
-from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from .run import parse_base_urls
+from ..measure.sessions import check_proxy
+from ..operations.workspace import workspace_path
+from ._common import (
+    BaseUrlOption,
+    CookiesOption,
+    JsonOption,
+    ProxyOption,
+    SpecsOption,
+    StoreOption,
+    console,
+    err_console,
+    esc,
+    parse_base_urls,
+    parse_cookie_files,
+    print_json,
+)
 
-PlatformOpt = typer.Option(..., "--platform", "-p", help="platform name (see `harness platforms list`)")
-PlatformsDirOpt = typer.Option([], "--platforms", help="extra folder of platform specs")
-BaseUrlOpt = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a sandbox)")
+PlatformOpt = typer.Option(..., "--platform", "-p", metavar="NAME", help="platform name (see `harness platforms list`)")
+PlatformsDirOpt = SpecsOption
+BaseUrlOpt = BaseUrlOption
 IntervalOpt = typer.Option(None, "--interval", help="seconds between requests (default: the spec's rate limit)")
 RetriesOpt = typer.Option(4, "--retries", help="retries of a failing request before giving up")
 BackoffOpt = typer.Option(5.0, "--retry-backoff", help="first retry backoff in seconds (doubles each time)")
 PriorsOpt = typer.Option([], "--priors", help="more keyword lists (files or folders) to use as priors, on top of "
                          "the keywords folder's")
 NoPriorsOpt = typer.Option(False, "--no-priors", help="guess nothing first: no keyword lists, no discovered rules")
-KeywordsDirOpt = typer.Option(Path("keywords"), "--keywords-dir",
-                              help="the workspace's keyword lists: used as priors (all of them, the discovered-*.yaml "
+KeywordsDirOpt = typer.Option(None, "--keywords-dir", metavar="DIR",
+                              help="the workspace's keyword lists (default: keywords/ of the workspace): used as priors (all of them, the discovered-*.yaml "
                                    "rules of every platform included); discovered-<platform>.yaml is written there")
 
 
@@ -52,13 +66,18 @@ def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> Platform
     return spec.model_copy(update={"base_url": url.rstrip("/")}) if url else spec
 
 
-def _options(interval: float | None, retries: int, backoff: float, spec: PlatformSpec) -> OracleOptions:
+def _options(interval: float | None, retries: int, backoff: float, spec: PlatformSpec, proxy: str | None = None,
+             cookies: list[str] | None = None) -> OracleOptions:
     if retries < 0 or backoff < 0 or (interval is not None and interval < 0):
         raise HarnessError("--retries, --retry-backoff and --interval must not be negative")
     rate = None
     if interval is not None:
         rate = RateLimit(interval_s=interval, jitter=spec.rate_limit.jitter if interval else 0, concurrency=1)
-    return OracleOptions(retries=retries, retry_backoff_s=backoff, rate_limit=rate)
+    cfg = load_config(None)
+    cookie_file = parse_cookie_files(cookies or []).get(spec.name) or cfg.cookie_files.get(spec.name)
+    proxy = check_proxy(proxy) if proxy else cfg.proxy
+    return OracleOptions(retries=retries, retry_backoff_s=backoff, rate_limit=rate, proxy=proxy,
+                         cookies_file=Path(cookie_file) if cookie_file else None)
 
 
 def _priors(keywords_dir: Path, extra: list[Path], no_priors: bool) -> Priors | None:
@@ -98,16 +117,18 @@ def _rules_table(res: PlatformIsolation) -> Table:
 def isolate_cmd(
     text: str = typer.Argument(None, help="the censored text (or use --file)"),
     platform: str = PlatformOpt,
-    file: Path | None = typer.Option(None, "--file", "-f", help="read the text from a UTF-8 file"),
+    file: Path | None = typer.Option(None, "--file", help="read the text from a UTF-8 file"),
     budget: int | None = typer.Option(None, "--budget", help="stop after this many queries (result marked incomplete)"),
     platforms: list[Path] = PlatformsDirOpt,
     base_url: list[str] = BaseUrlOpt,
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
+    proxy: str | None = ProxyOption,
+    cookies: list[str] = CookiesOption,
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
-    keywords_dir: Path = KeywordsDirOpt,
+    keywords_dir: Path | None = KeywordsDirOpt,
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -126,7 +147,8 @@ def isolate_cmd(
     if budget is not None and budget < 1:
         raise HarnessError("--budget must be at least 1")
     spec = _spec(platform, platforms, base_url)
-    options = _options(interval, retries, retry_backoff, spec)
+    options = _options(interval, retries, retry_backoff, spec, proxy, cookies)
+    keywords_dir = keywords_dir or workspace_path("keywords")
     known = _priors(keywords_dir, priors, no_priors)
     lst = DiscoveredList(discovered_path(keywords_dir, spec.name), spec.name)  # unreadable: fail before any query
     evidence = _evidence(store, "isolate", spec, {"text": text, "text_id": str(file) if file else "argument",
@@ -167,12 +189,14 @@ def discover_cmd(
     platform: str = PlatformOpt,
     texts: Path = typer.Option(..., "--texts", help="a file (one text per line) or a folder of .txt files"),
     budget: int = typer.Option(40, "--budget", help="queries per censored text"),
-    keywords_dir: Path = KeywordsDirOpt,
+    keywords_dir: Path | None = KeywordsDirOpt,
     platforms: list[Path] = PlatformsDirOpt,
     base_url: list[str] = BaseUrlOpt,
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
     retry_backoff: float = BackoffOpt,
+    proxy: str | None = ProxyOption,
+    cookies: list[str] = CookiesOption,
     priors: list[Path] = PriorsOpt,
     no_priors: bool = NoPriorsOpt,
     store: str | None = StoreOption,
@@ -186,7 +210,8 @@ def discover_cmd(
         raise HarnessError("--budget must be at least 1")
     samples = load_texts(texts)
     spec = _spec(platform, platforms, base_url)
-    options = _options(interval, retries, retry_backoff, spec)
+    options = _options(interval, retries, retry_backoff, spec, proxy, cookies)
+    keywords_dir = keywords_dir or workspace_path("keywords")
     check_outputs(keywords_dir, spec.name)
     known = _priors(keywords_dir, priors, no_priors)
     evidence = _evidence(store, "discover", spec, {"texts": str(texts), "budget": budget,

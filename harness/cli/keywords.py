@@ -27,19 +27,26 @@ from ..keywords.lists import (
 from ..models import Keyword
 from ..yamlio import atomic_write_text
 from ._app import app
+from ..operations.workspace import workspace_path
 from ._common import JsonOption, console, err_console, esc, print_json
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 keywords_app = typer.Typer(help="Keyword lists: import, add, validate, inspect, search, export.", no_args_is_help=True)
 app.add_typer(keywords_app, name="keywords")
 
-PathsArg = typer.Argument(None, help="list files or folders (default: keywords/)")
-CodebookOption = typer.Option(None, "--codebook", help="categories codebook (default: categories.yaml beside the lists)")
+PathsArg = typer.Argument(None, metavar="PATH", help="list files or folders (default: the workspace's keywords/)")
+CodebookOption = typer.Option(None, "--codebook", metavar="FILE",
+                              help="categories codebook (default: categories.yaml beside the lists)")
+
+
+def _keywords_dir() -> Path:
+    return workspace_path("keywords")
 
 
 def _files(paths: list[Path] | None) -> list[Path]:
-    files = expand_paths(paths or [Path("keywords")])
+    files = expand_paths(paths or [_keywords_dir()])
     if not files:
-        raise KeywordListError("no keyword list files found", str(paths[0]) if paths else "keywords")
+        raise KeywordListError("no keyword list files found", str(paths[0]) if paths else str(_keywords_dir()))
     return files
 
 
@@ -47,32 +54,32 @@ def _files(paths: list[Path] | None) -> list[Path]:
 def validate_cmd(
     paths: list[Path] = PathsArg,
     codebook: Path = CodebookOption,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check every keyword list: schema, duplicates within and across lists, empty, control or
-    overlong terms, unknown categories. Prints file:line for each problem; exit 2 if any error.
-    Another written form of an entry (習近平 / 习近平) is reported as info, not as an error."""
+    """Check every keyword list: schema, duplicates within a list, empty, control or overlong terms,
+    unknown categories. Prints file:line for each problem; exit 2 if any error. The same term in
+    two lists is a warning; another written form of an entry (習近平 / 习近平) is info."""
     report = validate_lists(_files(paths), codebook)
     errors = report.errors
-    if as_json:
+    out = choose_format(fmt, as_json)
+    if out is Format.json:
         print_json({"lists": [vars(s) for s in report.lists], "codebook": report.codebook,
-                    "errors": len(errors), "problems": [p.to_json() for p in report.problems]})
+                    "errors": len(errors), "warnings": len(report.warnings),
+                    "problems": [p.to_json() for p in report.problems]})
     else:
-        table = Table(title="keyword lists")
-        table.add_column("file")
-        table.add_column("name")
-        table.add_column("entries", justify="right")
-        for s in report.lists:
-            table.add_row(esc(s.file), esc(s.name), str(s.entries))
-        console.print(table)
+        emit(out, [Col("file", key=True), Col("name", key=True), Col("entries", right=True)],
+             [(s.file, s.name, s.entries) for s in report.lists], title="keyword lists")
+        # problems go to stderr as file:line: level: message (an editor can jump to them), complete lines
         for p in report.problems:
             if p.level == "error":
                 err_console.print(f"[red]{esc(p)}[/]", soft_wrap=True)
+            elif p.level == "warning":
+                err_console.print(f"[yellow]{esc(p)}[/]", soft_wrap=True)
             else:
-                console.print(f"[dim]{esc(p)}[/]", soft_wrap=True)
-        infos = len(report.problems) - len(errors)
-        summary = f"{len(errors)} error(s), {infos} info"
-        (err_console if errors else console).print(summary)
+                err_console.print(f"[dim]{esc(p)}[/]", soft_wrap=True)
+        infos = len(report.problems) - len(errors) - len(report.warnings)
+        err_console.print(f"{len(errors)} error(s), {len(report.warnings)} warning(s), {infos} info")
     if errors:
         raise typer.Exit(ExitCode.BAD_INPUT)
 
@@ -81,25 +88,25 @@ def validate_cmd(
 def import_cmd(
     file: Path = typer.Argument(..., help="a keyword list in any supported shape (txt, plain, csv ...)"),
     fmt: str = typer.Option("auto", "--format", "-f", help=f"one of: {', '.join(FORMATS)}"),
-    out: Path = typer.Option(None, "--out", "-o", help="YAML list to write (default: keywords/<name>.yaml)"),
+    out: Path = typer.Option(None, "--output", "--out", "-o", help="YAML list to write (default: keywords/<name>.yaml)"),
     name: str = typer.Option(None, "--name", help="list name (default: from the file name)"),
     source: str = typer.Option(None, "--source", help="where the list comes from (report, repository)"),
     licence: str = typer.Option(None, "--licence", help="licence of the data, e.g. CC-BY-NC-SA-4.0"),
     attribution: str = typer.Option(None, "--attribution", help="attribution the licence requires"),
     category: str = typer.Option(None, "--category", help="category code for every imported entry"),
-    description: str = typer.Option(None, "--description"),
+    description: str = typer.Option(None, "--description", help="what the list is for (written into the YAML)"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
     dry_run: bool = typer.Option(False, "--dry-run", help="report only; write nothing"),
     as_json: bool = JsonOption,
 ) -> None:
     """Import a keyword list, report what was imported and what was skipped and why, write YAML."""
     if category:
-        cb_path = find_codebook([out] if out else [Path("keywords") / "x.yaml"])
+        cb_path = find_codebook([out] if out else [_keywords_dir() / "x.yaml"])
         if cb_path is not None and category not in load_codebook(cb_path).codes:
             raise KeywordListError(f"unknown category {category!r} (not in {cb_path})")
     result = import_file(file, fmt=fmt, name=name, source=source, licence=licence, attribution=attribution,
                          category=category, description=description)
-    target = out or Path("keywords") / f"{result.keyword_list.name}.yaml"
+    target = out or _keywords_dir() / f"{result.keyword_list.name}.yaml"
     if not dry_run:
         if target.exists() and not force:
             raise KeywordListError("the output file exists (use --force to overwrite)", target)
@@ -144,12 +151,12 @@ def _csv_items(value: str | None) -> list[str]:
 def add_cmd(
     list_ref: str = typer.Argument(..., metavar="LIST", help="list name (leaders) or path to a YAML list"),
     term: str = typer.Argument(None, help="the term; 'A + B' for a combination"),
-    category: str = typer.Option(None, "--category"),
+    category: str = typer.Option(None, "--category", help="category code from the codebook (categories.yaml)"),
     tags: str = typer.Option(None, "--tags", help="comma-separated tags"),
-    source: str = typer.Option(None, "--source"),
-    notes: str = typer.Option(None, "--notes"),
+    source: str = typer.Option(None, "--source", help="where the entry comes from (a report, a repository)"),
+    notes: str = typer.Option(None, "--notes", help="free-text notes on the entry"),
     components: str = typer.Option(None, "--components", help="components of a combination, comma-separated"),
-    translation: str = typer.Option(None, "--translation"),
+    translation: str = typer.Option(None, "--translation", help="an English translation of the term"),
     script: str = typer.Option(None, "--script", help="zh-Hans, zh-Hant, en, bo, ug, mixed ..."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -178,29 +185,26 @@ def add_cmd(
 
 
 @keywords_app.command("stats")
-def stats_cmd(paths: list[Path] = PathsArg, as_json: bool = JsonOption) -> None:
+def stats_cmd(paths: list[Path] = PathsArg, fmt: Format | None = FormatOption, as_json: bool = JsonOption) -> None:
     """Entries, combinations, categories and scripts per list."""
     stats = [list_stats(load_keyword_list(f)) for f in _files(paths)]
-    if as_json:
-        print_json(stats)
-        return
-    t = Table(title="keyword lists")
-    for col in ("list", "entries", "combinations", "declared variants", "categories", "scripts"):
-        t.add_column(col, justify="right" if col in ("entries", "combinations", "declared variants") else "left")
-    for s in stats:
-        t.add_row(esc(s["name"]), str(s["entries"]), str(s["combinations"]), str(s["declared_variants"]),
-                  esc(", ".join(f"{k} {v}" for k, v in s["categories"].items())),
-                  esc(", ".join(f"{k} {v}" for k, v in s["scripts"].items())))
-    t.add_row("[bold]total[/]", str(sum(s["entries"] for s in stats)), str(sum(s["combinations"] for s in stats)),
-              str(sum(s["declared_variants"] for s in stats)), "", "")
-    console.print(t)
+    out = choose_format(fmt, as_json)
+    cols = [Col("list", key=True), Col("entries", right=True), Col("combinations", right=True),
+            Col("declared variants", right=True), Col("categories"), Col("scripts")]
+    rows = [(s["name"], s["entries"], s["combinations"], s["declared_variants"],
+             ", ".join(f"{k} {v}" for k, v in s["categories"].items()),
+             ", ".join(f"{k} {v}" for k, v in s["scripts"].items())) for s in stats]
+    if out is Format.table:
+        rows.append(("total", sum(s["entries"] for s in stats), sum(s["combinations"] for s in stats),
+                     sum(s["declared_variants"] for s in stats), "", ""))
+    emit(out, cols, rows, title="keyword lists", records=stats)
 
 
 @keywords_app.command("export")
 def export_cmd(
     paths: list[Path] = PathsArg,
     csv_format: bool = typer.Option(True, "--csv", help="CSV (keyword, category_code, category_description, ...)"),
-    out: Path = typer.Option(None, "--out", "-o", help="file to write (default: stdout)"),
+    out: Path = typer.Option(None, "--output", "--out", "-o", help="file to write (default: stdout)"),
 ) -> None:
     """Export lists as CSV with the columns of citizenlab/test-lists plus script, language, components."""
     files = _files(paths)
@@ -218,20 +222,16 @@ def export_cmd(
 def search_cmd(
     term: str = typer.Argument(..., help="a term, or 'A + B' for a combination"),
     paths: list[Path] = PathsArg,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Which lists hold TERM: as an entry, as a component of a combination, or in another written form."""
     lists = [load_keyword_list(f) for f in _files(paths)]
     hits = search_lists(term, lists)
-    if as_json:
-        print_json([h.to_json() for h in hits])
+    out = choose_format(fmt, as_json)
+    if not hits and out is not Format.json:
+        note(out, f"{term} is in none of {len(lists)} lists")
         return
-    if not hits:
-        console.print(f"{esc(term)} is in none of {len(lists)} lists")
-        return
-    t = Table(title=f"lists holding {esc(term)}")
-    for col in ("list", "file:line", "entry", "match", "detail"):
-        t.add_column(col)
-    for h in hits:
-        t.add_row(esc(h.list_name), esc(f"{h.path}:{h.line}"), esc(h.term), h.match, esc(h.detail))
-    console.print(t)
+    emit(out, [Col("list", key=True), Col("file:line", key=True), Col("entry", key=True), Col("match"), Col("detail")],
+         [(h.list_name, f"{h.path}:{h.line}", h.term, h.match, h.detail) for h in hits],
+         title=f"lists holding {term}", records=[h.to_json() for h in hits])

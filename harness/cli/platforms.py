@@ -19,45 +19,58 @@ from ..platforms.registry import PlatformRegistry
 from ..store.domain_profile import load_profiles
 from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ..analysis.diff import resolve_run
+from ..operations.config import load_config
+from ._common import (
+    BaseUrlOption,
+    CookiesOption,
+    JsonOption,
+    ProxyOption,
+    SpecsOption,
+    StoreOption,
+    console,
+    esc,
+    for_platform,
+    print_json,
+    store_path,
+)
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 platforms_app = typer.Typer(help="Platform specs: list, inspect, check against the live platform.", no_args_is_help=True)
 app.add_typer(platforms_app, name="platforms")
 
-PlatformsOption = typer.Option([], "--platforms", help="extra folder of platform specs")
+PlatformsOption = SpecsOption
+NameArg = typer.Argument(..., metavar="NAME", help="platform name (see `harness platforms list`)")
 
 
 @platforms_app.command("list")
-def list_cmd(platforms: list[Path] = PlatformsOption, as_json: bool = JsonOption) -> None:
-    """List known platforms (built in, ./platforms, --platforms)."""
+def list_cmd(platforms: list[Path] = PlatformsOption, fmt: Format | None = FormatOption,
+             as_json: bool = JsonOption) -> None:
+    """List known platforms (built in, ./platforms, --specs)."""
     from ..measure.browser import browser_problem
 
     reg = PlatformRegistry.default(platforms)
     specs = list(reg)
     problem = browser_problem() if any(s.transport == "browser" for s in specs) else None
-    if as_json:
-        print_json([{"name": s.name, "kind": s.kind, "base_url": s.base_url, "origin": str(reg.origin(s.name)),
-                     "truism": s.truism, "hard_needs_truism": s.hard_needs_truism, "soft_test": s.soft_test is not None,
-                     "undocumented": s.undocumented, "adapter": s.adapter, "transport": s.transport,
-                     "browser_ready": (problem is None) if s.transport == "browser" else None} for s in specs])
-        return
-    table = Table(title="platforms")
-    for col in ("name", "kind", "base_url", "truism", "method", "soft test", "transport", "undocumented"):
-        table.add_column(col)
-    for s in specs:
-        method = "truism (silent)" if s.hard_needs_truism else "notice"
-        transport = s.transport if s.transport == "http" else (
-            "browser" if problem is None else "[red]browser: needs Chromium[/]")
-        table.add_row(esc(s.name), s.kind, esc(s.base_url), esc(s.truism), method, "yes" if s.soft_test else "no",
-                      transport, esc(", ".join(s.undocumented)))
-    console.print(table)
-    if problem is not None:
-        console.print(f"[red]specs with transport: browser cannot run here[/]: {esc(problem)} "
-                      "(apt-get install chromium; pip install 'censorship-harness[browser]'; or HARNESS_CHROMIUM)")
+    records = [{"name": s.name, "kind": s.kind, "base_url": s.base_url, "origin": str(reg.origin(s.name)),
+                "truism": s.truism, "hard_needs_truism": s.hard_needs_truism, "soft_test": s.soft_test is not None,
+                "undocumented": s.undocumented, "adapter": s.adapter, "transport": s.transport,
+                "browser_ready": (problem is None) if s.transport == "browser" else None} for s in specs]
+    out = choose_format(fmt, as_json)
+    cols = [Col("name", key=True), Col("kind"), Col("base_url"), Col("truism"), Col("method"), Col("soft test"),
+            Col("transport"), Col("undocumented")]
+    rows = [(s.name, s.kind, s.base_url, s.truism, "truism (silent)" if s.hard_needs_truism else "notice",
+             "yes" if s.soft_test else "no",
+             s.transport if s.transport == "http" else ("browser" if problem is None else "browser: needs Chromium"),
+             ", ".join(s.undocumented)) for s in specs]
+    emit(out, cols, rows, title="platforms", records=records)
+    if problem is not None and out is not Format.json:
+        note(out, f"specs with transport: browser cannot run here: {problem} "
+                  "(apt-get install chromium; pip install 'censorship-harness[browser]'; or HARNESS_CHROMIUM)")
 
 
 @platforms_app.command("show")
-def show_cmd(name: str, platforms: list[Path] = PlatformsOption, as_json: bool = JsonOption) -> None:
+def show_cmd(name: str = NameArg, platforms: list[Path] = PlatformsOption, as_json: bool = JsonOption) -> None:
     """Print a platform spec (as YAML, or JSON with --json) and where it was loaded from."""
     import yaml
 
@@ -118,20 +131,22 @@ def health_line(report: CheckReport) -> str:
 
 @platforms_app.command("check")
 def check_cmd(
-    name: str,
+    name: str = NameArg,
     platforms: list[Path] = PlatformsOption,
-    base_url: str | None = typer.Option(None, "--base-url", help="send to this base URL instead (e.g. a sandbox)"),
-    query: str | None = typer.Option(None, "--query", help="check this query instead of the truism"),
-    proxy: str | None = typer.Option(None, "--proxy", envvar="HARNESS_PROXY", help="http://, socks5:// proxy URL"),
-    cookies: Path | None = typer.Option(None, "--cookies", help="cookies file (Netscape cookies.txt or JSON)"),
-    timeout: float = typer.Option(20.0, "--timeout", help="seconds"),
-    fixtures: Path | None = typer.Option(None, "--fixtures", help="replay this folder of saved answers offline "
+    base_url: list[str] = BaseUrlOption,
+    query: str | None = typer.Option(None, "--query", metavar="TEXT", help="check this query instead of the truism"),
+    proxy: str | None = ProxyOption,
+    cookies: list[str] = CookiesOption,
+    timeout: float = typer.Option(20.0, "--timeout", metavar="SECONDS", help="seconds to wait for the answer"),
+    fixtures: Path | None = typer.Option(None, "--fixtures", metavar="DIR",
+                                         help="replay this folder of saved answers offline "
                                          "(harness platforms record, or tests/fixtures/platforms/NAME): nothing is sent"),
     as_json: bool = JsonOption,
 ) -> None:
     """Send the platform's truism once and report which of its signals the live answer showed.
 
     Exit code 0 when the truism has results, 1 when it does not (the platform is unusable now).
+    --base-url and --cookies take NAME=VALUE as everywhere (a bare value means this platform).
     With --fixtures DIR nothing is sent: every saved answer of DIR is classified with the current
     spec; exit code 1 when a verdict differs from the one expected.yaml records.
     """
@@ -139,9 +154,13 @@ def check_cmd(
     if fixtures is not None:
         _check_fixtures(spec, fixtures, as_json)
         return
-    if base_url:
-        spec = spec.model_copy(update={"base_url": base_url.rstrip("/")})
-    session = PlatformSession.build(cookies_file=cookies, env_names=spec.request.env_names(), proxy=proxy,
+    cfg = load_config(None)
+    url = for_platform(base_url, "--base-url", "NAME=URL", name) or cfg.base_urls.get(name)
+    if url:
+        spec = spec.model_copy(update={"base_url": url.rstrip("/")})
+    cookie_file = for_platform(cookies, "--cookies", "PLATFORM=FILE", name) or cfg.cookie_files.get(name)
+    proxy = proxy or cfg.proxy
+    session = PlatformSession.build(cookies_file=cookie_file, env_names=spec.request.env_names(), proxy=proxy,
                                     platform=spec.name)
     report = check_platform_sync(spec, query=query, proxy=proxy, session=session, timeout_s=timeout)
     report.base_url = redact_userinfo(report.base_url)
@@ -182,17 +201,18 @@ def _check_fixtures(spec: PlatformSpec, folder: Path, as_json: bool) -> None:
 
 @platforms_app.command("record")
 def record_cmd(
-    name: str,
-    out: Path = typer.Option(..., "--out", help="new folder to write (pages, expected.yaml, SOURCES.md)"),
+    name: str = NameArg,
+    out: Path = typer.Option(..., "--output", "--out", "-o", metavar="DIR",
+                             help="new folder to write (pages, expected.yaml, SOURCES.md)"),
     term: list[str] = typer.Option([], "--term", help="a term to record as well (repeat the option)"),
     control: str = typer.Option(DEFAULT_CONTROL, "--control", help="a benign control term"),
     no_results: str = typer.Option(DEFAULT_NO_RESULTS, "--no-results", help="a query with nothing to find"),
     platforms: list[Path] = PlatformsOption,
-    base_url: str | None = typer.Option(None, "--base-url", help="send to this base URL instead (e.g. a sandbox)"),
-    proxy: str | None = typer.Option(None, "--proxy", envvar="HARNESS_PROXY", help="http://, socks5:// proxy URL"),
-    cookies: Path | None = typer.Option(None, "--cookies", help="cookies file (Netscape cookies.txt or JSON)"),
-    vantage: str = typer.Option("", "--vantage", help="label of this vantage point (written in SOURCES.md)"),
-    timeout: float = typer.Option(20.0, "--timeout", help="seconds"),
+    base_url: list[str] = BaseUrlOption,
+    proxy: str | None = ProxyOption,
+    cookies: list[str] = CookiesOption,
+    vantage: str = typer.Option("", "--vantage", metavar="LABEL", help="label of this vantage point (written in SOURCES.md)"),
+    timeout: float = typer.Option(20.0, "--timeout", metavar="SECONDS", help="seconds to wait for each answer"),
     interval: float | None = typer.Option(None, "--interval", min=0,
                                           help="seconds between queries [default: the spec's rate-limit interval]"),
     as_json: bool = JsonOption,
@@ -205,9 +225,13 @@ def record_cmd(
     spec = PlatformRegistry.default(platforms).get(name)
     if spec.transport == "browser":
         raise InputError(f"{name}: recording drives plain HTTP only; this spec needs the browser transport")
-    if base_url:
-        spec = spec.model_copy(update={"base_url": base_url.rstrip("/")})
-    session = PlatformSession.build(cookies_file=cookies, env_names=spec.request.env_names(), proxy=proxy,
+    cfg = load_config(None)
+    url = for_platform(base_url, "--base-url", "NAME=URL", name) or cfg.base_urls.get(name)
+    if url:
+        spec = spec.model_copy(update={"base_url": url.rstrip("/")})
+    cookie_file = for_platform(cookies, "--cookies", "PLATFORM=FILE", name) or cfg.cookie_files.get(name)
+    proxy = proxy or cfg.proxy
+    session = PlatformSession.build(cookies_file=cookie_file, env_names=spec.request.env_names(), proxy=proxy,
                                     platform=spec.name)
     recorded = record_platform(spec, out, terms=list(term), control=control, no_results_query=no_results,
                                session=session, proxy=proxy, timeout_s=timeout, vantage=vantage, interval_s=interval)
@@ -226,14 +250,15 @@ def record_cmd(
 
 @platforms_app.command("profile")
 def profile_cmd(
-    run: str = typer.Argument(..., help="run id (or a unique prefix)"),
-    platform: str | None = typer.Option(None, "--platform", help="only this platform"),
+    run: str = typer.Argument("latest", metavar="RUN", help="a run reference (id or prefix, latest, latest~N, a date, "
+                              "an age, with @VANTAGE; default: latest)"),
+    platform: str | None = typer.Option(None, "--platform", "-p", metavar="NAME", help="only this platform"),
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Print the authorized-domain profile of a run: soft-censored term × domain (allowed / withheld)."""
     with Store(store_path(store), readonly=True) as st:
-        run_id = st.get_run(run).run_id
+        run_id = resolve_run(st, run).run_id
         profiles = load_profiles(st, run_id, platform)
     if as_json:
         print_json([p.as_dict() for p in profiles])

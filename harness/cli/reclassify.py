@@ -7,19 +7,21 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..analysis.diff import resolve_run
 from ..analysis.reclassify import reclassify_run
 from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
 from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ._common import SpecsOption, JsonOption, StoreOption, console, esc, print_json, store_path
 
 
 @app.command("reclassify")
 def reclassify_cmd(
-    run: str = typer.Argument(..., help="run id (or a unique prefix)"),
+    run: str = typer.Argument(..., metavar="RUN", help="a run reference (id or prefix, latest, latest~N, a date, an age, "
+                              "with @VANTAGE)"),
     store: str | None = StoreOption,
-    platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
+    platforms: list[Path] = SpecsOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="show what would change; record nothing"),
     as_json: bool = JsonOption,
 ) -> None:
@@ -30,7 +32,8 @@ def reclassify_cmd(
     """
     registry = PlatformRegistry.default(platforms)
     with Store(store_path(store)) as st:
-        result = reclassify_run(st, run, registry, dry_run=dry_run, items=ItemRegistry.default(platforms))
+        result = reclassify_run(st, resolve_run(st, run).run_id, registry, dry_run=dry_run,
+                                items=ItemRegistry.default(platforms))
     if as_json:
         print_json(result.model_dump(mode="json"))
         return

@@ -17,11 +17,11 @@ from ._common import StoreOption, console, esc, store_path
 def report_cmd(
     output: Path = typer.Option(Path("report.html"), "--output", "-o", help="HTML file to write"),
     markdown: Path | None = typer.Option(None, "--markdown", help="Markdown file (default: beside the HTML, .md)"),
-    probe_set: str | None = typer.Option(None, "--probe-set", help="probe set (default: that of the latest run)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="probe set (default: that of the latest run)"),
     vantage: str | None = typer.Option(None, "--vantage", help="vantage point (default: that of the latest run)"),
     runs: int = typer.Option(30, "--runs", help="how many recent runs to show"),
     terms: int = typer.Option(60, "--terms", help="rows in the terms × runs heatmap"),
-    title: str | None = typer.Option(None, "--title"),
+    title: str | None = typer.Option(None, "--title", help="the report's title (default: Censorship report: PROBE_SET)"),
     store: str | None = StoreOption,
 ) -> None:
     """Write a self-contained HTML report (opens offline) and a Markdown version."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..errors import HarnessError
 from ..exitcodes import ExitCode
 from ..measure.engine import RunOptions, RunSummary, Vantage
 from ..measure.health import Notice
@@ -20,21 +20,28 @@ from ..operations.logs import setup_logging
 from ..operations.runs import RunRequest, execute, prepare
 from ..store.target import redact
 from ._app import app
-from ._common import JsonOption, StoreOption, console, err_console, print_json
+from ..errors import InputError
+from ..operations.adhoc import read_terms, write_adhoc_probe_set
+from ..operations.workspace import workspace_path
+from ._common import (
+    BaseUrlOption,
+    ConfigOption,
+    CookiesOption,
+    JsonOption,
+    ProxyOption,
+    SpecsOption,
+    StoreOption,
+    console,
+    err_console,
+    esc,
+    parse_base_urls,
+    parse_cookie_files,
+    print_json,
+)
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
-ConfigOption = typer.Option(None, "--config", help="harness.toml to use (default: ./harness.toml if present, or $HARNESS_CONFIG)")
 
 VERDICT_ORDER = ["not_censored", "hard", "soft", "no_results", "failure"]
-
-
-def parse_base_urls(values: list[str], option: str = "--base-url") -> dict[str, str]:
-    out = {}
-    for v in values:
-        if "=" not in v:
-            raise HarnessError(f"{option} takes PLATFORM={'URL' if option == '--base-url' else 'FILE'}, got {v!r}")
-        k, url = v.split("=", 1)
-        out[k.strip()] = url.strip()
-    return out
 
 
 ITEM_ORDER = ["available", "removed_censored", "removed_by_author", "removed_other"]
@@ -146,52 +153,135 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
     )
 
 
+def dry_run_plan(plan: RunPlan, retry_backoff_s: float | None = None) -> dict:
+    """What a run of ``plan`` would send, per platform, and how long it would take at its rate limit."""
+    ps = plan.probe_set
+    platforms = []
+    for name in plan.specs:
+        tasks = plan.tasks_for(name)
+        rl = plan.rate_limits.get(name) or ps.rate_limit
+        truisms = (math.ceil(len(tasks) / ps.controls.every) if tasks else 0) if ps.controls.truism else 0
+        low = len(tasks) + truisms
+        high = low + (len(tasks) if plan.soft_test.get(name) else 0)
+        per = rl.interval_s / max(1, rl.concurrency)
+        platforms.append({"platform": name, "probes": len(tasks), "controls": truisms, "requests": low,
+                          "requests_up_to": high, "interval_s": rl.interval_s, "jitter": rl.jitter,
+                          "concurrency": rl.concurrency, "estimated_s": round(low * per, 1),
+                          "estimated_up_to_s": round(high * per, 1)})
+    terms = list(dict.fromkeys(t.keyword.term + (f" [{t.variant}]" if t.variant else "") for t in plan.tasks
+                               if t.role == "probe"))
+    return {"probe_set": ps.name, "platforms": platforms, "terms": terms, "tasks": len(plan.tasks),
+            "estimated_s": max([p["estimated_s"] for p in platforms] or [0]),
+            "estimated_up_to_s": max([p["estimated_up_to_s"] for p in platforms] or [0]),
+            "retries": ps.retries, "retry_backoff_s": retry_backoff_s,
+            "note": "platforms are probed side by side; retries and back-off after failures add to these times"}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def print_dry_run(data: dict, fmt: Format, show_all: bool) -> None:
+    cols = [Col("platform", key=True), Col("requests", right=True), Col("up to", right=True),
+            Col("interval s", right=True), Col("concurrency", right=True), Col("time", key=True),
+            Col("up to time", key=True)]
+    rows = [(p["platform"], p["requests"], p["requests_up_to"], p["interval_s"], p["concurrency"],
+             _duration(p["estimated_s"]), _duration(p["estimated_up_to_s"])) for p in data["platforms"]]
+    if fmt is Format.json:
+        print_json(data)
+        return
+    emit(fmt, cols, rows, title=f"dry run of {data['probe_set']}: nothing is sent")
+    terms = data["terms"] if show_all or fmt is not Format.table else data["terms"][:20]
+    note(fmt, f"{len(data['terms'])} terms: " + ", ".join(terms) + ("" if len(terms) == len(data["terms"]) else
+                                                                    f", … ({len(data['terms']) - len(terms)} more: --all)"))
+    note(fmt, f"about {_duration(data['estimated_s'])} (up to {_duration(data['estimated_up_to_s'])} with soft tests) "
+              "at the rate limits; " + data["note"])
+    note(fmt, f"a failed request is retried {data['retries']} times, waiting {data['retry_backoff_s']:g} s, then twice "
+              "as long each time (--retry-backoff)")
+
+
 @app.command("run")
 def run_cmd(
-    probe_set: Path = typer.Argument(..., help="probe set YAML (probes/NAME.yaml)"),
+    probe_set: Path | None = typer.Argument(None, metavar="PROBE_SET",
+                                            help="probe set YAML (probes/NAME.yaml); or give --platform and --input"),
+    platform: list[str] = typer.Option([], "--platform", "-p", metavar="NAME",
+                                       help="with --input/--input-file: probe this platform (repeatable)"),
+    inputs: list[str] = typer.Option([], "--input", "-i", metavar="TERM",
+                                     help="a term to probe without a probe set (repeatable; needs --platform)"),
+    input_files: list[Path] = typer.Option([], "--input-file", metavar="FILE",
+                                           help="terms to probe, one a line (# comments; needs --platform)"),
     store: str | None = StoreOption,
-    platforms: list[Path] = typer.Option([], "--platforms", help="extra folder of platform specs"),
-    base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override (e.g. a sandbox)"),
-    probe_cc: str | None = typer.Option(None, "--probe-cc", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
-    probe_asn: str | None = typer.Option(None, "--probe-asn", help="ASN of this vantage point [config: vantage.probe_asn, AS0]"),
-    vantage: str | None = typer.Option(None, "--vantage", help="label of this vantage point [config: vantage.label]"),
+    specs: list[Path] = SpecsOption,
+    base_url: list[str] = BaseUrlOption,
+    probe_cc: str | None = typer.Option(None, "--probe-cc", metavar="CC", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
+    probe_asn: str | None = typer.Option(None, "--probe-asn", metavar="ASN", help="ASN of this vantage point [config: vantage.probe_asn, AS0]"),
+    vantage: str | None = typer.Option(None, "--vantage", metavar="LABEL", help="label of this vantage point [config: vantage.label]"),
     new: bool = typer.Option(False, "--new", help="start a new run even if an interrupted one can be resumed"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="send nothing: print the requests per platform, the terms "
+                                                          "and how long the run would take at the rate limits"),
+    show_all: bool = typer.Option(False, "--all", help="with --dry-run: list every term"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one summary line (for cron)"),
     failure_threshold: float | None = typer.Option(
         None, "--failure-threshold", min=0, max=1,
         help=f"exit {EXIT_TOO_MANY_FAILURES} when the share of failed probes is above this [config: failure_threshold, 0.5]"),
-    proxy: str | None = typer.Option(None, "--proxy",
-                                     help="send through this proxy: http://, socks5://[user:password@]host:port [config: proxy]"),
-    cookies: list[str] = typer.Option([], "--cookies", help="PLATFORM=FILE: cookies (Netscape cookies.txt or JSON) [config: cookie_files]"),
+    retry_backoff: float | None = typer.Option(
+        None, "--retry-backoff", min=0, max=3600, metavar="SECONDS",
+        help="first wait before retrying a failed request, doubled each retry "
+             "[probe set: retry_backoff_s; config: retry_backoff_s; default 5]"),
+    proxy: str | None = ProxyOption,
+    cookies: list[str] = CookiesOption,
     domain_profile: bool = typer.Option(False, "--domain-profile",
                                         help="profile authorized domains of soft-censored terms (term x domain)"),
     config: Path | None = ConfigOption,
     log_file: Path | None = typer.Option(None, "--log-file", help="structured log file [config: log.file, logs/harness.jsonl next to the store]"),
-    log_format: str | None = typer.Option(None, "--log-format", help="json (one object per line) or text [config: log.format]"),
+    log_format: str | None = typer.Option(None, "--log-format", metavar="json|text", help="json (one object per line) or text [config: log.format]"),
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Send a probe set's keywords to its platforms, classify and store every answer.
+    """Send a probe set's keywords (or --input terms) to its platforms, classify and store every answer.
 
     A run that was interrupted (Ctrl-C, SIGTERM, SIGKILL, a reboot, a platform given up) is
-    resumed: same run id, only what is missing is sent. Exit codes (docs/operations.md): 0 done,
-    2 bad input, 3 a platform given up (unreachable, login wall, changed layout) or too many
-    failures (see --failure-threshold), 4 bad store, 5 cannot write, 6 already running,
-    130 interrupted.
+    resumed: same run id, only what is missing is sent. Ad-hoc input (--platform with
+    --input/--input-file) is stored as a probe set of its own (adhoc-PLATFORM-HASH), diffable
+    like any other. Exit codes (docs/operations.md): 0 done, 2 bad input, 3 a platform given up
+    (unreachable, login wall, changed layout) or too many failures (see --failure-threshold),
+    4 bad store, 5 cannot write, 6 already running, 130 interrupted.
     """
     cfg = load_config(config, **{"store": store, "vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
                                  "vantage.label": vantage, "failure_threshold": failure_threshold,
                                  "log.file": log_file, "log.format": log_format})
-    setup_logging(cfg.log_file, cfg.log.format, cfg.log.level)
+    out = choose_format(fmt, as_json)
+    if inputs or input_files:
+        if probe_set is not None:
+            raise InputError("give a probe set or --input/--input-file, not both")
+        terms = read_terms(inputs, input_files)
+        probe_set = write_adhoc_probe_set(terms, platform, adhoc_folder(Path(cfg.store)))
+    elif probe_set is None:
+        raise InputError("give a probe set (probes/NAME.yaml), or --platform NAME with --input TERM / --input-file FILE")
+    elif platform:
+        raise InputError("--platform picks the platforms of ad-hoc input (--input/--input-file); "
+                         "a probe set names its own platforms")
+    if not dry_run:
+        setup_logging(cfg.log_file, cfg.log.format, cfg.log.level)
     options = RunOptions(proxy=check_proxy(proxy) if proxy else None,
-                         cookies={k: Path(v) for k, v in parse_base_urls(cookies, "--cookies").items()},
-                         domain_profile=domain_profile)
-    req = request_from_config(probe_set, cfg, platforms=tuple(platforms), base_urls=parse_base_urls(base_url), new=new,
+                         cookies=parse_cookie_files(cookies), domain_profile=domain_profile)
+    req = request_from_config(probe_set, cfg, platforms=tuple(specs), base_urls=parse_base_urls(base_url), new=new,
                               options=options)
+    req.retry_backoff_s = retry_backoff
+    req.default_retry_backoff_s = cfg.retry_backoff_s
     plan = prepare(req)
-    summary = run_with_progress(req, plan, quiet=quiet or as_json)
-    if as_json:
+    if dry_run:
+        print_dry_run(dry_run_plan(plan, (req.options or RunOptions()).retry_backoff_s), out, show_all)
+        return
+    summary = run_with_progress(req, plan, quiet=quiet or out is not Format.table)
+    if out is Format.json:
         print_json(summary_dict(summary))
-    elif quiet:
+    elif quiet or out is not Format.table:
         typer.echo(quiet_line(summary))
     else:
         console.print(summary_table(summary))
@@ -209,3 +299,10 @@ def run_cmd(
         err_console.print(f"error: {summary.failure_share:.0%} of probes failed (threshold {cfg.failure_threshold:.0%})"
                           + (f": {top}" if top else ""), markup=False, highlight=False)
         raise typer.Exit(EXIT_TOO_MANY_FAILURES)
+
+
+def adhoc_folder(store: Path) -> Path:
+    """Where ad-hoc probe sets are written: beside the store (``adhoc/``), or the workspace's results/ for a URL store."""
+    if "://" in str(store):
+        return workspace_path("results") / "adhoc"
+    return store.parent / "adhoc"

@@ -13,7 +13,9 @@ from ..store.locking import effective_status
 from ..store.base import Store
 from ..store.target import redact
 from ._app import app
+from ..analysis.diff import resolve_run
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 runs_app = typer.Typer(help="Runs in the store: list them, show one.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -38,45 +40,45 @@ def run_dict(store: Store, run: Run, path: Any = None) -> dict[str, Any]:
     }
 
 
+RUN_COLS = [Col("run", key=True), Col("probe set", key=True), Col("status"), Col("started (UTC)"), Col("done"),
+            Col("sessions", right=True), Col("vantage")]
+
+
 @runs_app.command("list")
 def list_cmd(
-    probe_set: str | None = typer.Option(None, "--probe-set", "-p", help="only runs of this probe set"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="newest N runs"),
     store: str | None = StoreOption,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Runs, newest first, with their status (a run whose process died shows as interrupted)."""
     path = store_path(store)
+    out = choose_format(fmt, as_json)
     with Store(path, readonly=True) as st:
         rows = [run_dict(st, r, path) for r in st.list_runs(probe_set, limit=limit)]
-    if as_json:
-        print_json(rows)
+    if not rows and out is not Format.json:
+        note(out, "no runs yet")
         return
-    if not rows:
-        console.print("no runs yet")
-        return
-    table = Table(title=f"runs in {esc(redact(path))}")
-    table.add_column("run", no_wrap=True)
-    for col in ("probe set", "status", "started", "done", "sessions", "vantage"):
-        table.add_column(col)
-    for r in rows:
-        style = STATUS_STYLE.get(r["status"], "")
-        table.add_row(r["run_id"], esc(r["probe_set"]), f"[{style}]{r['status']}[/]", r["started_at"][:19].replace("T", " "),
-                      f"{r['done']}/{r['planned']}", str(r["sessions"]),
-                      esc(f"{r['probe_cc']} {r['probe_asn']} {r['vantage']}".strip()))
-    console.print(table)
+    emit(out, RUN_COLS, [(r["run_id"], r["probe_set"], r["status"], r["started_at"][:19].replace("T", " "),
+                          f"{r['done']}/{r['planned']}", r["sessions"],
+                          f"{r['probe_cc']} {r['probe_asn']} {r['vantage']}".strip()) for r in rows], records=rows)
 
 
 @runs_app.command("show")
 def show_cmd(
-    run_id: str = typer.Argument(..., help="run id or a unique prefix of it"),
+    run_ref: str = typer.Argument("latest", metavar="RUN",
+                                  help="a run reference: id or prefix, latest, latest~N, a date, an age, with @VANTAGE "
+                                       "(default: latest)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME",
+                                         help="resolve latest, dates and ages among this probe set's runs"),
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
     """One run: status, progress, sessions, verdict counts per platform, failures."""
     path = store_path(store)
     with Store(path, readonly=True) as st:
-        data = run_dict(st, st.get_run(run_id), path)
+        data = run_dict(st, resolve_run(st, run_ref, probe_set), path)
     if as_json:
         print_json(data)
         return

@@ -17,8 +17,10 @@ from rich.table import Table
 from ..errors import HarnessError, InputError
 from ..exitcodes import ExitCode
 from ..operations.config import load_config
+from ..operations.config import value_sources
 from ..operations.logs import setup_logging
 from ..operations.schedule import (
+    _store_arg as store_arg,
     Scheduler,
     SubprocessRunner,
     crontab_block,
@@ -31,13 +33,41 @@ from ..store.target import redact
 from ..yamlio import atomic_write_text
 from ._app import app
 from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from .run import ConfigOption, parse_base_urls
+from ._common import ConfigOption, parse_base_urls
 
 schedule_app = typer.Typer(help="Scheduled runs: a foreground scheduler, status, crontab/systemd installation.",
                            no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
 
 FolderArgument = typer.Argument(None, help="folder of probe sets [config: schedule.probes_dir, probes/]")
+
+
+CcOption = typer.Option(None, "--probe-cc", metavar="CC", help="country code of this vantage point, passed to every run "
+                        "[config: vantage.probe_cc]")
+AsnOption = typer.Option(None, "--probe-asn", metavar="ASN", help="ASN of this vantage point, passed to every run "
+                         "[config: vantage.probe_asn]")
+VantageOption = typer.Option(None, "--vantage", metavar="LABEL", help="label of this vantage point, passed to every run "
+                             "[config: vantage.label]")
+
+
+def carried_args(cfg: Any) -> list[str]:
+    """What a scheduled run must be told because cron or systemd will not know it: the store and the
+    vantage point when they came from the command line or the environment (HARNESS_STORE,
+    HARNESS_VANTAGE__*); values from harness.toml travel with --config."""
+    sources = value_sources(cfg)
+    out: list[str] = []
+
+    def given(key: str) -> bool:
+        return sources.get(key, "default").startswith(("command line", "environment"))
+
+    if given("store"):
+        out += ["--store", store_arg(cfg.store_target)]
+    for key, flag, value in (("vantage.probe_cc", "--probe-cc", cfg.vantage.probe_cc),
+                             ("vantage.probe_asn", "--probe-asn", cfg.vantage.probe_asn),
+                             ("vantage.label", "--vantage", cfg.vantage.label)):
+        if given(key):
+            out += [flag, value]
+    return out
 
 
 def _setup(config: Path | None, store: Path | None, folder: Path | None, **more: Any):
@@ -58,6 +88,9 @@ def run_cmd(
     base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override passed to every run"),
     store: str | None = StoreOption,
     config: Path | None = ConfigOption,
+    probe_cc: str | None = CcOption,
+    probe_asn: str | None = AsnOption,
+    vantage: str | None = VantageOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only problems (cron mails output)"),
 ) -> None:
     """Run due probe sets, in the foreground, until stopped (Ctrl-C or SIGTERM stop it cleanly).
@@ -66,9 +99,13 @@ def run_cmd(
     an interrupted run and logs to the structured log. Missed runs are caught up once.
     """
     cfg, probes = _setup(config, store, folder, keep_evidence=keep_evidence, **{
-        "schedule.tick_s": tick, "schedule.parallel": parallel})
+        "schedule.tick_s": tick, "schedule.parallel": parallel, "vantage.probe_cc": probe_cc,
+        "vantage.probe_asn": probe_asn, "vantage.label": vantage})
     setup_logging(cfg.log_file, cfg.log.format, cfg.log.level, console=not quiet and not once)
-    runner = SubprocessRunner(cfg.store_target, config_path=cfg.source_file, base_urls=parse_base_urls(base_url))
+    carried = carried_args(cfg)
+    vantage_args = [a for i, a in enumerate(carried) if a != "--store" and not (i and carried[i - 1] == "--store")]
+    runner = SubprocessRunner(cfg.store_target, config_path=cfg.source_file, base_urls=parse_base_urls(base_url),
+                              extra_args=tuple(vantage_args))
     sched = Scheduler(probes, cfg.store_target, runner, parallel=cfg.schedule.parallel,
                       keep_evidence=cfg.keep_evidence_delta, vantage=cfg.vantage.label)
     entries, problems = load_schedules(probes)
@@ -171,15 +208,24 @@ def install_cmd(
     enable: bool = typer.Option(False, "--enable", help="systemd with --write: daemon-reload and enable --now the timers"),
     store: str | None = StoreOption,
     config: Path | None = ConfigOption,
+    probe_cc: str | None = CcOption,
+    probe_asn: str | None = AsnOption,
+    vantage: str | None = VantageOption,
 ) -> None:
-    """Print (or with --write install) what makes the probe sets run on their own."""
+    """Print (or with --write install) what makes the probe sets run on their own.
+
+    The line or units carry the configuration file, and the store and vantage point when they
+    came from the command line or the environment (HARNESS_STORE, HARNESS_VANTAGE__*).
+    """
     if crontab == systemd:
         raise HarnessError("choose one of --crontab or --systemd")
-    cfg, probes = _setup(config, store, folder)
+    cfg, probes = _setup(config, store, folder, **{"vantage.probe_cc": probe_cc, "vantage.probe_asn": probe_asn,
+                                                   "vantage.label": vantage})
     workdir = Path.cwd()
     cfg_file = cfg.source_file
+    carry = carried_args(cfg)
     if crontab:
-        block = crontab_block(workdir, probes, config=cfg_file, store=store, every_minutes=every)
+        block = crontab_block(workdir, probes, config=cfg_file, extra=carry, every_minutes=every)
         if not write:
             typer.echo(block, nl=False)
             return
@@ -199,7 +245,7 @@ def install_cmd(
         err_console.print(f"error: {p}", markup=False, highlight=False)
     if not entries:
         raise HarnessError(f"{probes}: no probe set with a schedule: (add schedule: {{cron: ...}} to one)")
-    units = [systemd_units(e, workdir, config=cfg_file, store=store) for e in entries]
+    units = [systemd_units(e, workdir, config=cfg_file, extra=carry) for e in entries]
     if not write:
         for u in units:
             typer.echo(f"# {u.name}.service\n{u.service}\n# {u.name}.timer\n{u.timer}")

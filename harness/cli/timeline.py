@@ -13,14 +13,16 @@ from ..errors import NotFoundError
 from ..store.sqlite import Store
 from ._app import app
 from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 
 @app.command("timeline")
 def timeline_cmd(
     term: str = typer.Argument(..., help="the term as written in its keyword list, or a watched item's URL"),
-    platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
-    vantage: list[str] = typer.Option([], "--vantage", help="only this vantage point (repeatable)"),
+    platform: list[str] = typer.Option([], "--platform", "-p", metavar="NAME", help="only this platform (repeatable)"),
+    vantage: list[str] = typer.Option([], "--vantage", metavar="LABEL", help="only this vantage point (repeatable)"),
     store: str | None = StoreOption,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Periods of each verdict of one term (or state of one watched item: give its URL), per platform and
@@ -38,22 +40,20 @@ def timeline_cmd(
                     print_item_timeline(itl)
                 return
         tl = term_timeline(st, term, platforms=platform or None, vantages=vantage or None)
-    if as_json:
+    out = choose_format(fmt, as_json)
+    if out is Format.json:
         print_json(tl.model_dump(mode="json"))
         return
-    table = Table(title=f"timeline of {esc(term)}")
-    for col in ("platform", "vantage", "verdict", "first seen", "last seen", "runs", "failed runs", "confirmed"):
-        table.add_column(col)
-    for track in tl.tracks:
-        for p in track.periods:
-            conf = "" if p.confirmed is None else ("yes" if p.confirmed else "no")
-            table.add_row(esc(track.platform), esc(track.vantage), p.verdict, p.first_seen.strftime("%Y-%m-%d %H:%M"),
-                          p.last_seen.strftime("%Y-%m-%d %H:%M"), str(p.runs), str(p.unknown_runs), conf)
-    console.print(table)
+    cols = [Col("platform", key=True), Col("vantage"), Col("verdict", key=True), Col("first seen"), Col("last seen"),
+            Col("runs", right=True), Col("failed runs", right=True), Col("confirmed")]
+    rows = [(track.platform, track.vantage, p.verdict, p.first_seen.strftime("%Y-%m-%d %H:%M"),
+             p.last_seen.strftime("%Y-%m-%d %H:%M"), p.runs, p.unknown_runs,
+             "" if p.confirmed is None else ("yes" if p.confirmed else "no"))
+            for track in tl.tracks for p in track.periods]
+    emit(out, cols, rows, title=f"timeline of {term}")
     for track in tl.tracks:
         if track.current:
-            console.print(f"{esc(track.platform)} {esc(track.vantage)}: now {track.current}, "
-                          f"last seen {track.age_days} days ago")
+            note(out, f"{track.platform} {track.vantage}: now {track.current}, last seen {track.age_days} days ago")
 
 
 def _ts(value) -> str:
@@ -87,27 +87,27 @@ def print_item_timeline(tl: ItemTimeline) -> None:
 
 @app.command("history")
 def history_cmd(
-    probe_set: str | None = typer.Option(None, "--probe-set", help="only runs of this probe set"),
-    vantage: str | None = typer.Option(None, "--vantage", help="only runs from this vantage point"),
-    limit: int = typer.Option(50, "--limit", "-n", help="at most this many runs (newest first)"),
+    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
+    vantage: str | None = typer.Option(None, "--vantage", metavar="LABEL", help="only runs from this vantage point"),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="at most this many runs (newest first)"),
     store: str | None = StoreOption,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Runs, newest first, with their verdict counts."""
+    """Runs, newest first, with their verdict counts (`runs list` shows their progress and status)."""
     with Store(store_path(store), readonly=True) as st:
         rows = run_history(st, probe_set=probe_set, vantage=vantage, limit=limit)
-    if as_json:
-        print_json([r.model_dump(mode="json") for r in rows])
-        return
-    table = Table(title="runs")
+    out = choose_format(fmt, as_json)
     items = any(k.startswith(("available", "removed_", "item_")) for r in rows for k in r.counts)
-    for col in ("run", "probe set", "vantage", "started (UTC)", "status", "measurements", "hard", "soft",
-                "not censored", "no results", "failures", *(("items removed", "items available") if items else ())):
-        table.add_column(col)
-    for r in rows:
-        c = r.counts
-        extra = (str(sum(v for k, v in c.items() if k.startswith("removed_"))), str(c.get("available", 0))) if items else ()
-        table.add_row(esc(r.run_id), esc(r.probe_set), esc(r.vantage), r.started_at.strftime("%Y-%m-%d %H:%M"), r.status,
-                      str(r.measurements), *(str(c.get(v, 0)) for v in ("hard", "soft", "not_censored", "no_results",
-                                                                          "failure")), *extra)
-    console.print(table)
+    cols = [Col("run", key=True), Col("probe set", key=True), Col("vantage"), Col("started (UTC)"), Col("status"),
+            Col("measurements", right=True), Col("hard", right=True), Col("soft", right=True),
+            Col("not censored", right=True), Col("no results", right=True), Col("failures", right=True),
+            *((Col("items removed", right=True), Col("items available", right=True)) if items else ())]
+
+    def extra(c: dict[str, int]) -> tuple[int, ...]:
+        return (sum(v for k, v in c.items() if k.startswith("removed_")), c.get("available", 0)) if items else ()
+
+    emit(out, cols, [(r.run_id, r.probe_set, r.vantage, r.started_at.strftime("%Y-%m-%d %H:%M"), r.status,
+                      r.measurements, *(r.counts.get(v, 0) for v in ("hard", "soft", "not_censored", "no_results",
+                                                                        "failure")), *extra(r.counts)) for r in rows],
+         title="runs", records=[r.model_dump(mode="json") for r in rows])

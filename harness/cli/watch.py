@@ -30,7 +30,7 @@ watch_app = typer.Typer(help="Watched items (WeChat articles, Weibo posts ...): 
 app.add_typer(watch_app, name="watch")
 
 ListOption = typer.Option("watched", "--list", "-l", help="watch list name (in ./watch) or path [default: watched]")
-PlatformsOption = typer.Option([], "--platforms", help="extra folder of specs (item specs in its items/ subfolder)")
+PlatformsOption = typer.Option([], "--specs", metavar="DIR", help="extra folder of specs (item specs in its items/ subfolder)")
 
 
 def _registry(platforms: list[Path]) -> ItemRegistry:
@@ -67,10 +67,10 @@ def _report_add(result, as_json: bool) -> None:
 def add_cmd(
     urls: list[str] = typer.Argument(..., help="item URLs (mp.weixin.qq.com/s/..., weibo.com/UID/BID, ...)"),
     list_name: str = ListOption,
-    title: str | None = typer.Option(None, "--title"),
-    author: str | None = typer.Option(None, "--author"),
+    title: str | None = typer.Option(None, "--title", help="the item's title, as you know it"),
+    author: str | None = typer.Option(None, "--author", help="who published the item"),
     why: str | None = typer.Option(None, "--why", help="why it is watched"),
-    category: str = typer.Option("", "--category"),
+    category: str = typer.Option("", "--category", help="category code from the codebook"),
     tag: list[str] = typer.Option([], "--tag", help="repeatable"),
     source: str | None = typer.Option(None, "--source", help="where the URL came from"),
     control: bool = typer.Option(False, "--control", help="a known-available item: the platform's control"),

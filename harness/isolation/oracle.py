@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pathlib import Path
+
 import httpx
 
 from ..errors import HarnessError
@@ -61,6 +63,7 @@ class OracleOptions:
     proxy: str | None = None
     transport: httpx.AsyncBaseTransport | None = None
     seed: int | None = None
+    cookies_file: Path | None = None  # the platform's cookies (Netscape cookies.txt or JSON); never stored
 
 
 @dataclass
@@ -100,7 +103,9 @@ class PlatformOracle:
         self.answers: list[OracleAnswer] = []
         self.stats = OracleStats()
         self._sender: Sender | None = None
-        self._session = PlatformSession()  # what a priming adapter learns lasts the oracle's life
+        # what a priming adapter learns lasts the oracle's life; cookies and secrets are scrubbed from evidence
+        self._session = (PlatformSession.build(cookies_file=self.opt.cookies_file, proxy=self.opt.proxy,
+                                               platform=spec.name) if self.opt.cookies_file else PlatformSession())
         self._control_ok = False
         self._checked_at = -1
         self._soft_domain: str | None = None

@@ -40,7 +40,10 @@ class CategoryCodebook(StrictModel):
 
 
 def project_codebook_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "keywords" / CODEBOOK_FILENAME
+    """The codebook that came with the harness: inside an installed package, else the source tree's."""
+    package = Path(__file__).resolve().parents[1]
+    bundled = package / "bundled" / "keywords" / CODEBOOK_FILENAME
+    return bundled if bundled.is_file() else package.parent / "keywords" / CODEBOOK_FILENAME
 
 
 def load_codebook(path: str | Path) -> CategoryCodebook:

@@ -402,7 +402,7 @@ def _load_from_doc(doc: ListDocument) -> LoadedList:
 # --------------------------------------------------------------------------- validation
 
 
-Level = Literal["error", "info"]
+Level = Literal["error", "warning", "info"]
 
 
 @dataclass(frozen=True)
@@ -465,6 +465,10 @@ class ValidationReport:
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.level == "error"]
 
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
@@ -522,7 +526,9 @@ def validate_lists(files: list[Path], codebook_path: Path | None = None) -> Vali
         for key in sorted(clash, key=first_of_key.__getitem__):
             i = first_of_key[key]
             other = across[key]
-            report.problems.append(Problem(path, lines[i], "error", "duplicate_across",
+            # the same rule in two lists is normal (two researchers' per-platform lists): a
+            # warning; the run probes it once per probe set and `run` accepts it
+            report.problems.append(Problem(path, lines[i], "warning", "duplicate_across",
                                            f"duplicate term {entries[i].term!r}: also in {other[0]}:{other[1]} "
                                            f"(list {other[2]})"))
         for key, i in first_of_key.items():
@@ -824,9 +830,13 @@ def search_lists(query: str, lists: list[LoadedList]) -> list[SearchHit]:
 
 
 def default_search_dirs(extra: Iterable[Path] = ()) -> list[Path]:
-    """Where list names are looked up: given folders, ./keywords, then the project's own keywords/."""
-    candidates = [*(Path(p) for p in extra), Path.cwd() / KEYWORDS_DIRNAME,
-                  Path(__file__).resolve().parents[2] / KEYWORDS_DIRNAME]
+    """Where list names are looked up: given folders, ./keywords, then the curated lists that came
+    with the harness (inside an installed package, ``harness/bundled/keywords``; in a source
+    checkout or an editable install, the project's own ``keywords/``)."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = [*(Path(p) for p in extra), Path.cwd() / KEYWORDS_DIRNAME, package / "bundled" / KEYWORDS_DIRNAME]
+    if (package.parent / "pyproject.toml").is_file():
+        candidates.append(package.parent / KEYWORDS_DIRNAME)
     dirs: list[Path] = []
     for d in candidates:
         if d.resolve() not in [x.resolve() for x in dirs]:

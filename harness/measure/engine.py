@@ -130,6 +130,7 @@ class RunSummary:
     failures: Counter[str]
     elapsed_s: float
     isolations: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `isolate`)
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # filled by harness.operations.runs (probe-set `notify`)
     enrolled: dict[str, Any] | None = None  # filled by harness.operations.runs (probe-set `watch_results`)
     notices: list[Notice] = field(default_factory=list)
     stopped: dict[str, str] = field(default_factory=dict)  # platform -> the line saying why it was given up

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import html
+import http.cookiejar
+import io
 import json
 import os
 import re
@@ -103,8 +105,19 @@ def _json_cookies(path: Path, text: str) -> list[Cookie]:
     return out
 
 
+class _NetscapeJar(http.cookiejar.MozillaCookieJar):
+    """The standard library's reader of Netscape cookies.txt, fed from text we already read
+    (a file without the magic first line some exporters omit is read all the same)."""
+
+    def load_text(self, text: str, filename: str) -> None:
+        if not re.match(r"#( Netscape)? HTTP Cookie File", text):
+            text = "# Netscape HTTP Cookie File\n" + text
+        self._really_load(io.StringIO(text), filename, ignore_discard=True, ignore_expires=True)
+
+
 def _netscape_cookies(path: Path, text: str) -> list[Cookie]:
-    out: list[Cookie] = []
+    """Netscape cookies.txt through :mod:`http.cookiejar` (``#HttpOnly_`` lines included); a bad
+    line is reported with its number before the jar reads the file."""
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip("\r\n")
         if line.startswith("#HttpOnly_"):
@@ -114,13 +127,17 @@ def _netscape_cookies(path: Path, text: str) -> list[Cookie]:
         fields = line.split("\t")
         if len(fields) != 7:
             raise _cookie_error(path, lineno, f"a Netscape cookie line has 7 tab-separated fields, not {len(fields)}")
-        domain, _flag, cpath, _secure, expiry, name, value = fields
         try:
-            exp = float(expiry)
+            float(fields[4])
         except ValueError:
             raise _cookie_error(path, lineno, "the expiry field is not a number") from None
-        out.append(Cookie(name, value, domain, cpath or "/", exp if exp > 0 else None))
-    return out
+    jar = _NetscapeJar()
+    try:
+        jar.load_text(text, str(path))
+    except http.cookiejar.LoadError as exc:
+        raise _cookie_error(path, None, f"not a Netscape cookies file ({exc.__class__.__name__})") from None
+    return [Cookie(c.name, c.value or "", c.domain, c.path or "/", float(c.expires) if c.expires else None)
+            for c in jar]
 
 
 def cookie_header(cookies: Iterable[Cookie], url: str) -> str | None:

@@ -8,6 +8,19 @@
 The CLI (:mod:`harness.cli`) and the demo are thin layers over these.
 """
 
-from .runs import RunRequest, execute, prepare
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["RunRequest", "execute", "prepare"]
+
+if TYPE_CHECKING:
+    from .runs import RunRequest, execute, prepare
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: ``harness init`` or ``keywords validate`` need
+    :mod:`.workspace` without the measuring engine (a faster start of the command line)."""
+    if name in __all__:
+        from . import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,11 @@
 """Operator configuration: one ``harness.toml`` plus ``HARNESS_*`` environment variables.
 
 Precedence, highest first: command-line flags, environment variables, the TOML file,
-built-in defaults. The file is ``--config PATH``, else ``$HARNESS_CONFIG``, else
-``./harness.toml`` when it exists. Environment variables use the ``HARNESS_`` prefix
+built-in defaults. The file is ``--config PATH``, else ``$HARNESS_CONFIG``, else the
+workspace's ``harness.toml``: the nearest one from the working directory up
+(:mod:`harness.operations.workspace`). Relative paths in the file are relative to its folder,
+and with a file the default store is ``results/harness.db`` beside it. :func:`value_sources`
+says where each effective value came from (``harness config show``). Environment variables use the ``HARNESS_`` prefix
 and ``__`` for nesting: ``HARNESS_STORE``, ``HARNESS_VANTAGE__PROBE_CC``,
 ``HARNESS_PROXY``, ``HARNESS_FAILURE_THRESHOLD``.
 
@@ -117,11 +120,15 @@ class HarnessConfig(BaseSettings):
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="per-platform default pace")
     base_urls: dict[str, str] = Field(default_factory=dict, description="platform → base URL override")
     failure_threshold: float = Field(default=0.5, ge=0, le=1, description="exit 3 when the share of failures is above this")
+    retry_backoff_s: float | None = Field(default=None, ge=0, le=3600,
+                                          description="first wait before retrying a failed request, doubled each retry "
+                                                      "(default: the probe set's retry_backoff_s, else 5)")
     keep_evidence: str | None = Field(default=None, description="evidence retention, e.g. 90d (none: keep forever)")
     log: LogConfig = Field(default_factory=LogConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
     _source_file: Path | None = PrivateAttr(default=None)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def source_file(self) -> Path | None:
@@ -201,8 +208,10 @@ def find_config_file(explicit: Path | None) -> Path | None:
         if not p.is_file():
             raise ConfigError(f"configuration file not found (from ${ENV_PREFIX}CONFIG)", p)
         return p
-    local = Path.cwd() / CONFIG_FILE_NAME
-    return local if local.is_file() else None
+    from .workspace import find_workspace
+
+    ws = find_workspace()
+    return ws / CONFIG_FILE_NAME if ws is not None else None
 
 
 def _toml_line(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -276,7 +285,82 @@ def load_config(path: Path | None = None, **overrides: Any) -> HarnessConfig:
     finally:
         _FILE_DATA.reset(token)
     cfg._source_file = file
+    cfg._sources = _sources(file, text, data, init)
+    cfg._sources["config_file"] = ("command line" if path is not None else "environment $HARNESS_CONFIG"
+                                   if os.environ.get(ENV_PREFIX + "CONFIG") else
+                                   "workspace (nearest harness.toml from here up)" if file is not None else "none found")
+    if file is not None:
+        base = file.resolve().parent
+        for dotted in _FILE_PATHS:
+            if cfg._sources.get(dotted, "").startswith(("default", str(file))):
+                _rebase(cfg, dotted, base)
     return cfg
+
+
+_FILE_PATHS = ("store", "log.file", "schedule.probes_dir")
+"""Paths read relative to the configuration file's folder when they come from it (or are defaults)."""
+
+
+def _rebase(cfg: HarnessConfig, dotted: str, base: Path) -> None:
+    *parents, leaf = dotted.split(".")
+    obj: Any = cfg
+    for p in parents:
+        obj = getattr(obj, p)
+    value = getattr(obj, leaf)
+    if value is None or "://" in str(value) or Path(value).is_absolute():
+        return
+    setattr(obj, leaf, base / value)
+
+
+def _flat_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in data.items():
+        if isinstance(v, dict) and k not in _MAP_FIELDS:
+            out.extend(_flat_keys(v, f"{prefix}{k}."))
+        else:
+            out.append(prefix + k)
+    return out
+
+
+_MAP_FIELDS = ("cookie_files", "base_urls", "rate_limits", "rate_limit")
+
+
+def _sources(file: Path | None, text: str, data: dict[str, Any], init: dict[str, Any]) -> dict[str, str]:
+    """Where each setting's effective value came from: command line, environment, file:line, or default."""
+    out: dict[str, str] = {}
+    defaults = HarnessConfig.model_construct().model_dump(mode="json")
+    defaults["vantage"] = VantageConfig().model_dump(mode="json")
+    defaults["log"] = LogConfig().model_dump(mode="json")
+    defaults["schedule"] = ScheduleConfig().model_dump(mode="json")
+    for key in _flat_keys(defaults):
+        parts = key.split(".")
+        env_names = [ENV_PREFIX + "__".join(parts[: i + 1]).upper() for i in range(len(parts))]
+
+        def has(d: dict[str, Any]) -> bool:
+            cur: Any = d
+            for p in parts:
+                if not isinstance(cur, dict) or p not in cur:
+                    return False
+                cur = cur[p]
+            return True
+
+        if has(init):
+            out[key] = "command line"
+        elif any(n in os.environ for n in env_names):
+            out[key] = "environment $" + next(n for n in reversed(env_names) if n in os.environ)
+        elif file is not None and has(data):
+            line = _toml_line(text, tuple(parts))
+            out[key] = f"{file}:{line}" if line else str(file)
+        elif file is not None and key in _FILE_PATHS:
+            out[key] = f"default (beside {file})"
+        else:
+            out[key] = "default"
+    return out
+
+
+def value_sources(cfg: HarnessConfig) -> dict[str, str]:
+    """Dotted setting name → where its value came from (``command line``, ``environment $X``, ``FILE:LINE``, ``default``)."""
+    return dict(cfg._sources)
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

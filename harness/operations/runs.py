@@ -120,6 +120,10 @@ class RunRequest:
     """platform → pace used when the probe set gives none for it (from the configuration)."""
     default_rate_limit: RateLimit | None = None
     lock: bool = True
+    retry_backoff_s: float | None = None
+    """From the command line: first retry wait (wins over the probe set's ``retry_backoff_s``)."""
+    default_retry_backoff_s: float | None = None
+    """From the configuration: used when neither the command line nor the probe set sets one."""
 
 
 def prepare(req: RunRequest) -> RunPlan:
@@ -127,6 +131,19 @@ def prepare(req: RunRequest) -> RunPlan:
     registry = PlatformRegistry.default(req.platform_dirs)
     plan = plan_run(probe_set, registry, doc=doc, keyword_dirs=list(req.keyword_dirs), base_urls=req.base_urls,
                     items=ItemRegistry.default(req.platform_dirs))
+    if probe_set.notify is not None:
+        from ..errors import ProbeSetError
+        from .notify import check_notify
+
+        try:
+            check_notify(probe_set.notify)
+        except ProbeSetError as exc:
+            raise ProbeSetError(exc.message, req.probe_set_path, doc.line_of(("notify",)) if doc else None) from None
+    backoff = next((v for v in (req.retry_backoff_s, probe_set.retry_backoff_s, req.default_retry_backoff_s)
+                    if v is not None), None)
+    if backoff is not None:
+        req.options = req.options or RunOptions()
+        req.options.retry_backoff_s = backoff
     explicit_top = "rate_limit" in probe_set.model_fields_set
     selected = {sel.name: sel for sel in probe_set.platforms}
     for name in plan.specs:
@@ -253,6 +270,10 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                   counts={p: dict(c) for p, c in summary.counts.items()}, failures=dict(summary.failures))
             if summary.status == "complete" and plan.probe_set.isolate.enabled:
                 summary.isolations = _isolate_new_censorship(store, summary.run_id, plan, req)
+            if summary.status == "complete" and plan.probe_set.notify is not None:
+                from .notify import notify_after_run
+
+                summary.notifications = notify_after_run(store, summary.run_id, plan.probe_set.notify, name)
             if summary.status == "complete" and plan.probe_set.watch_results is not None:
                 enrolled = enrol_search_results(store, summary.run_id, plan, ItemRegistry.default(req.platform_dirs))
                 if enrolled is not None:

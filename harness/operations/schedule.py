@@ -442,7 +442,7 @@ def _store_arg(store: StoreTarget) -> str:
 
 
 def crontab_block(workdir: Path, folder: Path, *, config: Path | None = None, store: StoreTarget | None = None,
-                  every_minutes: int = 5, log_file: Path | None = None) -> str:
+                  every_minutes: int = 5, log_file: Path | None = None, extra: list[str] | None = None) -> str:
     """The crontab lines: a tick every few minutes; the harness applies each probe set's own schedule."""
     if not 1 <= every_minutes <= 59:
         raise InputError(f"--every must be between 1 and 59 minutes, got {every_minutes}")
@@ -452,6 +452,7 @@ def crontab_block(workdir: Path, folder: Path, *, config: Path | None = None, st
         cmd += ["--config", str(config.resolve())]
     if store is not None:
         cmd += ["--store", _store_arg(store)]
+    cmd += list(extra or [])
     line = f"cd {shlex.quote(str(workdir))} && " + " ".join(shlex.quote(c) for c in cmd)
     if log_file is not None:
         line += f" 2>>{shlex.quote(str(log_file))}"
@@ -572,7 +573,7 @@ class SystemdUnits:
 
 
 def systemd_units(entry: ScheduledProbeSet, workdir: Path, *, config: Path | None = None,
-                  store: StoreTarget | None = None) -> SystemdUnits:
+                  store: StoreTarget | None = None, extra: list[str] | None = None) -> SystemdUnits:
     """A user service (one run of the probe set) and its timer (the schedule, jitter, catch-up)."""
     workdir = workdir.resolve()
     name = unit_name(entry.name)
@@ -581,6 +582,7 @@ def systemd_units(entry: ScheduledProbeSet, workdir: Path, *, config: Path | Non
         cmd += ["--config", str(config.resolve())]
     if store is not None:
         cmd += ["--store", _store_arg(store)]
+    cmd += list(extra or [])
     exec_start = " ".join(_systemd_quote(c) for c in cmd)
     service = (
         "[Unit]\n"

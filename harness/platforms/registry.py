@@ -44,7 +44,7 @@ def load_spec(path: str | Path) -> PlatformSpec:
 
 
 class PlatformRegistry:
-    """Specs by name. Later sources override earlier ones: built-in, ./platforms, --platforms DIR."""
+    """Specs by name. Later sources override earlier ones: built-in, ./platforms, --specs DIR."""
 
     def __init__(self, specs: dict[str, PlatformSpec] | None = None, origins: dict[str, Path] | None = None):
         self._specs: dict[str, PlatformSpec] = dict(specs or {})

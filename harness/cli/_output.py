@@ -1,0 +1,193 @@
+"""How listing commands print rows: one ``--format`` for all, readable at any width and in pipes.
+
+``--format table`` (the default on a terminal) draws a Rich table whose key columns (a term, a
+change, a run id, a ``file:line``) are never cut: they keep their full width and the other
+columns wrap; when even that does not fit the terminal, each row is printed as ``name: value``
+lines. Large tables (more than :data:`FAST_ROWS` rows) are drawn as aligned plain text, which is
+many times faster than a Rich table. ``tsv`` (the default when stdout is not a terminal: pipes,
+cron mail) is a header line and one line per row, tab-separated, complete, without styling;
+``csv`` is RFC 4180; ``json`` is a list of objects (``--json`` is kept as its alias).
+Everything printed has its control characters neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.cells import cell_len
+from rich.table import Table
+
+from ._common import console, esc, neutralise, print_json
+
+
+class Format(str, Enum):
+    table = "table"
+    tsv = "tsv"
+    json = "json"
+    csv = "csv"
+
+
+FormatOption = typer.Option(None, "--format", "-f", metavar="FORMAT", case_sensitive=False,
+                            help="table, tsv, json or csv (default: table on a terminal, tsv in a pipe)")
+FAST_ROWS = 400
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def choose_format(fmt: Format | None, as_json: bool = False) -> Format:
+    """``--json`` wins (alias of ``--format json``), then ``--format``, then table on a terminal, tsv elsewhere."""
+    if as_json:
+        return Format.json
+    if fmt is not None:
+        return Format(fmt)
+    return Format.table if stdout_is_terminal() else Format.tsv
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    key: bool = False
+    """A key column (term, change, run id, file:line): never cut."""
+    right: bool = False
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _tsv_cell(value: Any) -> str:
+    return neutralise(_cell(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def tsv_text(cols: Sequence[Col], rows: Sequence[Sequence[Any]], header: bool = True) -> str:
+    lines = ["\t".join(c.name for c in cols)] if header else []
+    lines.extend("\t".join(_tsv_cell(v) for v in row) for row in rows)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def csv_text(cols: Sequence[Col], rows: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([c.name for c in cols])
+    for row in rows:
+        w.writerow([neutralise(_cell(v)) for v in row])
+    return buf.getvalue()
+
+
+SHORT = 10
+"""A column whose values are all at most this wide is never wrapped either (dates, counts, statuses)."""
+
+
+def _whole(c: Col, i: int, rows: Sequence[Sequence[str]]) -> int | None:
+    """The width a column keeps whole (None: it may wrap)."""
+    values = max([0] + [cell_len(r[i]) for r in rows])
+    if c.key or values <= SHORT:
+        return max(values, min(cell_len(c.name), SHORT))
+    return None
+
+
+def _fits(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> bool:
+    need = 1
+    for i, c in enumerate(cols):
+        whole = _whole(c, i, rows)
+        need += (whole if whole is not None else 6) + 3
+    return need <= width
+
+
+def _widths(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> list[int]:
+    """Column widths for a table ``width`` cells wide: whole columns keep theirs, the others
+    share what is left (each at least 6, at most its natural width), narrowest first."""
+    natural = [max([cell_len(c.name)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    fixed = [_whole(c, i, rows) for i, c in enumerate(cols)]
+    left = width - 1 - 3 * len(cols) - sum(w for w in fixed if w is not None)
+    out = list(fixed)
+    free = sorted((i for i, w in enumerate(fixed) if w is None), key=natural.__getitem__)
+    for n, i in enumerate(free):
+        share = max(6, left // (len(free) - n))
+        out[i] = min(natural[i], share)
+        left -= out[i]
+    return [w if w is not None else 6 for w in out]
+
+
+def _plain_aligned(cols: Sequence[Col], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([cell_len(c.name)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+
+    def line(values: Sequence[str]) -> str:
+        out = []
+        for i, (v, w) in enumerate(zip(values, widths)):
+            pad = " " * (w - cell_len(v))
+            out.append(pad + v if cols[i].right else (v + pad if i < len(cols) - 1 else v))
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line([c.name for c in cols]), line(["-" * w for w in widths]), *(line(r) for r in rows)]) + "\n"
+
+
+def print_table(cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+    """A table on the terminal: key columns whole; rows as records when the terminal is too narrow."""
+    text_rows = [[neutralise(_cell(v)) for v in row] for row in rows]
+    keep = [i for i, c in enumerate(cols) if c.key or any(r[i] for r in text_rows)]  # empty columns say nothing
+    if len(keep) < len(cols):
+        cols = [cols[i] for i in keep]
+        text_rows = [[r[i] for i in keep] for r in text_rows]
+    width = console.width
+    if not _fits(cols, text_rows, width):
+        if title:
+            console.print(esc(title), soft_wrap=True)
+        for row in text_rows:
+            for c, v in zip(cols, row):
+                console.print(f"{esc(c.name)}: {esc(v)}", soft_wrap=True, highlight=False)
+            console.print()
+        return
+    if len(text_rows) > FAST_ROWS:
+        if title:
+            console.print(esc(title), soft_wrap=True)
+        sys.stdout.write(_plain_aligned(cols, text_rows))
+        sys.stdout.flush()
+        return
+    widths = _widths(cols, text_rows, width)
+    table = Table(title=esc(title) if title else None)
+    for c, w in zip(cols, widths):
+        table.add_column(esc(c.name), width=w, overflow="fold", justify="right" if c.right else "left")
+    for row in text_rows:
+        table.add_row(*(esc(v) for v in row))
+    console.print(table)
+
+
+def emit(fmt: Format, cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, title: str | None = None,
+         records: list[dict[str, Any]] | Any | None = None) -> None:
+    """Print rows in the chosen format (``records``: what ``json`` prints; default: one object per row)."""
+    if fmt is Format.json:
+        print_json(records if records is not None else [dict(zip((c.name for c in cols), row)) for row in rows])
+    elif fmt is Format.tsv:
+        sys.stdout.write(tsv_text(cols, rows))
+        sys.stdout.flush()
+    elif fmt is Format.csv:
+        sys.stdout.write(csv_text(cols, rows))
+        sys.stdout.flush()
+    else:
+        print_table(cols, rows, title=title)
+
+
+def note(fmt: Format, text: str) -> None:
+    """A line around a listing (a summary, a hint): on stdout for a table, on stderr for data formats
+    (so a pipe receives only the rows), never for JSON."""
+    if fmt is Format.table:
+        console.print(esc(text), soft_wrap=True, highlight=False)
+    elif fmt in (Format.tsv, Format.csv):
+        typer.echo(neutralise(text), err=True)
