@@ -538,12 +538,17 @@ class Evidence(BaseModel):
     body_size: Count | None = None
     body_truncated: bool = False
     stored_body_sha256: str | None = Field(
-        default=None, description="key of the stored prefix when the body was over the storage cap (body_truncated)")
+        default=None, description="SHA-256 of the stored form when it differs from what was received: the capped "
+                                  "prefix (body_truncated) and/or the copy with secrets replaced (redacted)")
+    redacted: Count = Field(default=0, description="how many secrets (cookie values, tokens, credentials, account "
+                                                   "identifiers) the page echoed and were replaced by REDACTED "
+                                                   "before storing; body_sha256 stays the hash of what was received")
 
     @property
     def stored_key(self) -> str | None:
-        """Where the stored body is in the store's bodies table (the whole body, or its capped prefix)."""
-        return self.stored_body_sha256 if self.body_truncated else self.body_sha256
+        """Where the stored body is in the store's bodies table (the whole body, a capped prefix, or
+        a redacted copy): the hash of the stored form."""
+        return self.stored_body_sha256 if (self.body_truncated or self.redacted) else self.body_sha256
 
 
 class TestKeys(BaseModel):

@@ -186,6 +186,8 @@ def output_error(exc: OSError, path: Path) -> OutputError:
         why = "is a folder; give a file name"
     elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
         why = "its folder does not exist"
+    elif exc.errno == errno.EEXIST:
+        why = "a file stands where one of its folders should be"
     else:
         why = exc.strerror or str(exc)
     return OutputError(f"{path}: cannot write: {why}; nothing was written")

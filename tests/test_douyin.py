@@ -95,7 +95,7 @@ def test_a_run_of_the_builtin_douyin_spec_through_the_browser(browser, tmp_path)
     # the evidence is the captured API answer, with the cookie the page set scrubbed from the body
     # and the page's token redacted from the URL
     m = probes["结果"]
-    body = st.get_body(m.evidence.body_sha256)
+    body = st.get_body(m.evidence.stored_key)  # the stored form: the page-set cookie redacted
     st.close()
     assert b'"aweme_id"' in body and b"PageSetSessionValue" not in body and b"REDACTED" in body
     assert API in (m.evidence.final_url or "") and "msToken=REDACTED" in m.evidence.final_url

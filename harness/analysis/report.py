@@ -122,9 +122,10 @@ def _evidence(store: Store, measurement_id: str) -> Evidence | None:
         return None
     m = Measurement.model_validate_json(row[0])
     excerpt = None
-    if m.evidence.body_sha256:
+    key = m.evidence.stored_key  # the stored form: a capped prefix or a copy with secrets replaced
+    if key:
         try:
-            excerpt = _excerpt(store.get_body(m.evidence.body_sha256))
+            excerpt = _excerpt(store.get_body(key))
         except NotFoundError:
             excerpt = None
     return Evidence(measurement_id=m.measurement_id, status_code=m.evidence.status_code, final_url=m.evidence.final_url,

@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         if code == ExitCode.INTERNAL_ERROR and os.environ.get("HARNESS_DEBUG"):
             raise
         _say(line)
-    sys.exit(int(code) if isinstance(code, int) else 0)
+    code = int(code) if isinstance(code, int) else 0
+    if code == ExitCode.INTERRUPTED:  # Typer turns KeyboardInterrupt into a silent exit 130
+        _say("interrupted (a run is marked interrupted and resumes next time)")
+    sys.exit(code)
 
 
 def _silence_stdout() -> None:

@@ -14,7 +14,7 @@ from ._output import Col, FormatOption, Format, choose_format, emit
 config_app = typer.Typer(help="Configuration (harness.toml and HARNESS_* variables).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-_MAPS = ("cookie_files", "base_urls", "rate_limits", "rate_limit")
+_MAPS = ("cookie_files", "base_urls", "rate_limits", "rate_limit", "account_identifiers")
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
@@ -22,11 +21,13 @@ from ..isolation.discovery import (
 from ..isolation.evidence import IsolationEvidence
 from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, isolate_on_platform
 from ..measure.engine import Vantage
+from ..measure.signals import run_interruptibly
 from ..models import RateLimit
 from ..operations.config import load_config
 from ..platforms.registry import PlatformRegistry
 from ..platforms.spec import PlatformSpec
 from ..store import Store
+from ..yamlio import MAX_SMALL_INPUT, read_text
 from ._app import app
 from ..measure.sessions import check_proxy
 from ..operations.workspace import workspace_path
@@ -140,12 +141,7 @@ def isolate_cmd(
     if (text is None) == (file is None):
         raise HarnessError("give the text either as an argument or with --file, not both")
     if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError("file not found", file) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", file) from None
+        text = read_text(file, InputError, MAX_SMALL_INPUT)  # bounded; no FIFO, device or folder
     assert text is not None
     text = text.strip()
     if not text:
@@ -166,7 +162,7 @@ def isolate_cmd(
         def on_progress(queries: int, rules: int) -> None:
             progress.update(task_id, queries=queries, found=rules)
 
-        res = asyncio.run(isolate_on_platform(spec, text, budget, options, known, evidence, on_progress))
+        res = run_interruptibly(isolate_on_platform(spec, text, budget, options, known, evidence, on_progress))
     added = [r for r in res.rules if lst.add(r, text_id=str(file) if file else "argument", queries=res.queries,
                                              complete=res.complete, origin="isolate", run_id=res.run_id)]
     if added:
@@ -233,7 +229,7 @@ def discover_cmd(
         def on_query(queries: int, rules: int) -> None:
             progress.update(task_id, queries=queries, found=rules)
 
-        summary = asyncio.run(discover(spec, samples, keywords_dir, budget, options, on_text, priors=known,
+        summary = run_interruptibly(discover(spec, samples, keywords_dir, budget, options, on_text, priors=known,
                                        evidence=evidence, on_query=on_query))
     if as_json:
         print_json({**summary.to_dict(), "priors": known.describe() if known else None})

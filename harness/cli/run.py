@@ -144,6 +144,8 @@ def request_from_config(probe_set: Path, cfg: HarnessConfig, *, platforms: tuple
     opts.vantage = Vantage(v.probe_cc, v.probe_asn, v.label)
     if cfg.proxy and opts.proxy is None:
         opts.proxy = cfg.proxy
+    if cfg.account_identifiers and not opts.account_identifiers:
+        opts.account_identifiers = {k: list(v) for k, v in cfg.account_identifiers.items()}
     return RunRequest(
         probe_set, cfg.store_target, platforms, base_urls={**cfg.base_urls, **(base_urls or {})}, new=new,
         options=opts, cookie_files=dict(cfg.cookie_files), default_rate_limits=dict(cfg.rate_limits),

@@ -26,7 +26,7 @@ from ..errors import InputError, NotFoundError
 from ..keywords.lists import entry_key, iter_list_files, load_keyword_list
 from ..models import Keyword, KeywordList
 from ..platforms.spec import PlatformSpec
-from ..yamlio import atomic_write_text
+from ..yamlio import MAX_LARGE_INPUT, atomic_write_text, read_text
 from .evidence import IsolationEvidence
 from .oracle import OracleOptions, PlatformIsolation, PlatformOracle, Priors, isolate_with
 
@@ -57,10 +57,7 @@ def load_texts(path: str | Path) -> list[SampleText]:
     if path.is_dir() and not files:
         raise InputError("the folder holds no .txt files", path)
     for f in files:
-        try:
-            content = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", f) from None
+        content = read_text(f, InputError, MAX_LARGE_INPUT)  # bounded; no FIFO, device or folder
         if path.is_dir():
             text = " ".join(content.split())
             if text:

@@ -135,8 +135,8 @@ class IsolationEvidence:
             ),
             evidence=Evidence(
                 status_code=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
-                body_sha256=hashlib.sha256(body).hexdigest() if body is not None and not fetched.truncated else None,
-                body_size=size, body_truncated=truncated,
+                body_sha256=fetched.body_hash if body is not None and not fetched.truncated else None,
+                body_size=size, body_truncated=truncated, redacted=fetched.redactions,
             ),
         )
         if self.store.add_measurement(m, self._body(body), extra):

@@ -17,6 +17,7 @@ from ..platforms.classification import Classification
 from ..platforms.classify import decode_page, evaluate_signals
 from ..platforms.spec import PlatformSpec
 from .sessions import PlatformSession, check_proxy
+from .signals import run_interruptibly
 from .transport import Sender
 
 
@@ -105,4 +106,4 @@ async def _check(spec: PlatformSpec, query: str | None, proxy: str | None, sessi
 
 
 def check_platform_sync(spec: PlatformSpec, **kwargs: Any) -> CheckReport:
-    return asyncio.run(check_platform(spec, **kwargs))
+    return run_interruptibly(check_platform(spec, **kwargs))

@@ -76,6 +76,7 @@ from .pacing import RateLimiter, send_with_retries
 from .plan import ProbeTask, RunPlan
 from .request import Fetched, fill
 from .sessions import PlatformSession, check_proxy, redact_userinfo
+from .signals import run_interruptibly
 from .transport import Sender
 
 MAX_UNCOMMITTED = 1024  # measurements handed to the store thread and not yet committed (backpressure)
@@ -104,6 +105,8 @@ class RunOptions:
     transport: httpx.AsyncBaseTransport | None = None
     seed: int | None = None
     cookies: dict[str, Path] = field(default_factory=dict)  # platform -> cookies.txt or JSON file
+    # platform (or "*") -> the account's identifiers (uid, nickname) that a logged-in page embeds: redacted
+    account_identifiers: dict[str, list[str]] = field(default_factory=dict)
     max_stored_body_bytes: int = 2_000_000  # bodies over this are stored as a prefix (evidence.body_truncated)
     domain_profile: bool = False  # profile authorized domains for every soft-censored term
     confirm_silent_empty: bool = True  # re-check the truism after a silent-empty hard verdict
@@ -113,7 +116,7 @@ class RunOptions:
 
     def __repr__(self) -> str:  # never print a proxy password
         return (f"RunOptions(vantage={self.vantage!r}, proxy={redact_userinfo(self.proxy) if self.proxy else None!r}, "
-                f"cookies={sorted(self.cookies)!r})")
+                f"cookies={sorted(self.cookies)!r}, account_identifiers={sorted(self.account_identifiers)!r})")
 
 
 @dataclass
@@ -232,8 +235,9 @@ class Engine:
                 cookies_file = Path(str(opts["cookies_file"]))
                 if not cookies_file.is_absolute() and plan.source is not None:
                     cookies_file = plan.source.parent / cookies_file
+            identifiers = [*self.opt.account_identifiers.get("*", []), *self.opt.account_identifiers.get(name, [])]
             sessions[name] = PlatformSession.build(cookies_file=cookies_file, env_names=spec.request.env_names(),
-                                                   proxy=self.opt.proxy, platform=name)
+                                                   proxy=self.opt.proxy, platform=name, identifiers=identifiers)
         return sessions
 
     def _profile_domains(self, plan: RunPlan, spec: PlatformSpec) -> list[str]:
@@ -625,7 +629,7 @@ class Engine:
         c = res.classification
         info = {"domain": st.soft_domain, "query": q, "verdict": c.verdict.value, "failure": c.failure,
                 "signals": list(c.signals), "result_items": c.result_items, "status_code": res.status,
-                "body_sha256": hashlib.sha256(res.body).hexdigest() if res.body is not None else None,
+                "body_sha256": res.body_hash, "redacted": res.redactions,
                 "body_truncated": len(res.body or b"") > self.opt.max_stored_body_bytes,
                 "stored_body_sha256": self._keep(res, pending)}
         return c, info
@@ -665,7 +669,7 @@ class Engine:
                 first = fetched.classification
                 retest_of = {"last_known": last, "verdict": first.verdict.value, "signals": list(first.signals),
                              "status_code": fetched.status,
-                             "body_sha256": hashlib.sha256(fetched.body).hexdigest() if fetched.body is not None else None}
+                             "body_sha256": fetched.body_hash, "redacted": fetched.redactions}
                 if v2 is verdict:
                     confirmed = True
                 elif v2 is Verdict.failure:
@@ -761,9 +765,9 @@ class Engine:
             ),
             evidence=Evidence(
                 status_code=fetched.status, final_url=fetched.final_url, headers=fetched.headers,
-                # the hash of the whole body as received, even when only a prefix is stored
-                body_sha256=hashlib.sha256(body).hexdigest() if body is not None and not fetched.truncated else None,
-                body_size=size, body_truncated=truncated,
+                # the hash of the whole body as received, even when only a prefix or a redacted copy is stored
+                body_sha256=fetched.body_hash if body is not None and not fetched.truncated else None,
+                body_size=size, body_truncated=truncated, redacted=fetched.redactions,
             ),
         )
 
@@ -773,4 +777,4 @@ def _utc(ts: float) -> dt.datetime:
 
 
 def run_sync(engine: Engine, plan: RunPlan, run_id: str | None = None, progress: ProgressCallback | None = None) -> RunSummary:
-    return asyncio.run(engine.run(plan, run_id, progress))
+    return run_interruptibly(engine.run(plan, run_id, progress))

@@ -31,6 +31,7 @@ import yaml
 
 from .. import __version__
 from ..errors import InputError
+from ..safeio import output_error
 from ..platforms.spec import PlatformSpec
 from .request import Fetched, fetch, redact_url
 from .sessions import REDACTED, PlatformSession, Secrets, check_proxy
@@ -133,8 +134,11 @@ def record_platform(spec: PlatformSpec, out: Path, *, terms: list[str] = (), con
     session = session or PlatformSession.build(env_names=spec.request.env_names(), proxy=proxy, platform=spec.name)
     queries = [("truism", spec.truism, False), ("control", control, False), ("no_results", no_results_query, False)]
     queries += [("term", t, spec.hard_needs_truism) for t in terms]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise output_error(exc, out) from None
     try:
         async def go() -> list[Recorded]:
             async with Sender.open(timeout_s, proxy=check_proxy(proxy) if proxy and transport is None else None,
@@ -169,9 +173,12 @@ def record_platform(spec: PlatformSpec, out: Path, *, terms: list[str] = (), con
             outcome = r.verdict if r.failure is None else f"failure {r.failure}"
             lines.append(f"| {r.file or '(no answer)'} | {r.role} | {r.query} | {r.status or '-'} | {outcome} |")
         (tmp / "SOURCES.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        try:
+            if out.exists():
+                out.rmdir()
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise output_error(exc, out) from None
         return recorded
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ subset) is stripped of credentials and token-like values here. Pacing and retrie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 import zlib
@@ -50,6 +51,58 @@ class Fetched:
     retry_after: float | None = None
     attempts: int = 1
     body_size: int | None = None
+    received_sha256: str | None = None  # the body as received, when ``body`` had secrets replaced
+    redactions: int = 0  # how many secrets were replaced by REDACTED in ``body``
+
+    @property
+    def body_hash(self) -> str | None:
+        """SHA-256 of the body as received (before any redaction)."""
+        if self.received_sha256 is not None:
+            return self.received_sha256
+        return hashlib.sha256(self.body).hexdigest() if self.body is not None else None
+
+
+SECRET_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-key", "x-auth-token", "x-csrf-token",
+                  "x-xsrf-token")
+"""Request headers whose values are secrets wherever they came from (a spec literal included)."""
+
+
+def _secret_param_name(name: str) -> bool:
+    """Whether a query parameter's name says it carries a credential (``msToken``, ``api_key``,
+    ``Session_Id``, ``a_bogus``, ``sign``), judged word by word so ``keyword`` is not a ``key``."""
+    words = [w.lower() for w in _NAME_WORDS.findall(name)] or [name.lower()]
+    return any(w not in _NOT_SECRET_WORDS and any(h in w for h in SECRET_PARAM_HINTS) for w in words)
+
+
+def sent_secrets(built: BuiltRequest, query: str) -> list[str]:
+    """Values this request sends that a page must not echo into the store: secret headers' values
+    (and their parts, e.g. ``Bearer TOKEN``'s token) and secret-named or token-like query values.
+    The searched query itself is never one (the page quoting it is the evidence)."""
+    out: list[str] = []
+    for name, value in built.headers.items():
+        if name.lower() in SECRET_HEADERS or _secret_param_name(name):
+            out.append(value)
+            for chunk in value.split(";"):
+                out.append(chunk.split("=", 1)[-1].strip())
+                out.extend(chunk.split()[1:])
+    for pair in urlsplit(built.url).query.split("&"):
+        name, eq, value = pair.partition("=")
+        plain = unquote_plus(value, errors="replace")
+        if eq and (_secret_param_name(unquote_plus(name, errors="replace")) or (len(plain) >= 24 and looks_like_token(plain))):
+            out.extend((value, plain))
+    return [v for v in dict.fromkeys(out) if v and len(v) >= 3 and v not in query]
+
+
+def redact_body(fetched: Fetched, secrets: Secrets | None, extra: list[str]) -> Fetched:
+    """Replace every secret in ``fetched.body`` by ``REDACTED`` before anything reads or keeps it;
+    the hash of what was received is kept in ``received_sha256``."""
+    if fetched.body is None or (not secrets and not extra):
+        return fetched
+    body, n = (secrets or Secrets()).redact_bytes(fetched.body, extra)
+    if n:
+        fetched.received_sha256 = hashlib.sha256(fetched.body).hexdigest()
+        fetched.body, fetched.redactions = body, n
+    return fetched
 
 
 def fill(template: str, values: dict[str, str]) -> str:
@@ -163,13 +216,6 @@ def _note_rejection(session: PlatformSession, c: Classification) -> None:
     if session.forced_reprime_at is None or now - session.forced_reprime_at >= REPRIME_MIN_S:
         session.reprime = True
         session.forced_reprime_at = now
-
-
-def _secret_param_name(name: str) -> bool:
-    """Whether a query parameter's name says it carries a credential (``msToken``, ``api_key``,
-    ``Session_Id``, ``a_bogus``, ``sign``), judged word by word so ``keyword`` is not a ``key``."""
-    words = [w.lower() for w in _NAME_WORDS.findall(name)] or [name.lower()]
-    return any(w not in _NOT_SECRET_WORDS and any(h in w for h in SECRET_PARAM_HINTS) for w in words)
 
 
 def redact_url(url: str, secrets: Secrets | None = None) -> str:
@@ -393,12 +439,15 @@ async def _fetch_browser(sender: Sender, spec: PlatformSpec, query: str, session
     if answer.redirected_offsite is not None:
         return Fetched(failure(FailureCode.redirect_offsite, f"location:{answer.redirected_offsite}"),
                        answer.status, redact_url(built.url, secrets), headers)
-    body = secrets.scrub_bytes(answer.body)
+    received = answer.body
+    body, n = secrets.redact_bytes(received, sent_secrets(built, query))
+    received_sha = hashlib.sha256(received).hexdigest() if n else None
     if len(body) > spec.max_body_bytes:
         return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"), answer.status, final_url,
-                       headers, body[: spec.max_body_bytes], truncated=True, body_size=len(body))
+                       headers, body[: spec.max_body_bytes], truncated=True, body_size=len(body),
+                       received_sha256=received_sha, redactions=n)
     return Fetched(classify_http(spec, answer.status or 200, headers, body), answer.status, final_url, headers, body,
-                   body_size=len(body))
+                   body_size=len(body), received_sha256=received_sha, redactions=n)
 
 
 async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redirects: int,
@@ -442,15 +491,17 @@ async def _fetch_built(sender: Sender, spec: PlatformSpec, query: str, max_redir
                     kwargs.pop("data", None)
                     continue
                 body, seen = await _read_capped(resp, spec.max_body_bytes)
+                extra = sent_secrets(built, query)
                 if seen is not None:
-                    return Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
-                                   resp.status_code, redact_url(str(resp.url), secrets), headers, body,
-                                   truncated=True, body_size=seen)
-                return Fetched(
-                    classify_http(spec, resp.status_code, headers, body),
-                    resp.status_code, redact_url(str(resp.url), secrets), headers, body,
-                    retry_after=_retry_after(resp.headers), body_size=len(body),
-                )
+                    return redact_body(Fetched(failure(FailureCode.body_too_large, f"over:{spec.max_body_bytes}"),
+                                               resp.status_code, redact_url(str(resp.url), secrets), headers, body,
+                                               truncated=True, body_size=seen), secrets, extra)
+                fetched = redact_body(Fetched(failure(FailureCode.internal_error), resp.status_code,
+                                              redact_url(str(resp.url), secrets), headers, body,
+                                              retry_after=_retry_after(resp.headers), body_size=len(body)),
+                                      secrets, extra)
+                fetched.classification = classify_http(spec, resp.status_code, headers, fetched.body or b"")
+                return fetched
         return Fetched(failure(FailureCode.too_many_redirects))
     except httpx.HTTPError as exc:
         code = _failure_for_exception(exc)

@@ -11,6 +11,7 @@ here is ever written to the store; error messages name the file and line, never 
 from __future__ import annotations
 
 import asyncio
+import html
 import http.cookiejar
 import io
 import json
@@ -171,12 +172,16 @@ class Secrets:
     values: set[str] = field(default_factory=set)
 
     def add(self, *values: str | None) -> None:
+        """Add secrets, with the forms a page may echo them in (URL-encoded, HTML- and JSON-escaped)."""
         for v in values:
             if v and len(v) >= 3:  # shorter values would redact ordinary text
                 self.values.add(v)
                 self.values.add(quote(v, safe=""))
                 self.values.add(quote(v, safe="").replace("%20", "+"))
                 self.values.add(unquote(v))
+                self.values.add(html.escape(v))
+                self.values.add(json.dumps(v, ensure_ascii=False)[1:-1])
+                self.values.add(json.dumps(v)[1:-1])
 
     def scrub(self, text: str) -> str:
         for v in sorted(self.values, key=len, reverse=True):
@@ -186,11 +191,20 @@ class Secrets:
 
     def scrub_bytes(self, body: bytes) -> bytes:
         """``scrub`` for a body as received (each value as UTF-8 bytes)."""
-        for v in sorted(self.values, key=len, reverse=True):
-            raw = v.encode("utf-8", "ignore")
-            if raw and raw in body:
-                body = body.replace(raw, REDACTED.encode())
-        return body
+        return self.redact_bytes(body)[0]
+
+    def redact_bytes(self, body: bytes, extra: Iterable[str] = ()) -> tuple[bytes, int]:
+        """The body with every secret (and every value of ``extra``) replaced by ``REDACTED``, and how
+        many replacements were made. Values are matched as UTF-8 and, for pages in a legacy charset
+        such as GBK, in that form too."""
+        values = self.values | {v for v in extra if v and len(v) >= 3}
+        n = 0
+        for v in sorted(values, key=len, reverse=True):
+            for raw in {v.encode("utf-8", "ignore"), v.encode("gb18030", "ignore")}:
+                if raw and raw in body:
+                    n += body.count(raw)
+                    body = body.replace(raw, REDACTED.encode())
+        return body, n
 
     def copy(self) -> "Secrets":
         return Secrets(set(self.values))
@@ -230,8 +244,11 @@ class PlatformSession:
 
     @classmethod
     def build(cls, *, cookies_file: str | Path | None = None, env_names: Iterable[str] = (),
-              proxy: str | None = None, platform: str = "") -> "PlatformSession":
+              proxy: str | None = None, platform: str = "", identifiers: Iterable[str] = ()) -> "PlatformSession":
+        """``identifiers``: the account's own identifiers (uid, nickname, phone) that a logged-in page
+        embeds: secrets like the rest (``account_identifiers`` in harness.toml)."""
         session = cls()
+        session.secrets.add(*identifiers)
         if cookies_file is not None:
             session.cookies = load_cookies(cookies_file)
             for c in session.cookies:

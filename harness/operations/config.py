@@ -60,6 +60,8 @@ def parse_duration(text: str) -> dt.timedelta:
     seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be more than zero")
+    if seconds > 100 * 365 * 86400:
+        raise ValueError(f"invalid duration {str(text)[:40]!r}: more than a hundred years")
     return dt.timedelta(seconds=seconds)
 
 
@@ -111,6 +113,9 @@ class HarnessConfig(BaseSettings):
     vantage: VantageConfig = Field(default_factory=VantageConfig)
     proxy: str | None = Field(default=None, description="proxy URL for every request, e.g. socks5://user:pass@host:1080")
     cookie_files: dict[str, Path] = Field(default_factory=dict, description="platform → cookies.txt (Netscape) or a Cookie header file")
+    account_identifiers: dict[str, list[str]] = Field(
+        default_factory=dict, description="platform (or '*') → the account's own identifiers (uid, nickname, phone) "
+                                          "that logged-in pages embed: replaced by REDACTED before a body is stored")
     rate_limit: RateLimit | None = Field(default=None, description="default pace for platforms a probe set gives none")
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict, description="per-platform default pace")
     base_urls: dict[str, str] = Field(default_factory=dict, description="platform → base URL override")
@@ -401,6 +406,7 @@ def masked(cfg: HarnessConfig) -> dict[str, Any]:
         state = "present" if Path(path).is_file() else "MISSING"
         cookies[platform] = f"{path} ({state}; contents not shown)"
     data["cookie_files"] = cookies
+    data["account_identifiers"] = {k: f"{len(v)} identifier(s), not shown" for k, v in cfg.account_identifiers.items()}
     data["log"]["file"] = str(cfg.log_file)
     data["config_file"] = str(cfg.source_file) if cfg.source_file else None
     return data

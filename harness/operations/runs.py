@@ -21,19 +21,16 @@ vantage B neither takes over nor waits for vantage A's run.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..measure.engine import Engine, ProgressCallback, RunOptions, RunSummary
 from ..measure.plan import RunPlan, load_probe_set, plan_run
+from ..measure.signals import run_interruptibly
 from ..models import RateLimit, Run
 from ..platforms.items import ItemRegistry
 from ..platforms.registry import PlatformRegistry
@@ -205,23 +202,6 @@ class _LockedEngine(Engine):
         return run_id
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM (systemd stop, docker stop, kill) into KeyboardInterrupt, so the run is recorded as interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _done_planned(store: Store, run_id: str, plan: RunPlan) -> int:
     planned = {t.key for t in plan.tasks}
     return sum(1 for k in store.done_task_keys(run_id) if k in planned)
@@ -274,8 +254,7 @@ def execute(req: RunRequest, plan: RunPlan, progress: ProgressCallback | None = 
                 event(log, "run_started", f"starting a run of {name!r} ({len(plan.tasks)} tasks)",
                       probe_set=name, planned=len(plan.tasks))
             try:
-                with _sigterm_interrupts():
-                    summary = asyncio.run(engine.run(plan, resume.run_id if resume else None, progress))
+                summary = run_interruptibly(engine.run(plan, resume.run_id if resume else None, progress))
             except BaseException as exc:
                 run_id = getattr(engine, "_run_id", None)
                 event(log, "run_interrupted", f"run {run_id} of {name!r} interrupted ({type(exc).__name__})",

@@ -93,10 +93,26 @@ class InitReport:
 
 
 def init_workspace(root: Path) -> InitReport:
-    """Make a workspace in ``root`` (created if needed); files already there are kept, never overwritten."""
+    """Make a workspace in ``root`` (created if needed); files already there are kept, never overwritten.
+
+    Raises :class:`~harness.errors.OutputError` (one line) when ``root`` is not a folder or cannot be written."""
+    from ..errors import OutputError
+
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root}: is not a folder; give a new or existing folder for the workspace")
+    report = InitReport(root)
+    try:
+        _fill_workspace(root, report)
+    except OSError as exc:
+        done = f"; {len(report.created)} files were made before it stopped (run it again to finish)" if report.created else ""
+        raise OutputError(f"{exc.filename or root}: cannot make the workspace: "
+                          f"{exc.strerror or exc}{done}") from None
+    return report
+
+
+def _fill_workspace(root: Path, report: InitReport) -> None:
     from ..yamlio import atomic_write_text
 
-    report = InitReport(root)
     root.mkdir(parents=True, exist_ok=True)
     for name in BUNDLED:
         src = bundled_dir(name)
@@ -120,4 +136,3 @@ def init_workspace(root: Path) -> InitReport:
     if not results.is_dir():
         results.mkdir(parents=True)
         report.created.append(results)
-    return report

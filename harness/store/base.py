@@ -129,7 +129,14 @@ class Store:
         """Stream a large result as plain tuples (no row objects, bounded memory on both backends)."""
         cur = self.conn.execute(sql, args)
         cur.row_factory = None
-        yield from cur
+        try:
+            for row in cur:  # not `yield from`: closing the generator would close the cursor of a closed store
+                yield row
+        finally:
+            try:
+                cur.close()
+            except Exception:  # the store was closed first (an error while the scan was suspended)
+                pass
 
     def defer_foreign_keys(self) -> None:
         """Inside a transaction: check foreign keys at commit, not per statement."""
@@ -259,7 +266,8 @@ class Store:
             self.put_body(extra)
         if body is not None:
             sha = self.put_body(body)
-            if m.evidence.body_truncated:  # a capped prefix: the evidence keeps the whole body's hash
+            if m.evidence.body_truncated or m.evidence.redacted:
+                # a capped prefix or a redacted copy: the evidence keeps the hash of what was received
                 m.evidence.stored_body_sha256 = sha
             else:
                 m.evidence.body_sha256 = sha

@@ -569,7 +569,7 @@ class PostgresStore(Store):
             if body is not None:
                 sha = hashlib.sha256(body).hexdigest()
                 bodies.setdefault(sha, body)
-                if m.evidence.body_truncated:
+                if m.evidence.body_truncated or m.evidence.redacted:  # the stored form's hash (issue 15)
                     m.evidence.stored_body_sha256 = sha
                 else:
                     m.evidence.body_sha256 = sha
