@@ -239,21 +239,27 @@ class Browser:
                 answer.redirects = list(redirects)
                 return answer
 
+            answer = BrowserAnswer(url=url)
+
+            def offsite() -> BrowserAnswer:
+                # where the page went: the last navigation that left, else where it is now
+                gone = next((u for _, u in reversed(redirects) if _origin(u) != home), page.url)
+                answer.url = page.url
+                answer.redirected_offsite = urlsplit(gone).hostname or ""
+                answer.status = 302
+                answer.headers = {"location": gone}
+                answer.body = b""
+                return answer
+
             try:
                 nav = await page.goto(url, wait_until="domcontentloaded", timeout=left_ms())
             except PlaywrightTimeout:
                 return done(BrowserAnswer(failure="timeout", signal="browser:page_load"))
             except PlaywrightError as exc:
+                if captured.done() and captured.result() is None:  # its own script navigated away while it loaded
+                    return done(offsite())
                 return done(BrowserAnswer(failure=_net_failure(str(exc)), signal="browser:" + _first_word(str(exc))))
-            answer = BrowserAnswer(url=page.url)
-
-            def offsite() -> BrowserAnswer:
-                answer.url = page.url
-                answer.redirected_offsite = urlsplit(page.url).hostname or ""
-                answer.status = 302
-                answer.headers = {"location": page.url}
-                answer.body = b""
-                return answer
+            answer.url = page.url
 
             if _origin(page.url) != home:
                 return done(offsite())
