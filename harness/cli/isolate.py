@@ -19,7 +19,7 @@ from ..isolation.discovery import (
     workspace_priors,
 )
 from ..isolation.evidence import IsolationEvidence
-from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, isolate_on_platform
+from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, check_isolatable, isolate_on_platform
 from ..measure.engine import Vantage
 from ..measure.signals import run_interruptibly
 from ..models import RateLimit
@@ -63,6 +63,7 @@ KeywordsDirOpt = typer.Option(None, "--keywords-dir", metavar="DIR",
 
 def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> PlatformSpec:
     spec = PlatformRegistry.default(platforms).get(platform)
+    check_isolatable(spec)  # a browser-transport spec: one line, before a store run is opened
     url = parse_base_urls(base_url).get(platform)
     return spec.model_copy(update={"base_url": url.rstrip("/")}) if url else spec
 
@@ -171,6 +172,11 @@ def isolate_cmd(
         print_json({**res.to_dict(), "new_rules": [list(r) for r in added], "list_path": str(lst.path),
                     "priors": known.describe() if known else None})
     else:
+        if res.read_chars is not None:
+            err_console.print(f"note: {esc(spec.name)} takes at most {spec.request.max_query_chars} characters per "
+                              f"query (max_query_chars, with the truism and soft test's additions): only the "
+                              f"text's first {res.read_chars} characters were isolated; isolate the rest "
+                              f"separately")
         if res.censored is False:
             console.print(f"not censored on {esc(spec.name)} (1 query)")
         elif res.rules:
