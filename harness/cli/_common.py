@@ -14,11 +14,9 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.markup import escape
 
-from ..store.base import DEFAULT_STORE_PATH
-from ..store.target import StoreTarget, normalize
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: every command imports this module, few open a store or a spec
     from ..platforms.spec import PlatformSpec
+    from ..store.target import StoreTarget
 
 
 
@@ -125,6 +123,9 @@ def store_path(store: str | Path | None) -> StoreTarget:
     """--store, else $HARNESS_STORE, else ``store`` in the workspace's harness.toml (relative to it),
     else ``results/harness.db`` in the workspace, else ``./results/harness.db`` (a path, or a
     ``postgresql://`` URL kept as a string)."""
+    from ..store.base import DEFAULT_STORE_PATH
+    from ..store.target import normalize
+
     if store is not None:
         return normalize(store)
     env = os.environ.get("HARNESS_STORE")
