@@ -38,9 +38,12 @@ def test_demo_prints_tables_for_people(tmp_path):
     assert "newly_censored" in res.stdout and "李克强" in res.stdout
     assert "removed_censored" in res.stdout and "removed_by_author" in res.stdout
     assert not set("┏┃│…") & set(res.stdout) and "\x1b" not in res.stdout
-    headers = [line for line in res.stdout.splitlines() if line.startswith(("platform\t", "change\t", "item\t"))]
-    assert [h.split("\t")[0] for h in headers] == ["platform", "platform", "change", "item"]
+    headers = [line for line in res.stdout.splitlines() if line.startswith(("platform\t", "change\t"))]
+    assert [h.split("\t")[0] for h in headers] == ["platform", "platform", "change", "change"]
     assert "epoch" in res.stderr and "demo finished" in res.stderr and "watched items" not in res.stdout
+    # piped: the keyword and item changes are rows (tsv), one line each, the URL whole; the summaries on stderr
+    assert "removed_censored\tsandbox\thttp://sandbox.invalid/item/likeqiang\t" in res.stdout
+    assert "items: removed_by_author: 1, removed_censored: 1" in res.stderr
     assert (tmp_path / "d.db").exists()
 
 

@@ -116,7 +116,8 @@ def window_text(start, end) -> str:
     return f"{_when(start)} – {_when(end)}"
 
 
-ITEM_COLS = [Col("item", key=True), Col("change", key=True), Col("between (UTC)"), Col("notice"), Col("retest")]
+ITEM_COLS = [Col("change", key=True), Col("platform", key=True), Col("item", key=True), Col("between (UTC)"),
+             Col("notice"), Col("retest")]
 
 
 def item_rows(result: ItemDiff) -> list[tuple]:
@@ -128,13 +129,13 @@ def item_rows(result: ItemDiff) -> list[tuple]:
         if c.last_known:
             change += f", still {c.last_known}"
         retest = "-" if c.confirmed is None else ("yes" if c.confirmed else "no")
-        rows.append((c.url, change, window_text(c.window_start, c.window_end),
+        rows.append((change, c.platform, c.url, window_text(c.window_start, c.window_end),
                      ", ".join(s for s in c.signals if not s.startswith("title:")) or "-", retest))
     return rows
 
 
 def print_item_diff(result: ItemDiff, fmt: Format = Format.table) -> None:
-    """The watched items' changes like the terms' (key columns whole; a header line and rows in a pipe)."""
+    """The item changes: a table on a terminal, rows only (tsv/csv) in a pipe, the summary beside them."""
     if result.changes:
         emit(fmt, ITEM_COLS, item_rows(result), title=f"watched items: {result.run_a} → {result.run_b}")
     else:

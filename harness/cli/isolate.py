@@ -19,7 +19,7 @@ from ..isolation.discovery import (
     workspace_priors,
 )
 from ..isolation.evidence import IsolationEvidence
-from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, isolate_on_platform
+from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, check_isolatable, isolate_on_platform
 from ..measure.engine import Vantage
 from ..measure.signals import run_interruptibly
 from ..models import RateLimit
@@ -60,7 +60,9 @@ KeywordsDirOpt = typer.Option(None, "--keywords-dir", metavar="DIR",
 
 def _spec(platform: str, platforms: list[Path], base_url: list[str], cookies: list[str],
           proxy: str | None) -> tuple[PlatformSpec, str | Path | None, str | None]:
-    return platform_access(PlatformRegistry.default(platforms).get(platform), base_url, cookies, proxy)
+    spec = PlatformRegistry.default(platforms).get(platform)
+    check_isolatable(spec)  # a browser-transport spec: one line, before a store run is opened
+    return platform_access(spec, base_url, cookies, proxy)
 
 
 def _options(interval: float | None, retries: int, backoff: float | None, spec: PlatformSpec, proxy: str | None,
@@ -166,6 +168,11 @@ def isolate_cmd(
         print_json({**res.to_dict(), "new_rules": [list(r) for r in added], "list_path": str(lst.path),
                     "priors": known.describe() if known else None})
     else:
+        if res.read_chars is not None:
+            err_console.print(f"note: {esc(spec.name)} takes at most {spec.request.max_query_chars} characters per "
+                              f"query (max_query_chars, with the truism and soft test's additions): only the "
+                              f"text's first {res.read_chars} characters were isolated; isolate the rest "
+                              f"separately")
         if res.censored is False:
             console.print(f"not censored on {esc(spec.name)} (1 query)")
         elif res.rules:
