@@ -43,6 +43,8 @@ def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_target)
         assert dry.bodies_deleted == 1 and st.conn.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 3
         report = prune_evidence(st, parse_duration("90d"), now=NOW)
         assert report.bodies_deleted == 1 and report.measurements_affected == 1 and report.bodies_kept == 2
+        # the dry run announced exactly what the real prune then did (on PostgreSQL too)
+        assert dry.model_dump(exclude={"dry_run"}) == report.model_dump(exclude={"dry_run"})
         assert report.compressed_bytes_freed > 0
         after = {m.input: m for m in st.measurements()}
         assert {k: m.verdict for k, m in after.items()} == {k: m.verdict for k, m in before.items()}
@@ -135,3 +137,26 @@ def test_an_old_store_is_migrated_to_the_retention_schema(store_path):
     with Store(store_path) as st:
         assert st.schema_version == len(MIGRATIONS)
         assert st.conn.execute("SELECT COUNT(*) FROM pruned_bodies").fetchone()[0] == 0
+
+
+def test_prune_counts_each_measurement_once_however_its_bodies_fall_into_chunks(store_target):
+    """600 old measurements, each with a page of its own and one soft-probe page they all share: the
+    doomed bodies span two 500-body chunks, and each measurement is still counted once, by the dry
+    run and by the real prune alike (they once added a count per chunk)."""
+    shared = b"shared soft probe page"
+    with Store(store_target) as st:
+        st.create_run(Run(run_id="r", probe_set="p", started_at=NOW - dt.timedelta(days=200), status="complete"))
+        shared_sha = st.put_body(shared)
+        items = []
+        for i in range(600):
+            m = Measurement(measurement_id=f"m{i}", run_id="r", probe_set="p", task_key=f"k{i}",
+                            measurement_start_time=NOW - dt.timedelta(days=120), platform="sandbox", input=f"t{i}",
+                            query=f"t{i}", verdict=Verdict.soft)
+            m.test_keys.soft_probe = {"stored_body_sha256": shared_sha}
+            items.append((m, f"page {i}".encode() * 20, ()))
+        st.add_measurements(items)
+        assert st.conn.execute("SELECT COUNT(*) FROM body_refs").fetchone()[0] == 1200
+        dry = prune_evidence(st, parse_duration("90d"), now=NOW, dry_run=True)
+        real = prune_evidence(st, parse_duration("90d"), now=NOW)
+    assert (dry.bodies_deleted, dry.measurements_affected, dry.bodies_kept) == (601, 600, 0)
+    assert dry.model_dump(exclude={"dry_run"}) == real.model_dump(exclude={"dry_run"})

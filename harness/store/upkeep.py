@@ -50,12 +50,13 @@ def prune_evidence(store: Store, keep: dt.timedelta, *, now: dt.datetime | None 
     with immediate_transaction(c):
         doomed = c.execute(doomed_sql, (cut, cut)).fetchall()
         shas = [r["sha256"] for r in doomed]
-        affected = 0
+        # one count over every doomed body: a measurement whose page and soft-probe page fall in two
+        # chunks below is one measurement, not two
+        affected = c.execute("SELECT COUNT(DISTINCT x.measurement_id) FROM body_refs x WHERE x.sha256 IN"
+                             f" (SELECT d.sha256 FROM ({doomed_sql}) d)", (cut, cut)).fetchone()[0]
         for i in range(0, len(shas), 500):
             chunk = shas[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            affected += c.execute(f"SELECT COUNT(DISTINCT measurement_id) FROM body_refs WHERE sha256 IN ({marks})",
-                                  chunk).fetchone()[0]
             if not dry_run:
                 stamp = iso(utcnow())
                 c.executemany(
