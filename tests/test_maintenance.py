@@ -160,3 +160,33 @@ def test_prune_counts_each_measurement_once_however_its_bodies_fall_into_chunks(
         real = prune_evidence(st, parse_duration("90d"), now=NOW)
     assert (dry.bodies_deleted, dry.measurements_affected, dry.bodies_kept) == (601, 600, 0)
     assert dry.model_dump(exclude={"dry_run"}) == real.model_dump(exclude={"dry_run"})
+
+
+def test_check_hashes_every_body_again_and_names_a_tampered_one(store_target, capsys):
+    """A page body altered in place (its key, the measurement's body_sha256, left alone) and a redacted
+    copy altered the same way (stored under stored_body_sha256): check finds both, names them, exits 1."""
+    import zlib
+
+    seed(store_target, {"plain": (1, b"plain page" * 50, Verdict.hard), "other": (1, b"other page", Verdict.hard)})
+    with Store(store_target) as st:
+        m = Measurement(measurement_id="red", run_id="r", probe_set="p", task_key="red", platform="sandbox",
+                        measurement_start_time=NOW, input="red", query="red", verdict=Verdict.not_censored)
+        m.evidence.body_sha256, m.evidence.redacted = "0" * 64, 1  # the hash of what was received (not stored)
+        st.add_measurement(m, b"page with REDACTED in it")
+        stored = {x.input: x.evidence for x in st.measurements()}
+    assert stored["red"].stored_body_sha256 and stored["red"].stored_key == stored["red"].stored_body_sha256
+    clean = check_store(store_target)
+    assert clean.ok and clean.bodies_rehashed == 3 and clean.body_mismatches == []
+    with Store(store_target) as st:
+        for key, forged in ((stored["plain"].body_sha256, b"plain page, edited"),
+                            (stored["red"].stored_body_sha256, b"page with the secret back in it")):
+            st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (zlib.compress(forged), key))
+    report = check_store(store_target)
+    assert not report.ok and report.bodies_rehashed == 3
+    assert report.body_mismatches == sorted([stored["plain"].body_sha256, stored["red"].stored_body_sha256])
+    assert any("do not match their SHA-256" in p for p in report.problems)
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_target))
+    assert res.returncode == 1 and "2 mismatches" in res.stdout and stored["plain"].body_sha256[:16] in res.stderr
+    with Store(store_target) as st:  # data that does not even decompress is a mismatch too
+        st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (b"not zlib", stored["other"].body_sha256))
+    assert stored["other"].body_sha256 in check_store(store_target).body_mismatches
