@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.store.sqlite import Store
 
 from .comparator_helpers import cli, make_world, run, sandboxes
-from .conftest import run_cli
+from .conftest import FIXTURES, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,34 @@ def test_parquet_round_trip(two_vantages, tmp_path):
         summary = import_file(st, out)
     assert summary.duplicates == 0 and summary.added == table.num_rows
     assert _dump(tmp_path / "p.db") == _dump(root / "bj.db")
+
+
+def test_a_failed_import_into_a_new_store_leaves_no_store_behind(tmp_path, capsys):
+    """A bad record (line 4), a missing file, a non-UTF-8 line: an import that fails into a store that did
+    not exist leaves neither a store file nor the folders made for it; a good one leaves a complete
+    store; a failed one into an existing store leaves it as it was."""
+    from .test_schedule_support import cli_inprocess
+
+    lines = (FIXTURES / "compat" / "export-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    rec = json.loads(lines[3])
+    rec["failure"], rec["test_keys"]["verdict"] = "not_a_code", "failure"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines[:3] + [json.dumps(rec)] + lines[4:]) + "\n", encoding="utf-8")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(lines[0].encode() + b"\n\xff\xfe\n")
+    for source, why in ((broken, "broken.jsonl:4"), (tmp_path / "missing.jsonl", "file not found"),
+                        (binary, "binary.jsonl:2")):
+        target = tmp_path / "new" / "deeper" / "s.db"
+        res = cli_inprocess(capsys, "import", str(source), "--store", str(target))
+        assert res.returncode == 2 and why in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
+    target = tmp_path / "new" / "s.db"
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli_inprocess(capsys, "import", str(good), "--store", str(target)).returncode == 0
+    with Store(target, readonly=True) as st:
+        assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == len(lines)
+    res = cli_inprocess(capsys, "import", str(broken), "--store", str(target))
+    assert res.returncode == 2 and target.exists()  # an existing store is kept, unchanged
+    with Store(target, readonly=True) as st:
+        assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == len(lines)
