@@ -183,3 +183,43 @@ def test_a_failed_import_into_a_new_store_leaves_no_store_behind(tmp_path, capsy
     assert res.returncode == 2 and target.exists()  # an existing store is kept, unchanged
     with Store(target, readonly=True) as st:
         assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == len(lines)
+
+
+def test_a_nul_in_a_term_is_stored_and_found_on_both_backends(store_target, tmp_path):
+    """PostgreSQL text (and its JSON) cannot hold U+0000, SQLite's can: an imported measurement whose term
+    has a NUL is stored on both, never a failed write; SQLite exports it back exactly, PostgreSQL with
+    U+FFFD in its place and nothing else changed; a timeline and a diff of that very term find it on both."""
+    from harness.analysis.diff import diff_runs
+    from harness.analysis.timeline import term_timeline
+    from harness.store import is_postgres
+
+    lines = (FIXTURES / "compat" / "export-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    recs = [json.loads(line) for line in lines]
+    probe = next(r for r in recs if r["test_keys"].get("role", "probe") == "probe" and r["input"])
+    term = probe["input"] + "\x00" + probe["input"]
+    probe["input"] = term
+    probe["test_keys"].setdefault("signals", []).append("literal \\u0000 text, kept")  # not a NUL: untouched
+    source = tmp_path / "nul.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    with Store(store_target) as st:
+        assert import_file(st, source).added == len(recs)
+    back = tmp_path / "back.jsonl"
+    with Store(store_target, readonly=True) as st:
+        export_store(st, back, "jsonl")
+        assert len(term_timeline(st, term).tracks) == 1
+        runs = [r.run_id for r in st.list_runs()]
+        changes = diff_runs(st, runs[-1], runs[0]).changes
+    stored_term = term.replace("\x00", "\ufffd") if is_postgres(store_target) else term
+    assert any(c.term == stored_term for c in changes)
+    reference = tmp_path / "reference.db"  # what SQLite gives back, with U+FFFD for the NUL on PostgreSQL
+    with Store(reference) as st:
+        import_file(st, source)
+    with Store(reference, readonly=True) as st:
+        ref = json.dumps(list(iter_records(st)))
+    if is_postgres(store_target):
+        ref = ref.replace("\\u0000", "\\ufffd").replace("\\\\ufffd", "\\\\u0000")  # the escape, not the literal
+    want = sorted(json.dumps(r, sort_keys=True) for r in json.loads(ref))
+    exported = [json.loads(line) for line in back.read_text(encoding="utf-8").splitlines()]
+    assert sorted(json.dumps(r, sort_keys=True) for r in exported) == want
+    [mine] = [r for r in exported if r["measurement_uid"] == probe["measurement_uid"]]
+    assert mine["input"] == stored_term and "literal \\u0000 text, kept" in mine["test_keys"]["signals"]
