@@ -444,3 +444,103 @@ def test_vacuum_on_postgresql_waits_for_no_run_and_isolation_evidence_lands_ther
         vacuum_store(pg_url)
     report = vacuum_store(pg_url)
     assert report.size_before > 0 and report.size_after > 0
+
+
+# --------------------------------------------------------------------------- scheduling against a team store
+
+
+def _password_role(pg_server, marker: str) -> tuple[str, str, str]:
+    """A login role whose password the server really asks for (scram over the unix socket, for this role
+    only; everyone else stays on trust), owning a fresh schema: (role, its URL without password, admin URL)."""
+    import uuid
+
+    import psycopg
+
+    role = "sched_" + uuid.uuid4().hex[:10]
+    admin = pg_server.new_schema()
+    schema = admin.rsplit("search_path%3D", 1)[1]
+    with psycopg.connect(pg_server.url("harness"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{marker}'")
+        conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)  # the postmaster re-reads pg_hba.conf asynchronously
+    return role, pg_server.url("harness", user=role, schema=schema), admin
+
+
+def test_schedule_install_on_postgresql_refuses_a_password_and_its_line_runs_and_resumes(sandbox, tmp_path, pg_server,
+                                                                                        capsys, monkeypatch):
+    """`schedule install --store postgresql://...`: a URL with a password is refused (it would land in the
+    crontab); without one, the installed line itself, run by bash as cron would, reaches the real server with
+    the password from $PGPASSWORD, is SIGKILLed mid-run, and the next tick (password from ~/.pgpass this time)
+    resumes that run: every planned measurement once. Without any password: one line, exit 4. The password
+    appears in no output, no log and no row."""
+    from harness.measure.plan import load_probe_set, plan_run
+    from harness.platforms.registry import PlatformRegistry
+
+    from .test_schedule_support import cli_inprocess
+
+    marker = "pw-SCHED-4242"
+    role, url, admin = _password_role(pg_server, marker)
+    work = tmp_path / "work"
+    work.mkdir()
+    ps = _probe_set(work, "sched", terms=24, interval=0.05)
+    ps.write_text(ps.read_text(encoding="utf-8") + 'schedule: {cron: "0 */6 * * *"}\n', encoding="utf-8")
+    os.utime(ps, (time.time() - 10 * 86400,) * 2)  # known for days: its first slot has passed
+    (work / "harness.toml").write_text(f'[base_urls]\nsandbox = "{sandbox.url}"\n', encoding="utf-8")
+    monkeypatch.chdir(work)
+    for k in [k for k in os.environ if k.startswith(("HARNESS_", "PG"))]:
+        monkeypatch.delenv(k)
+    with_password = url.replace(f"{role}@", f"{role}:{marker}@")
+    refused = cli_inprocess(capsys, "schedule", "install", "probes", "--crontab", "--store", with_password,
+                            "--config", "harness.toml")
+    assert refused.returncode == 2 and "password" in refused.stderr and marker not in refused.stdout + refused.stderr
+    installed = cli_inprocess(capsys, "schedule", "install", "probes", "--crontab", "--store", url,
+                              "--config", "harness.toml")
+    assert installed.returncode == 0, installed.stderr
+    [line] = [ln for ln in installed.stdout.splitlines() if ln and not ln.startswith("#")]
+    command = line.split(None, 5)[5]
+    assert "schedule run" in command and "--store" in command and url in command.replace("'", "")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PG"))}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO))
+
+    def tick(**extra: str) -> subprocess.Popen:
+        return subprocess.Popen(["bash", "-c", command], env={**env, **extra}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    first = tick(PGPASSWORD=marker)
+    deadline = time.monotonic() + 60
+    while _stored(admin, "sched", "") < 5:
+        assert first.poll() is None, f"the run ended before it could be killed: {first.stderr.read()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    seen = list(first.communicate())
+    (home / ".pgpass").write_text(f"*:*:*:{role}:{marker}\n")
+    (home / ".pgpass").chmod(0o600)
+    second = tick()
+    seen += second.communicate(timeout=120)
+    assert second.returncode == 0, seen[-1]
+    (home / ".pgpass").unlink()
+    third = tick()
+    seen += third.communicate(timeout=60)
+    assert third.returncode == 4 and len(seen[-1].strip().splitlines()) == 1, seen[-1]
+    assert "no password" in seen[-1] or "password authentication" in seen[-1], seen[-1]
+    with Store(admin, readonly=True) as st:
+        [r] = st.list_runs("sched")  # the killed run was resumed, not replaced
+        assert r.status == "complete"
+        keys = [row[0] for row in st.conn.execute("SELECT task_key FROM measurements WHERE run_id=? AND role != 'truism'",
+                                                  (r.run_id,))]
+        stored = [str(tuple(row)) for table in ("runs", "measurements", "run_locks", "harness_meta")
+                  for row in st.conn.execute(f"SELECT * FROM {table}")]
+    plan = plan_run(load_probe_set(ps)[0], PlatformRegistry.default(), base_urls={"sandbox": sandbox.url},
+                    keyword_dirs=[work / "keywords"])
+    assert sorted(keys) == sorted(t.key for t in plan.tasks)
+    logs = [p.read_text(errors="replace") for p in work.rglob("*.jsonl")]
+    assert logs and any('"scheduled_run_start"' in text for text in logs)
+    for text in seen + logs + stored + [installed.stdout, installed.stderr, line]:
+        assert marker not in text
