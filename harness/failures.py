@@ -111,8 +111,9 @@ FAILURES: dict[FailureCode, FailureInfo] = {
         "the query is longer than the spec's max_query_chars: not sent (the platform would cut it, and the "
         "verdict would be about another query)", None, False),
     FailureCode.control_failed: FailureInfo(
-        "the platform's truism had no results right after this probe's silent-empty answer: its verdict could "
-        "not be confirmed", None, False),
+        "the platform's truism had no results right after this probe's silent-empty answer (or, for a watched "
+        "item read as removed, the control item was not available right after): its verdict could not be "
+        "confirmed", None, False),
     FailureCode.soft_control_failed: FailureInfo(
         "the soft test could not run: the truism restricted to every configured non-authorized domain had no "
         "results", None, False),

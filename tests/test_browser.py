@@ -117,3 +117,96 @@ def test_platforms_check_reads_a_browser_spec(browser):
     assert report.healthy and report.truism.result_items >= 3
     assert report.truism.matched.get("no_results") is None and "hard" in report.truism.missing
     assert report.soft_control is not None and report.soft_control.verdict == "not_censored"
+
+
+# --------------------------------------------------------------------------- redirects seen in the browser
+
+REDIRECT_SPEC = """\
+name: jsredirect
+base_url: http://127.0.0.1:1
+transport: browser
+browser: {capture: "/api/search"}
+request: {url: "{base_url}/search/{query}"}
+response_format: json
+truism: 的
+signals:
+  captcha:
+    - {location: "^http://localhost:[0-9]+/verify/", name: verify_host}
+  login_wall:
+    - {location: "^https?://passport\\\\.invalid/", name: passport_host}
+  no_results: [{json: total, values: [0]}]
+  result_item: {json: "items.*.id"}
+"""
+
+JS_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><script>
+  var q = decodeURIComponent(location.pathname.split("/").pop());
+  var port = location.port;
+  if (q === "脚本验证") { location.href = "http://localhost:" + port + "/verify/slide?from=search"; }
+  else if (q === "脚本别处") { location.href = "http://localhost:" + port + "/elsewhere"; }
+  else { fetch("/api/search?q=" + encodeURIComponent(q)); }
+</script></body></html>"""
+
+
+def test_a_redirect_seen_in_the_browser_is_read_through_the_specs_location_signals(browser, tmp_path):
+    """A page sent to a CAPTCHA or login host (by the server or by its script) is captcha or
+    session_required, as over HTTP; only a redirect no signal explains is redirect_offsite; and
+    the capture is not waited for once the page has left."""
+    import asyncio
+
+    from harness.measure.request import fetch
+    from harness.measure.transport import Sender
+    from harness.platforms.registry import load_spec
+
+    from .platform_replay import Replay, Request
+
+    (tmp_path / "jsredirect.yaml").write_text(REDIRECT_SPEC)
+    spec = load_spec(tmp_path / "jsredirect.yaml")
+
+    def handler(req: Request) -> tuple[int, dict[str, str], bytes]:
+        port = req.headers["host"].rsplit(":", 1)[1]
+        html = {"Content-Type": "text/html; charset=utf-8"}
+        if req.path == "/search/302验证":
+            return 302, {"Location": f"http://localhost:{port}/verify/captcha.html?from=%2Fsearch"}, b""
+        if req.path == "/search/302登录":
+            return 302, {"Location": "https://passport.invalid/login?redirect=search"}, b""
+        if req.path.startswith("/search/"):
+            return 200, html, JS_PAGE.encode()
+        if req.path == "/api/search":
+            return 200, {"Content-Type": "application/json"}, b'{"total": 1, "items": [{"id": 7}]}'
+        return 200, html, b"<html><body>somewhere else</body></html>"
+
+    async def all_of(base: str):
+        async with Sender.open(30.0) as sender:
+            sender.browser = browser
+            s = spec.model_copy(update={"base_url": base})
+            return await asyncio.gather(*(fetch(sender, s, q) for q in ("正常", "302验证", "302登录", "脚本验证", "脚本别处")))
+
+    with Replay(handler) as server:
+        ok, server_captcha, server_login, script_captcha, script_elsewhere = asyncio.run(all_of(server.url))
+    got = {k: (f.classification.verdict.value, f.classification.failure, f.classification.signals) for k, f in
+           {"ok": ok, "302": server_captcha, "login": server_login, "js": script_captcha, "else": script_elsewhere}.items()}
+    assert got["ok"][:2] == ("not_censored", None), got
+    assert got["302"][:2] == ("failure", "captcha") and {"verify_host", "location:localhost"} <= set(got["302"][2]), got
+    assert got["login"][:2] == ("failure", "session_required") and "passport_host" in got["login"][2], got
+    assert got["js"][:2] == ("failure", "captcha") and "browser:script_navigation" in got["js"][2], got
+    # not a `timeout` (browser:no_capture): a page that left is not waited for until the deadline
+    assert got["else"][:2] == ("failure", "redirect_offsite"), got
+    assert server_captcha.headers["location"].startswith("http://localhost:") and server_captcha.status == 302
+
+
+def test_isolate_and_discover_refuse_a_browser_spec_in_one_line_before_anything_is_stored(tmp_path):
+    from harness.errors import HarnessError
+    from harness.isolation.oracle import PlatformOracle
+    from harness.platforms.registry import PlatformRegistry
+
+    from .conftest import run_cli
+
+    res = run_cli("isolate", "-p", "douyin", "六四 天安门", "--store", str(tmp_path / "s.db"), "--keywords-dir",
+                  str(tmp_path / "kw"), cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == ["error: douyin: isolate and discover send plain HTTP requests and this spec "
+                                       "needs the browser transport (transport: browser); measure its terms with "
+                                       "`harness run` instead"], res.stderr
+    assert not (tmp_path / "s.db").exists() and not (tmp_path / "kw").exists()
+    with pytest.raises(HarnessError, match="sandbox_browser: isolate and discover send plain HTTP"):
+        PlatformOracle(PlatformRegistry.default(include_cwd=False).get("sandbox_browser"))

@@ -3,6 +3,8 @@ and removal windows, with evidence."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -148,3 +150,54 @@ def test_watch_list_across_three_epochs_through_the_cli(tmp_path):
         assert "此内容因违规无法查看" in st.get_body(m["evidence"]["body_sha256"]).decode("utf-8")
     res = cli("timeline", _item("june4"), "--store", str(db))
     assert res.returncode == 0 and "first seen already removed" in " ".join(res.stdout.split())
+
+
+def test_a_probe_set_of_keywords_and_items_runs_diffs_and_exports_through_the_cli(tmp_path):
+    """One probe set holding both keywords and watched items: one run measures both, the diff shows keyword changes
+    beside the removal, and the exports (CSV to a pipe, Parquet to a file) carry the item measurements."""
+    import pyarrow.parquet as pq
+
+    from .conftest import FIXTURES
+
+    (tmp_path / "watch").mkdir()
+    (tmp_path / "watch" / "w.yaml").write_text(yaml.safe_dump({"name": "w", "items": [
+        {"url": _item("control"), "control": True}, {"url": _item("likeqiang"), "category": "leaders"},
+        {"url": _item("diary"), "category": "personal"}, {"url": _item("weather"), "category": "personal"}]},
+        allow_unicode=True), encoding="utf-8")
+    (tmp_path / "probes").mkdir()
+    ps = tmp_path / "probes" / "mix.yaml"
+    ps.write_text(yaml.safe_dump({
+        "name": "mix", "keywords": [{"list": str(FIXTURES / "keywords" / "mini.yaml")}], "items": [{"list": "w"}],
+        "platforms": [{"name": "sandbox", "rate_limit": {"interval_s": 0, "jitter": 0, "concurrency": 4}}],
+        "controls": {"truism": True, "every": 25, "lists": []}, "timeout_s": 5, "retries": 1}, allow_unicode=True),
+        encoding="utf-8")
+    db = tmp_path / "mix.db"
+    with Sandbox() as sb:
+        first = _run(ps, db, sb.url)
+        sb.set_epoch(1)
+        second = _run(ps, db, sb.url)
+    assert first["counts"]["sandbox"]["available"] == 3 and first["counts"]["sandbox"]["hard"] > 0
+    assert second["counts"]["sandbox"]["removed_censored"] == 1 and second["counts"]["sandbox"]["removed_by_author"] == 1
+
+    res = cli("diff", first["run_id"], second["run_id"], "--store", str(db), "--json")
+    assert res.returncode == 0, res.exception
+    diff = json.loads(res.stdout)
+    assert {c["term"]: c["transition"] for c in diff["changes"]}["李克强"] == "newly_censored"
+    assert {c["url"]: c["transition"] for c in diff["items"]["changes"]} == {
+        _item("likeqiang"): "removed_censored", _item("diary"): "removed_by_author"}
+
+    res = cli("export", "--store", str(db), "--run", second["run_id"], "--format", "csv")  # to stdout
+    assert res.returncode == 0, res.exception
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    items = {r["input"]: r for r in rows if r["role"] == "item"}
+    assert set(items) == {_item("likeqiang"), _item("diary"), _item("weather")}
+    assert items[_item("likeqiang")]["verdict"] == "removed_censored" and "violation" in items[_item("likeqiang")]["signals"]
+    assert items[_item("likeqiang")]["category"] == "leaders" and items[_item("likeqiang")]["list_name"] == "w"
+    assert items[_item("likeqiang")]["body_sha256"] and items[_item("weather")]["verdict"] == "available"
+    assert any(r["role"] == "probe" and r["input"] == "李克强" and r["verdict"] == "hard" for r in rows)
+
+    out = tmp_path / "mix.parquet"
+    res = cli("export", "--store", str(db), "--run", second["run_id"], "--output", str(out))
+    assert res.returncode == 0, res.exception
+    table = pq.read_table(out).to_pylist()
+    assert {(r["input"], r["role"], r["verdict"]) for r in table} == {(r["input"], r["role"], r["verdict"]) for r in rows}

@@ -136,7 +136,8 @@ _tricky = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(_tricky, st.one_of(st.none(), _tricky)), min_size=1, max_size=6, unique_by=lambda t: t[0]))
+@given(st.lists(st.tuples(_tricky, st.one_of(st.none(), _tricky)), min_size=1, max_size=6,
+                unique_by=lambda t: entry_key(Keyword(term=t[0]))))  # 'O' and 'o' are one term: a duplicate
 @example(items=[("\\/", None)])  # a backslash then a slash: once mistaken for JSON's "\/" escape
 @example(items=[("\\ud83d", "/")])
 def test_fast_loader_reads_exactly_what_yaml_reads(tmp_path_factory, items):

@@ -19,19 +19,21 @@ import yaml
 from harness.models import Verdict
 from harness.operations.runs import RunRequest, execute, prepare
 from harness.platforms.fixtures import answer_of
-from harness.platforms.registry import PlatformRegistry
+from harness.platforms.registry import BUILTIN_DIR, PlatformRegistry
 from harness.store.sqlite import Store
 
 from .conftest import FIXTURES, fast_options
 from .platform_replay import Replay, Request
 
 PAGES = FIXTURES / "platforms"
-MINE = ["baidu", "baidu_zhidao", "bing", "jingdong", "sogou", "weibo"]
+MINE = ["baidu", "baidu_zhidao", "bing", "jingdong", "sogou", "weibo", "weixin_sogou"]
 # a page with results each platform's truism and restricted truism get
 RESULTS_PAGE = {"baidu": "not_censored_2018.html", "baidu_zhidao": "not_censored.html",
                 "bing": "cn_legal_notice_benign.html", "jingdong": "not_censored_2018.html",
-                "sogou": "not_censored_2017.html", "weibo": "not_censored.html"}
-PARAM = {"baidu": "wd", "baidu_zhidao": "word", "bing": "q", "jingdong": "keyword", "sogou": "query", "weibo": "q"}
+                "sogou": "not_censored_2017.html", "weibo": "not_censored.html",
+                "weixin_sogou": "results_current.html"}
+PARAM = {"baidu": "wd", "baidu_zhidao": "word", "bing": "q", "jingdong": "keyword", "sogou": "query", "weibo": "q",
+         "weixin_sogou": "query"}
 
 
 def answer(platform: str, name: str) -> tuple[int, dict[str, str], bytes]:
@@ -121,3 +123,24 @@ def test_baidu_never_sends_a_query_longer_than_its_38_character_limit(tmp_path):
     # 25 characters go out, but the soft probe (term 的 site:sohu.com, 41) would be cut: no soft test, no verdict
     assert mid_term in sent and probes[mid_term].failure == "query_too_long"
     assert probes[short_term].verdict is Verdict.not_censored  # 20 + 16 = 36: the soft test runs
+
+
+def test_every_fixture_page_of_every_builtin_platform_goes_through_a_run():
+    """No page is checked by classification alone: the platforms whose run needs a server of its
+    own (a signed API, a JSON payload, the browser) name every page of their expected.yaml in
+    their run test's answer table; the others run above, case by case."""
+    from . import test_bilibili, test_douyin, test_toutiao
+
+    served = {"bilibili": {name for _, _, name in test_bilibili.PAGE_FOR.values()},
+              "toutiao": set(test_toutiao.PAGE_FOR.values()),
+              "douyin": set(test_douyin.ANSWER_FOR.values())}
+    builtin = {p.stem for p in BUILTIN_DIR.glob("*.yaml")} - {"sandbox", "sandbox_browser"}
+    assert builtin == set(MINE) | set(served), "a built-in platform without a run test of its fixture pages"
+    for platform, names in served.items():
+        files = {c["file"] for c in yaml.safe_load((PAGES / platform / "expected.yaml").read_text())}
+        assert files <= names, (platform, files - names)
+    for platform in MINE:  # every file of the folder is a case (redirects included)
+        files = {c["file"] for c in yaml.safe_load((PAGES / platform / "expected.yaml").read_text())}
+        pages = {p.name for p in (PAGES / platform).iterdir() if p.name not in ("SOURCES.md", "expected.yaml",
+                 "unverified.yaml") and not p.name.endswith(".response.yaml")}
+        assert pages <= files, (platform, pages - files)

@@ -19,7 +19,7 @@ from ..isolation.discovery import (
     workspace_priors,
 )
 from ..isolation.evidence import IsolationEvidence
-from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, isolate_on_platform
+from ..isolation.oracle import OracleOptions, PlatformIsolation, Priors, check_isolatable, isolate_on_platform
 from ..measure.engine import Vantage
 from ..measure.signals import run_interruptibly
 from ..models import RateLimit
@@ -63,6 +63,7 @@ KeywordsDirOpt = typer.Option(None, "--keywords-dir", metavar="DIR",
 
 def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> PlatformSpec:
     spec = PlatformRegistry.default(platforms).get(platform)
+    check_isolatable(spec)  # a browser-transport spec: one line, before a store run is opened
     url = parse_base_urls(base_url).get(platform)
     return spec.model_copy(update={"base_url": url.rstrip("/")}) if url else spec
 

@@ -90,11 +90,20 @@ class OracleStats:
     failures: dict[str, int] = field(default_factory=dict)
 
 
+def check_isolatable(spec: PlatformSpec) -> None:
+    """Isolation sends plain HTTP requests: a spec that needs the browser transport is refused
+    (one line, before anything is sent or stored)."""
+    if spec.transport == "browser":
+        raise HarnessError(f"{spec.name}: isolate and discover send plain HTTP requests and this spec needs the "
+                           "browser transport (transport: browser); measure its terms with `harness run` instead")
+
+
 class PlatformOracle:
     """``async with PlatformOracle(spec) as oracle: censored = await oracle("新疆 集中营")``."""
 
     def __init__(self, spec: PlatformSpec, options: OracleOptions | None = None,
                  evidence: IsolationEvidence | None = None):
+        check_isolatable(spec)
         self.spec = spec
         self.opt = options or OracleOptions()
         self.evidence = evidence  # where every answer is stored (None: nowhere)

@@ -12,6 +12,12 @@ describes, and takes as the answer either
 - without ``capture``, the rendered DOM once ``browser.wait_for`` (a CSS selector) is in the
   page (or when the load ends), classified as HTML.
 
+Every redirect the page goes through (server redirects of the page and of the captured
+request, and navigations its script starts) is reported in order, so the spec's ``location``
+signals read them as for HTTP: a page sent to a CAPTCHA or login host is ``captcha`` or
+``session_required``, not ``redirect_offsite``; waiting for the capture ends as soon as the
+page leaves the spec's origin.
+
 What is kept is what the HTTP transport keeps (status, URL, a header subset, the body),
 with every configured secret and every cookie value the page set scrubbed from the URL and
 the body: cookies and tokens never reach the store. Pacing, retries, controls and storage
@@ -35,7 +41,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from ..errors import HarnessError
 
@@ -95,6 +101,10 @@ class BrowserAnswer:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     redirected_offsite: str | None = None  # the host the page ended on, when it left the spec's origin
+    # every redirect of the page (and of the captured request) in order: (HTTP status, absolute
+    # target); a navigation the page's script started is (None, target). The caller reads them
+    # through the spec's ``location`` signals, as the HTTP transport reads a ``Location``.
+    redirects: list[tuple[int | None, str]] = field(default_factory=list)
     page_cookies: list[str] = field(default_factory=list)  # values the page set: secrets to scrub
     failure: str | None = None
     signal: str | None = None
@@ -185,39 +195,90 @@ class Browser:
             if cookies:
                 await ctx.add_cookies([{"name": n, "value": v, "url": url} for n, v in cookies])
             page = await ctx.new_page()
-            captured: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            if capture is not None:
-                pattern = re.compile(capture)
+            loop = asyncio.get_running_loop()
+            captured: asyncio.Future[Any] = loop.create_future()  # the API answer, or None: the page left
+            pattern = re.compile(capture) if capture is not None else None
+            redirects: list[tuple[int | None, str]] = []
+            home = _origin(url)
+            first_navigation = [True]
 
-                def on_response(resp: Any) -> None:
-                    if not captured.done() and pattern.search(resp.url):
-                        captured.set_result(resp)
+            def main_frame_navigation(req: Any) -> bool:
+                try:
+                    return bool(req.is_navigation_request()) and req.frame == page.main_frame
+                except Exception:  # noqa: BLE001 - a service worker's request has no frame
+                    return False
 
-                page.on("response", on_response)
+            def left(target: str) -> None:
+                if _origin(target) != home and not captured.done():
+                    captured.set_result(None)  # the page left the origin: its API call will not come
+
+            def on_request(req: Any) -> None:
+                if not main_frame_navigation(req):
+                    return
+                if first_navigation[0]:
+                    first_navigation[0] = False
+                elif req.redirected_from is None:  # a navigation the page's script (or a meta refresh) started
+                    redirects.append((None, req.url))
+                    left(req.url)
+
+            def on_response(resp: Any) -> None:
+                navigation = main_frame_navigation(resp.request)
+                matched = pattern is not None and pattern.search(resp.url)
+                if 300 <= resp.status < 400 and (navigation or matched):
+                    target = urljoin(resp.url, resp.headers.get("location", ""))
+                    redirects.append((resp.status, target))
+                    if navigation:
+                        left(target)
+                elif matched and not captured.done():
+                    captured.set_result(resp)
+
+            page.on("request", on_request)
+            page.on("response", on_response)
+
+            def done(answer: BrowserAnswer) -> BrowserAnswer:
+                answer.redirects = list(redirects)
+                return answer
+
+            answer = BrowserAnswer(url=url)
+
+            def offsite() -> BrowserAnswer:
+                # where the page went: the last navigation that left, else where it is now
+                gone = next((u for _, u in reversed(redirects) if _origin(u) != home), page.url)
+                answer.url = page.url
+                answer.redirected_offsite = urlsplit(gone).hostname or ""
+                answer.status = 302
+                answer.headers = {"location": gone}
+                answer.body = b""
+                return answer
+
             try:
                 nav = await page.goto(url, wait_until="domcontentloaded", timeout=left_ms())
             except PlaywrightTimeout:
-                return BrowserAnswer(failure="timeout", signal="browser:page_load")
+                return done(BrowserAnswer(failure="timeout", signal="browser:page_load"))
             except PlaywrightError as exc:
-                return BrowserAnswer(failure=_net_failure(str(exc)), signal="browser:" + _first_word(str(exc)))
-            answer = BrowserAnswer(url=page.url)
-            if _origin(page.url) != _origin(url):
-                answer.redirected_offsite = urlsplit(page.url).hostname or ""
-                answer.status = 302
-                answer.headers = {"location": page.url}
-            elif nav is not None and not 200 <= nav.status < 300:
+                if captured.done() and captured.result() is None:  # its own script navigated away while it loaded
+                    return done(offsite())
+                return done(BrowserAnswer(failure=_net_failure(str(exc)), signal="browser:" + _first_word(str(exc))))
+            answer.url = page.url
+
+            if _origin(page.url) != home:
+                return done(offsite())
+            if nav is not None and not 200 <= nav.status < 300:
                 answer.status, answer.headers = nav.status, await nav.all_headers()
                 answer.body = (await nav.body())[: max_bytes + 1]
             elif capture is not None:
                 try:
                     resp = await asyncio.wait_for(captured, left_ms() / 1000)
                 except asyncio.TimeoutError:
-                    return BrowserAnswer(url=page.url, failure="timeout", signal="browser:no_capture",
-                                         page_cookies=await _cookie_values(ctx))
+                    return done(BrowserAnswer(url=page.url, failure="timeout", signal="browser:no_capture",
+                                              page_cookies=await _cookie_values(ctx)))
+                if resp is None:  # a script sent the page elsewhere before its API answered
+                    answer.page_cookies = await _cookie_values(ctx)
+                    return done(offsite())
                 answer.url, answer.status, answer.headers = resp.url, resp.status, await resp.all_headers()
                 try:
                     answer.body = await resp.body()
-                except PlaywrightError:  # a redirect or an aborted response has no body
+                except PlaywrightError:  # an aborted response has no body
                     answer.body = b""
             else:
                 if wait_for is not None:
@@ -225,11 +286,16 @@ class Browser:
                         await page.wait_for_selector(wait_for, state="attached", timeout=left_ms())
                     except PlaywrightTimeout:
                         pass  # the DOM as it is: the spec's markers decide (unexpected_page, not a verdict)
+                    except PlaywrightError:
+                        pass  # the page navigated while waiting: read where it ended
+                if _origin(page.url) != home or captured.done():
+                    answer.page_cookies = await _cookie_values(ctx)
+                    return done(offsite())
                 answer.status = nav.status if nav is not None else 200
                 answer.headers = {"content-type": "text/html; charset=utf-8"}
                 answer.body = (await page.content()).encode("utf-8")
             answer.page_cookies = await _cookie_values(ctx)
-            return answer
+            return done(answer)
         finally:
             await ctx.close()
 

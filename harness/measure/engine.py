@@ -27,6 +27,11 @@ Watched items go through the same loop: an item spec is one more platform of the
 (:mod:`harness.measure.plan`), its truism is the platform's control item (it must be
 ``available``), its probes (role ``item``) are fetched, read with the item spec, flip-retested
 and stored like search probes, under the item's platform with ``test_name`` ``content_removal``.
+A removal is only stored as one while the control item is still available: after a removal
+verdict the control item is fetched again (a closing control, as after a silent-empty search
+verdict), and when it is not available the item's measurement is the failure ``control_failed``
+(signal ``closing_control_failed``), never a removal: a platform that answers every page with a
+notice, or stopped answering, has not removed the item.
 
 Health, besides the truism: when ``controls.drift_after`` answers in a row (or 8 of the
 last 10) match none of the spec's markers, the platform is stopped (the page layout has
@@ -110,6 +115,7 @@ class RunOptions:
     max_stored_body_bytes: int = 2_000_000  # bodies over this are stored as a prefix (evidence.body_truncated)
     domain_profile: bool = False  # profile authorized domains for every soft-censored term
     confirm_silent_empty: bool = True  # re-check the truism after a silent-empty hard verdict
+    confirm_removals: bool = True  # re-check the control item after an item is read as removed
     on_notice: NoticeCallback | None = None  # platform health, login walls, missed positive controls
     give_up_after_s: float | None = None  # overrides the probe set's controls.give_up_after_s
     browser: Any = None  # a started harness.measure.browser.Browser to share (tests); else one per run if needed
@@ -146,6 +152,7 @@ ProgressCallback = Callable[[Measurement | None], None]
 
 
 ITEM_TEST_NAME = "content_removal"
+CLOSING_CONTROL_FAILED = "closing_control_failed"  # an item read as removed while the control item was not available
 
 
 class _PlatformState:
@@ -576,9 +583,10 @@ class Engine:
         return min(self.opt.control_backoff_s * (2 ** min(exponent, 20)), self._plan.probe_set.controls.max_backoff_s)
 
     async def _confirm_control(self, st: _PlatformState) -> bool:
-        """A closing control after a silent-empty verdict: the truism must still have results."""
+        """A closing control after a silent-empty verdict (the truism must still have results) or after an item
+        read as removed (the control item must still be available)."""
         async with st.control_lock:
-            ok = (await self._truism(st)).classification.verdict is Verdict.not_censored
+            ok = (await self._truism(st)).classification.verdict is st.control_verdict
             if not ok:
                 st.since_control = self._plan.probe_set.controls.every  # the next task re-opens the window
             return ok
@@ -680,6 +688,10 @@ class Engine:
                     # the retest disagrees: keep its answer as the verdict, the first one as retest_of
                     retest_of["stored_body_sha256"] = self._keep(fetched, pending)
                     fetched, sent, soft_info = again, sent2, soft2
+        if (st.items and fetched.classification.verdict.is_removed and self.opt.confirm_removals
+                and self._plan.probe_set.controls.truism and not await self._confirm_control(st)):
+            removal = fetched.classification
+            fetched.classification = failure(FailureCode.control_failed, CLOSING_CONTROL_FAILED, *removal.signals)
         m = self._measurement(st, task, sent, t0, time.time() - t0, fetched, fetched.attempts)
         m.test_keys.soft_probe = soft_info
         m.test_keys.retested = retested

@@ -454,6 +454,13 @@ async def _fetch_browser(sender: Sender, spec: PlatformSpec, query: str, session
     for value in answer.page_cookies:  # cookies the page set (session ids, msToken ...) never reach the store
         secrets.add(value)
     final_url = redact_url(answer.url, secrets) if answer.url else None
+    for status, target in answer.redirects:  # a CAPTCHA or login host the page was sent to, as for HTTP
+        decided = classify_redirect(spec, status or 0, target)
+        if decided is not None:
+            if status is None:
+                decided.signals.append("browser:script_navigation")
+            return Fetched(decided, status, redact_url(built.url, secrets),
+                           {"location": redact_url(target, secrets)})
     if answer.failure is not None:
         return Fetched(failure(FailureCode(answer.failure), answer.signal or "browser"), final_url=final_url)
     headers = _kept_dict(answer.headers, secrets)
