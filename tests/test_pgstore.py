@@ -190,6 +190,28 @@ def test_report_agrees(twins):
     assert sh_row.endswith("| none |") and "this report" in lab_row  # both measured epoch "after" last
 
 
+def test_reclassify_agrees(twins):
+    """Re-reading stored pages through a changed spec (its hard-censorship notices dropped) gives the same
+    changes from both stores (a dry run: the shared stores stay as they are)."""
+    from harness.analysis.reclassify import reclassify_run
+    from harness.platforms.registry import PlatformRegistry
+
+    db, url, (r1, r2, _r3, _sh) = twins
+    base = PlatformRegistry.default(include_cwd=False).get("sandbox")
+    blind = base.model_copy(update={"signals": base.signals.model_copy(update={"hard": []})})
+    registry = PlatformRegistry({"sandbox": blind})
+
+    def answers(st):
+        out = []
+        for run_id in (r1, r2):
+            res = reclassify_run(st, run_id, registry, dry_run=True)
+            out.append(res.model_dump(mode="json", exclude={"batch_id", "created_at"}))
+        return out
+
+    lite, pg = _same(answers, db, url)
+    assert pg == lite and sum(r["changed"] for r in lite) > 0
+
+
 def test_check_and_retention_agree(twins, tmp_path, pg_server):
     db, url, _ = twins
     lite, pg = check_store(db), check_store(url)
