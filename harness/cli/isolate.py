@@ -172,6 +172,11 @@ def isolate_cmd(
         print_json({**res.to_dict(), "new_rules": [list(r) for r in added], "list_path": str(lst.path),
                     "priors": known.describe() if known else None})
     else:
+        if res.read_chars is not None:
+            err_console.print(f"note: {esc(spec.name)} takes at most {spec.request.max_query_chars} characters per "
+                              f"query (max_query_chars, with the truism and soft test's additions): only the "
+                              f"text's first {res.read_chars} characters were isolated; isolate the rest "
+                              f"separately")
         if res.censored is False:
             console.print(f"not censored on {esc(spec.name)} (1 query)")
         elif res.rules:

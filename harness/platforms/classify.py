@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..failures import FailureCode
@@ -258,7 +259,14 @@ def _parse_count(values: list[str]) -> int | None:
     return None
 
 
-def charset_of(headers: dict[str, str], body: bytes, spec: PlatformSpec) -> str:
+class _Encoded(Protocol):
+    page_encoding: str | None
+    response_format: str
+
+
+def charset_of(headers: dict[str, str], body: bytes, spec: _Encoded) -> str:
+    """The answer's charset: the Content-Type header's, else a ``<meta charset>``'s, else the spec's (a platform or
+    an item spec), else UTF-8."""
     ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     mo = _CHARSET_RE.search(ctype)
     if mo:
@@ -269,7 +277,9 @@ def charset_of(headers: dict[str, str], body: bytes, spec: PlatformSpec) -> str:
     return spec.page_encoding or "utf-8"
 
 
-def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Page | Classification:
+def decode_body(spec: _Encoded, headers: dict[str, str], body: bytes) -> Page | Classification:
+    """The answer as a page in the spec's format (a platform or an item spec), or the failure ``decode_error``
+    (signal ``charset:NAME``, or ``invalid_json`` for a JSON spec answered with something else)."""
     charset = charset_of(headers, body, spec)
     try:
         text = body.decode(charset)
@@ -280,7 +290,15 @@ def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Pag
         try:
             page.json  # noqa: B018 - parse once to find broken JSON now
         except ValueError:
-            return _raw_failure(spec, page) or failure(FailureCode.decode_error, "invalid_json")
+            return failure(FailureCode.decode_error, "invalid_json")
+    return page
+
+
+def decode_page(spec: PlatformSpec, headers: dict[str, str], body: bytes) -> Page | Classification:
+    page = decode_body(spec, headers, body)
+    if isinstance(page, Classification) and page.signals == ["invalid_json"]:
+        raw = Page(body.decode(charset_of(headers, body, spec)), spec.response_format)
+        return _raw_failure(spec, raw) or page
     return page
 
 
@@ -395,18 +413,19 @@ def classify_redirect(spec: PlatformSpec, status: int, target: str) -> Classific
     return None
 
 
-def _classify_status(spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes) -> Classification | None:
-    """A non-2xx answer read through the spec's status-scoped matchers (``status: [412]``), or None."""
-    scoped = [(kind, m) for kind in SIGNAL_KINDS for m in getattr(spec.signals, kind)
-              if not m.on_redirect and m.status is not None and status in m.status]
-    if not scoped:
-        return None
+def first_status_signal(scoped: Iterable[tuple[str, Matcher]], status: int,
+                        decode: Callable[[], Page | Classification],
+                        outcome: Callable[[str, list[str]], Classification]) -> Classification | None:
+    """The outcome of the first status-scoped matcher (``status: [412]``) that matches a non-2xx answer: a matcher
+    with only ``status`` on the code alone, a body matcher on the page ``decode`` gives (decoded once, when first
+    needed; an undecodable or unreadable body matches no body matcher). ``outcome(kind, signals)`` says what a
+    matcher of that kind means (platform and item specs differ). None when no matcher matches."""
     page: Page | Classification | None = None
     for kind, m in scoped:
         if m.text is None and m.regex is None and m.css is None and m.json_path is None:
-            return _kind_outcome(kind, [m.label, f"status:{status}"])
+            return outcome(kind, [m.label, f"status:{status}"])
         if page is None:
-            page = decode_page(spec, headers, body)
+            page = decode()
         if isinstance(page, Classification):
             continue  # an undecodable body cannot match a body matcher
         try:
@@ -414,7 +433,30 @@ def _classify_status(spec: PlatformSpec, status: int, headers: dict[str, str], b
         except (ValueError, TypeError, AttributeError):
             hit = False
         if hit:
-            return _kind_outcome(kind, [m.label, f"status:{status}"])
+            return outcome(kind, [m.label, f"status:{status}"])
+    return None
+
+
+def _classify_status(spec: PlatformSpec, status: int, headers: dict[str, str], body: bytes) -> Classification | None:
+    """A non-2xx answer read through the spec's status-scoped matchers (``status: [412]``), or None."""
+    scoped = [(kind, m) for kind in SIGNAL_KINDS for m in getattr(spec.signals, kind)
+              if not m.on_redirect and m.status is not None and status in m.status]
+    return first_status_signal(scoped, status, lambda: decode_page(spec, headers, body), _kind_outcome)
+
+
+def status_failure(status: int, readable: Collection[int] = ()) -> Classification | None:
+    """The failure an HTTP status is by itself (429, 407, 5xx, a redirect left unfollowed, 4xx), or None for 2xx
+    and for the 4xx statuses in ``readable`` (an item spec's ``read_statuses``: the body decides)."""
+    if status == 429:
+        return failure(FailureCode.http_429, "status:429")
+    if status == 407:
+        return failure(FailureCode.proxy_error, "status:407")
+    if status >= 500:
+        return failure(FailureCode.http_5xx, f"status:{status}")
+    if 300 <= status < 400:
+        return failure(FailureCode.too_many_redirects, f"status:{status}")
+    if status >= 400 and status not in readable:
+        return failure(FailureCode.http_4xx, f"status:{status}")
     return None
 
 
@@ -441,16 +483,9 @@ def classify_http(
         scoped = _classify_status(spec, status, headers, body)
         if scoped is not None:
             return scoped
-    if status == 429:
-        return failure(FailureCode.http_429, "status:429")
-    if status == 407:
-        return failure(FailureCode.proxy_error, "status:407")
-    if status >= 500:
-        return failure(FailureCode.http_5xx, f"status:{status}")
-    if 300 <= status < 400:
-        return failure(FailureCode.too_many_redirects, f"status:{status}")
-    if status >= 400:
-        return failure(FailureCode.http_4xx, f"status:{status}")
+    failed = status_failure(status)
+    if failed is not None:
+        return failed
     page = decode_page(spec, headers, body)
     if isinstance(page, Classification):
         return page

@@ -42,13 +42,13 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import NotFoundError, PlatformSpecError
+from ..errors import PlatformSpecError
 from ..failures import FailureCode
 from ..models import RateLimit, Verdict, normalise_item_url
-from ..yamlio import load_model
 from .adapters import BuiltRequest, register_adapter
 from .classification import Classification, failure
-from .classify import Page, extract, matches
+from .classify import Page, decode_body, extract, first_status_signal, matches, status_failure
+from .registry import SpecRegistry, load_cached
 from .spec import (
     ENV_PLACEHOLDER_RE,
     BrowserOptions,
@@ -58,6 +58,9 @@ from .spec import (
     RequestTemplate,
     Signals,
     StrictModel,
+    check_base_url,
+    check_slug,
+    check_undocumented,
 )
 
 BUILTIN_ITEMS_DIR = Path(__file__).resolve().parent / "builtin_items"
@@ -75,8 +78,6 @@ _REMOVAL_KINDS = (("removed_censored", Verdict.removed_censored), ("removed_by_a
                   ("removed_other", Verdict.removed_other))
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _GROUP_VALUE = re.compile(r"[A-Za-z0-9_.~=&%+:,;@!*'()$/-]*")
-_CHARSET_RE = re.compile(r"charset=([\w.:-]+)", re.I)
-_META_CHARSET_RE = re.compile(rb"<meta[^>]+charset=[\"']?([\w.:-]+)", re.I)
 
 __all__ = [
     "ADAPTER_PREFIX", "BUILTIN_ITEMS_DIR", "ItemAdapter", "ItemRegistry", "ItemSignals", "ItemSpec", "ItemUrl",
@@ -212,16 +213,12 @@ class ItemSpec(StrictModel):
     @field_validator("name", "platform")
     @classmethod
     def _slug(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", v):
-            raise ValueError("a name is lower-case letters, digits, '_', '-', '.'")
-        return v
+        return check_slug(v)
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"https?://[^/\s]+", v):
-            raise ValueError("base_url must start with http:// or https:// and name a host")
-        return v.rstrip("/")
+        return check_base_url(v)
 
     @field_validator("read_statuses")
     @classmethod
@@ -234,10 +231,7 @@ class ItemSpec(StrictModel):
     @field_validator("undocumented")
     @classmethod
     def _known_keys(cls, v: list[str]) -> list[str]:
-        unknown = [k for k in v if k not in UNDOCUMENTED_ITEM_KEYS]
-        if unknown:
-            raise ValueError(f"undocumented names unknown parts {unknown}; use: {', '.join(sorted(UNDOCUMENTED_ITEM_KEYS))}")
-        return v
+        return check_undocumented(v, UNDOCUMENTED_ITEM_KEYS)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ItemSpec":
@@ -348,26 +342,6 @@ class ItemAdapter:
 # --------------------------------------------------------------------------- classification
 
 
-def _decode(spec: ItemSpec, headers: dict[str, str], body: bytes) -> Page | Classification:
-    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    mo = _CHARSET_RE.search(ctype)
-    charset = mo.group(1) if mo else None
-    if charset is None:
-        mo2 = _META_CHARSET_RE.search(body[:2048])
-        charset = mo2.group(1).decode("ascii", "replace") if mo2 else (spec.page_encoding or "utf-8")
-    try:
-        text = body.decode(charset)
-    except (UnicodeDecodeError, LookupError):
-        return failure(FailureCode.decode_error, f"charset:{charset}")
-    page = Page(text, spec.response_format)
-    if spec.response_format == "json":
-        try:
-            page.json  # noqa: B018 - parse once to find broken JSON now
-        except ValueError:
-            return failure(FailureCode.decode_error, "invalid_json")
-    return page
-
-
 def _applies(spec: ItemSpec, m: Matcher, status: int) -> bool:
     """A page matcher looks at its ``status`` codes if it names some, else at 2xx and ``read_statuses`` answers."""
     if m.location is not None:
@@ -433,20 +407,7 @@ def _classify_status(spec: ItemSpec, status: int, headers: dict[str, str], body:
     """A non-2xx answer read through the spec's status-scoped matchers (``status: [418]``), or None."""
     scoped = [(kind, m) for kind in ITEM_SIGNAL_KINDS for m in getattr(spec.signals, kind)
               if m.location is None and m.status is not None and status in m.status]
-    page: Page | Classification | None = None
-    for kind, m in scoped:
-        if m.text is None and m.regex is None and m.css is None and m.json_path is None:
-            return _outcome(kind, [m.label, f"status:{status}"])
-        if page is None:
-            page = _decode(spec, headers, body)
-        if isinstance(page, Classification):
-            continue
-        try:
-            if matches(page, m):
-                return _outcome(kind, [m.label, f"status:{status}"])
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return None
+    return first_status_signal(scoped, status, lambda: decode_body(spec, headers, body), _outcome)
 
 
 def classify_item(spec: ItemSpec, status: int, headers: dict[str, str], body: bytes) -> Classification:
@@ -455,17 +416,10 @@ def classify_item(spec: ItemSpec, status: int, headers: dict[str, str], body: by
         decided = _classify_status(spec, status, headers, body)
         if decided is not None:
             return decided
-    if status == 429:
-        return failure(FailureCode.http_429, "status:429")
-    if status == 407:
-        return failure(FailureCode.proxy_error, "status:407")
-    if status >= 500:
-        return failure(FailureCode.http_5xx, f"status:{status}")
-    if 300 <= status < 400:
-        return failure(FailureCode.too_many_redirects, f"status:{status}")
-    if status >= 400 and status not in spec.read_statuses:
-        return failure(FailureCode.http_4xx, f"status:{status}")
-    page = _decode(spec, headers, body)
+    failed = status_failure(status, spec.read_statuses)
+    if failed is not None:
+        return failed
+    page = decode_body(spec, headers, body)
     if isinstance(page, Classification):
         if page.signals == ["invalid_json"]:
             # a JSON API that answers a CAPTCHA page, or "blocked": read the failure markers as text
@@ -489,73 +443,27 @@ _cache: dict[tuple[str, int, int], ItemSpec] = {}
 
 def load_item_spec(path: str | Path) -> ItemSpec:
     """Load and validate one item spec file (cached per file version, as platform specs are)."""
-    p = Path(path)
-    try:
-        st = p.stat()
-        key: tuple[str, int, int] | None = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
-    if key is not None and key in _cache:
-        return _cache[key]
-    spec, _ = load_model(path, ItemSpec, PlatformSpecError)
-    if key is not None:
-        _cache[key] = spec
-    return spec
+    return load_cached(path, ItemSpec, _cache)
 
 
-class ItemRegistry:
+class ItemRegistry(SpecRegistry[ItemSpec]):
     """Item specs by name: built-in, then ``./platforms/items``, then ``DIR/items`` of each ``--platforms DIR``."""
 
-    def __init__(self) -> None:
-        self._specs: dict[str, ItemSpec] = {}
-        self._origins: dict[str, Path] = {}
-        self._lazy: dict[str, Path] = {}
+    what = "item spec"
+
+    def load(self, path: str | Path) -> ItemSpec:
+        return load_item_spec(path)
 
     @classmethod
     def default(cls, extra_dirs: Iterable[str | Path] = (), include_cwd: bool = True) -> "ItemRegistry":
         reg = cls()
-        for path in sorted(BUILTIN_ITEMS_DIR.glob("*.yaml")):
-            reg._lazy[path.stem] = path  # a test checks that every built-in file is named after its spec
+        reg.add_builtins(BUILTIN_ITEMS_DIR)
         dirs = [Path.cwd() / "platforms" / ITEMS_SUBDIR] if include_cwd else []
         dirs += [Path(d) / ITEMS_SUBDIR for d in extra_dirs]
         for d in dirs:
             if d.is_dir():
-                for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
-                    reg.add_file(path)
+                reg.add_dir(d)
         return reg
-
-    def add_file(self, path: str | Path) -> ItemSpec:
-        spec = load_item_spec(path)
-        self._lazy.pop(spec.name, None)
-        self._specs[spec.name] = spec
-        self._origins[spec.name] = Path(path)
-        return spec
-
-    def _materialise(self, name: str) -> None:
-        path = self._lazy.pop(name, None)
-        if path is not None:
-            spec = load_item_spec(path)
-            if spec.name != name:
-                raise PlatformSpecError(f"the built-in file is named {path.name} but defines item spec {spec.name!r}", path)
-            self._specs[name] = spec
-            self._origins[name] = path
-
-    def names(self) -> list[str]:
-        return sorted({*self._specs, *self._lazy})
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._specs or name in self._lazy
-
-    def get(self, name: str) -> ItemSpec:
-        self._materialise(name)
-        try:
-            return self._specs[name]
-        except KeyError:
-            raise NotFoundError(f"unknown item spec {name!r} (known: {', '.join(self.names()) or 'none'})") from None
-
-    def origin(self, name: str) -> Path | None:
-        self._materialise(name)
-        return self._origins.get(name)
 
     def all(self) -> list[ItemSpec]:
         return [self.get(n) for n in self.names()]

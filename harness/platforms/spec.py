@@ -67,6 +67,28 @@ def _check_css(selector: str | None) -> str | None:
     return selector
 
 
+def check_slug(v: str, what: str = "a name") -> str:
+    """A spec's name (platform and item specs): lower-case letters, digits, '_', '-', '.'."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", v):
+        raise ValueError(f"{what} is lower-case letters, digits, '_', '-', '.'")
+    return v
+
+
+def check_base_url(v: str) -> str:
+    """A spec's ``base_url``: http(s) and a host; kept without its trailing slash."""
+    if not re.match(r"https?://[^/\s]+", v):
+        raise ValueError("base_url must start with http:// or https:// and name a host")
+    return v.rstrip("/")
+
+
+def check_undocumented(v: list[str], known: frozenset[str]) -> list[str]:
+    """A spec's ``undocumented`` list names only parts the spec has."""
+    unknown = [k for k in v if k not in known]
+    if unknown:
+        raise ValueError(f"undocumented names unknown parts {unknown}; use: {', '.join(sorted(known))}")
+    return v
+
+
 class _CheckedPatterns(StrictModel):
     """Refuse a broken regex or CSS selector when the spec loads, not on the first page of a run."""
 
@@ -401,24 +423,17 @@ class PlatformSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _slug(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", v):
-            raise ValueError("a platform name is lower-case letters, digits, '_', '-', '.'")
-        return v
+        return check_slug(v, "a platform name")
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"https?://[^/\s]+", v):
-            raise ValueError("base_url must start with http:// or https:// and name a host")
-        return v.rstrip("/")
+        return check_base_url(v)
 
     @field_validator("undocumented")
     @classmethod
     def _known_keys(cls, v: list[str]) -> list[str]:
-        unknown = [k for k in v if k not in UNDOCUMENTED_KEYS]
-        if unknown:
-            raise ValueError(f"undocumented names unknown parts {unknown}; use: {', '.join(sorted(UNDOCUMENTED_KEYS))}")
-        return v
+        return check_undocumented(v, UNDOCUMENTED_KEYS)
 
     @model_validator(mode="after")
     def _transport_is_sound(self) -> "PlatformSpec":
