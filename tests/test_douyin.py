@@ -30,7 +30,7 @@ API = "/aweme/v1/web/general/search/single/"
 ANSWER_FOR = {
     "结果": "not_censored.json", "脏词": "hit_dirt_words.json", "联邦": "federation_empty.json",
     "静默": "silent_empty.json", "验证": "verify_check.json", "鲨鱼": "antispam_hit_shark.json",
-    "登录": "login_required.json", "参数": "params_check.json", "会话": "empty_session.json",
+    "登录": "login_required.json", "失效": "invalid_login.json", "参数": "params_check.json", "会话": "empty_session.json",
     "空体": "empty_body.txt", "封禁": "blocked_body.txt", "未知": "unexpected_page.json",
 }
 EXPECTED = {
@@ -41,6 +41,7 @@ EXPECTED = {
     "验证": ("failure", "captcha", "verify_check"),
     "鲨鱼": ("failure", "captcha", "antispam_check"),
     "登录": ("failure", "session_required", "login"),
+    "失效": ("failure", "session_required", "invalid_login"),
     "参数": ("failure", "session_invalid", "params_check"),
     "会话": ("failure", "session_invalid", "empty_session"),
     "空体": ("failure", "session_invalid", "empty_body"),
