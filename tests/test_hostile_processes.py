@@ -251,7 +251,7 @@ MANIFEST_RUNS = json.loads((COMPAT / "MANIFEST.json").read_text(encoding="utf-8"
 @pytest.mark.parametrize("args", [  # one per kind of writer: a stream of records, a JSON document, a table
     ["export", "--store", "{store}", "--format", "csv"],
     ["diff", "--store", "{store}", "--json"],
-    ["keywords", "export", "keywords"],
+    ["keywords", "export", str(REPO / "keywords")],
 ])
 def test_a_reader_that_went_away_ends_the_command_quietly_with_exit_0(tmp_path, args):
     """`harness export | head -1`: stdout is a pipe whose reader has already exited, so the first write
@@ -264,7 +264,7 @@ def test_a_reader_that_went_away_ends_the_command_quietly_with_exit_0(tmp_path, 
     try:
         proc = subprocess.run([sys.executable, "-m", "harness", *[a.replace("{store}", str(store)) for a in args]],
                               stdout=write_end, stderr=subprocess.PIPE, text=True, env=_env(), timeout=60,
-                              cwd=REPO)
+                              cwd=tmp_path)
     finally:
         os.close(write_end)
     assert proc.returncode == ExitCode.OK and proc.stderr == "", proc.stderr
