@@ -148,8 +148,12 @@ def test_watch_list_across_three_epochs_through_the_cli(tmp_path):
         m = json.loads(doc)
         assert m["test_name"] == "content_removal" and m["role"] == "item" and m["test_keys"]["item_spec"] == "sandbox_item"
         assert "此内容因违规无法查看" in st.get_body(m["evidence"]["body_sha256"]).decode("utf-8")
-    res = cli("timeline", _item("june4"), "--store", str(db))
+    res = cli("timeline", _item("june4"), "--store", str(db), "--format", "table")
     assert res.returncode == 0 and "first seen already removed" in " ".join(res.stdout.split())
+    res = cli("timeline", _item("baizhi"), "--store", str(db))  # in a pipe: the periods as rows, nothing cut
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    assert rows[0][:3] == ["platform", "vantage", "state"]
+    assert [r[2] for r in rows[1:]] == ["available", "removed_censored", "available"] and rows[2][7] == "violation"
 
 
 def test_a_probe_set_of_keywords_and_items_runs_diffs_and_exports_through_the_cli(tmp_path):

@@ -121,6 +121,11 @@ def test_report_shows_items_and_the_survival_table(store):
     assert 'id="chart-censored"' not in page  # no search probes: no search sections
     assert "&lt;script&gt;" in page and "&lt;img src=x onerror" in page and "<script" not in page
     assert "| wechat | 3 | 2 | 1 | 24 | 100% | 67% | 33% | 33% | – |" in md
+    # time to removal per platform and category too: leaders' articles went in 6 h (median), xinjiang's one was
+    # first seen removed and is counted apart
+    assert "| wechat / leaders | 2 | 2 | 0 | 6 | 100% | 50% | 0% | – | – |" in md
+    assert "| wechat / xinjiang | 1 | 0 | 1 | not reached |" in md
+    assert "<h4>Per platform and category</h4>" in page and "<td>wechat / leaders</td>" in page
     assert '<tr><td>wechat</td><td class="num">3</td><td class="num">2</td>' in page and "built-in method" not in page
     assert "removed_other" in md and "## Item changes since the previous run" in md
 

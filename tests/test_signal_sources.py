@@ -24,7 +24,8 @@ from harness.measure.transport import Sender
 from harness.platforms.classify import Page, decode_body, matches
 from harness.platforms.items import ITEM_SIGNAL_KINDS, ItemRegistry, ItemSpec, _applies
 from harness.platforms.registry import PlatformRegistry
-from harness.platforms.spec import FAILURE_KINDS, SIGNAL_KINDS, Matcher, PlatformSpec
+from harness.platforms.classify import extract
+from harness.platforms.spec import EXTRACTOR_KINDS, FAILURE_KINDS, SIGNAL_KINDS, Extractor, Matcher, PlatformSpec
 
 from .conftest import FIXTURES
 
@@ -58,6 +59,13 @@ def _kinds(spec: ItemSpec | PlatformSpec) -> tuple[str, ...]:
 
 def _signals(spec: ItemSpec | PlatformSpec) -> list[tuple[str, Matcher]]:
     return [(kind, m) for kind in _kinds(spec) for m in getattr(spec.signals, kind)]
+
+
+def _extractors(spec: ItemSpec | PlatformSpec) -> list[tuple[str, Extractor]]:
+    """A search spec's extractors (result_item, result_count, ...): their row's signal is the kind's name."""
+    if isinstance(spec, ItemSpec):
+        return []
+    return [(k, getattr(spec.signals, k)) for k in EXTRACTOR_KINDS if getattr(spec.signals, k) is not None]
 
 
 def _table(text: str, heading: str) -> list[list[str]]:
@@ -158,8 +166,17 @@ def test_every_signal_names_its_source_or_says_unverified(name):
         else:
             unknown = [c for c in cited if c not in keys]
             assert not unknown, f"{name}: {m.label} cites {unknown}, not in the Key sources table"
+    for kind, _ in _extractors(spec):  # where results are read from names its source too
+        assert (name, kind) in rows, f"{name}: extractor {kind} has no row in Signal sources"
+        listed_kind, cited = rows[(name, kind)]
+        assert listed_kind == kind and cited, f"{name}: {kind}'s row names no source"
+        if cited == ["unverified"]:
+            assert kind in spec.undocumented, f"{name}: {kind} is unverified but not in the spec's undocumented list"
+        else:
+            unknown = [c for c in cited if c not in keys]
+            assert not unknown, f"{name}: {kind} cites {unknown}, not in the Key sources table"
     # no row for a signal the spec no longer has
-    stale = {s for (n, s) in rows if n == name} - {m.label for _, m in signals}
+    stale = {s for (n, s) in rows if n == name} - {m.label for _, m in signals} - {k for k, _ in _extractors(spec)}
     assert not stale, f"{name}: Signal sources lists signals the spec does not have: {sorted(stale)}"
 
 
@@ -203,4 +220,11 @@ def test_every_signal_is_shown_by_a_fixture_page(name):
             assert not shown, f"{name}: {m.label} is shown by a fixture page: drop 'no page' from its row"
         elif not shown:
             missing.append(f"{kind}:{m.label}")
+    for kind, ex in _extractors(spec):  # an extractor reads something on a page with results
+        shown = any(expected in ("not_censored", "soft") and (page.fmt == spec.response_format or ex.json_path is None)
+                    and extract(page, ex) for expected, _, page in pages)
+        if (name, kind) in no_page:
+            assert not shown, f"{name}: {kind} is shown by a fixture page: drop 'no page' from its row"
+        elif not shown:
+            missing.append(kind)
     assert not missing, f"{name}: no fixture page shows {missing}"

@@ -92,6 +92,18 @@ def test_watch_commands(tmp_path, monkeypatch):
     res = cli("watch", "list", "--json")
     assert [(r["platform"], r["spec"]) for r in json.loads(res.stdout)] == [("wechat", "wechat_article"),
                                                                             ("weibo", "weibo_mobile")]
+    # a title carrying terminal escapes is refused; in a pipe the list is one row per item, the URL whole
+    res = cli("watch", "add", "https://mp.weixin.qq.com/s/ZyXwVuTsRqPoNm", "--title", "\x1b]0;pwned\x07\x1b[2Jtitle")
+    assert isinstance(res.exception, HarnessError) and "title: contains a control character" in str(res.exception)
+    res = cli("watch", "add", "https://mp.weixin.qq.com/s/ZyXwVuTsRqPoNm", "--title", "标题 <b>\"a\"</b>", "--control")
+    assert res.returncode == 0, res.exception
+    res = cli("watch", "list")
+    rows = [line.split("\t") for line in res.stdout.splitlines()]
+    assert rows[0] == ["list", "platform", "url", "title", "category", "tags", "spec"] and len(rows) == 4
+    assert rows[1][:3] == ["watched", "wechat", "https://mp.weixin.qq.com/s/AbCdEfGhIjKlMn"]
+    assert rows[3][2:4] == ["https://mp.weixin.qq.com/s/ZyXwVuTsRqPoNm", '[control] 标题 <b>"a"</b>']
+    res = cli("watch", "specs")
+    assert any(line.startswith("wechat_article (default)\twechat\t") for line in res.stdout.splitlines())
     for args, needle in ((("watch", "add", "https://example.org/page"), "no item spec reads https://example.org/page"),
                          (("watch", "add", "javascript:alert(1)"), "URL 1 ('javascript:alert(1)')"),
                          (("watch", "remove", "https://a.example/none"), None)):

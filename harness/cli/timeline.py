@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ..analysis.items import ItemTimeline, item_timeline
 from ..analysis.timeline import run_history, term_timeline
 from ..errors import NotFoundError
 from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ._common import JsonOption, StoreOption, print_json, store_path
 from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 
@@ -34,10 +33,11 @@ def timeline_cmd(
             except NotFoundError:
                 itl = None
             if itl is not None:
-                if as_json:
+                out = choose_format(fmt, as_json)
+                if out is Format.json:
                     print_json(itl.model_dump(mode="json"))
                 else:
-                    print_item_timeline(itl)
+                    print_item_timeline(itl, out)
                 return
         tl = term_timeline(st, term, platforms=platform or None, vantages=vantage or None)
     out = choose_format(fmt, as_json)
@@ -60,29 +60,27 @@ def _ts(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
-def print_item_timeline(tl: ItemTimeline) -> None:
-    table = Table(title=f"timeline of {esc(tl.url)}")
-    for col in ("platform", "vantage", "state", "first seen", "last seen", "runs", "failed runs", "signals"):
-        table.add_column(col)
+ITEM_TIMELINE_COLS = [Col("platform", key=True), Col("vantage"), Col("state", key=True), Col("first seen (UTC)"),
+                      Col("last seen (UTC)"), Col("runs", right=True), Col("failed runs", right=True), Col("signals")]
+
+
+def print_item_timeline(tl: ItemTimeline, fmt: Format = Format.table) -> None:
+    """The periods of each state (rows), then every change with its window and evidence (lines beside them)."""
+    rows = [(track.platform, track.vantage, p.state, _ts(p.first_seen), _ts(p.last_seen), p.runs, p.unknown_runs,
+             ", ".join(s for s in p.signals if not s.startswith("title:")) or "-")
+            for track in tl.tracks for p in track.periods]
+    emit(fmt, ITEM_TIMELINE_COLS, rows, title=f"timeline of {tl.url}")
     for track in tl.tracks:
-        for p in track.periods:
-            table.add_row(esc(track.platform), esc(track.vantage), p.state, _ts(p.first_seen), _ts(p.last_seen),
-                          str(p.runs), str(p.unknown_runs),
-                          esc(", ".join(s for s in p.signals if not s.startswith("title:")) or "-"))
-    console.print(table)
-    for track in tl.tracks:
+        where = f"{track.platform} {track.vantage}".rstrip()
         for c in track.changes:
             if c.before is None:
-                note = " (first seen already removed: not counted as a removal)" if c.after != "available" else ""
-                console.print(f"{esc(track.platform)} {esc(track.vantage)}: first seen {_ts(c.window_end)} as "
-                              f"{c.after}{note}")
+                why = " (first seen already removed: not counted as a removal)" if c.after != "available" else ""
+                note(fmt, f"{where}: first seen {_ts(c.window_end)} as {c.after}{why}")
             else:
-                console.print(f"{esc(track.platform)} {esc(track.vantage)}: [bold]{c.transition.value}[/] between "
-                              f"{_ts(c.window_start)} and {_ts(c.window_end)} UTC ({c.before} → {c.after}); evidence: "
-                              f"measurement {esc(c.measurement_id)}")
+                note(fmt, f"{where}: {c.transition.value} between {_ts(c.window_start)} and {_ts(c.window_end)} UTC "
+                          f"({c.before} → {c.after}); evidence: measurement {c.measurement_id}")
         if track.current:
-            console.print(f"{esc(track.platform)} {esc(track.vantage)}: now {track.current}, last seen "
-                          f"{_ts(track.last_seen)} UTC")
+            note(fmt, f"{where}: now {track.current}, last seen {_ts(track.last_seen)} UTC")
 
 
 @app.command("history")

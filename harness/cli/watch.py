@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from ..errors import InputError, NotFoundError, WatchListError
 from ..models import WatchedItem
@@ -24,6 +23,7 @@ from ..watch.lists import (
 from ..yamlio import _describe
 from ._app import app
 from ._common import JsonOption, console, err_console, esc, print_json
+from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 watch_app = typer.Typer(help="Watched items (WeChat articles, Weibo posts ...): add, import, list, remove; item specs.",
                         no_args_is_help=True)
@@ -136,9 +136,11 @@ def list_cmd(
     list_name: str | None = typer.Option(None, "--list", "-l", help="one watch list (default: every list in ./watch)"),
     platform: str | None = typer.Option(None, "--platform", "-p", help="only this platform"),
     platforms: list[Path] = PlatformsOption,
+    fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The watched items, with the item spec that reads each (validates the lists on the way)."""
+    out = choose_format(fmt, as_json)
     if list_name:
         paths = [find_watch_list(list_name, default_watch_dirs())]
     else:
@@ -159,23 +161,23 @@ def list_cmd(
                          "spec": spec.name if spec else None, "title": item.title, "category": item.category,
                          "tags": item.tags, "control": item.control, "why": item.why,
                          "date_added": item.date_added.isoformat() if item.date_added else None})
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(title="watched items")
-    for col in ("list", "platform", "url", "title", "category", "tags", "spec"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        title = ("[control] " if r["control"] else "") + (r["title"] or "")
-        table.add_row(esc(r["list"]), esc(r["platform"] or "-"), esc(r["url"]), esc(title), esc(r["category"]),
-                      esc(", ".join(r["tags"])), esc(r["spec"] or "[red]none reads it[/]"))
-    console.print(table)
-    console.print(f"{len(rows)} items in {len(paths)} list(s)")
+    table = [(r["list"], r["platform"] or "-", r["url"], " ".join(t for t in ("[control]" if r["control"] else "", r["title"] or "") if t),
+              r["category"], ", ".join(r["tags"]), r["spec"] or "none reads it") for r in rows]
+    emit(out, WATCH_COLS, table, title="watched items", records=rows)
+    note(out, f"{len(rows)} items in {len(paths)} list(s)")
+
+
+WATCH_COLS = [Col("list", key=True), Col("platform"), Col("url", key=True), Col("title"), Col("category"), Col("tags"),
+              Col("spec")]
+SPEC_COLS = [Col("name", key=True), Col("platform"), Col("reads"), Col("states it can tell"),
+             Col("undocumented / unverified")]
 
 
 @watch_app.command("specs")
-def specs_cmd(platforms: list[Path] = PlatformsOption, as_json: bool = JsonOption) -> None:
+def specs_cmd(platforms: list[Path] = PlatformsOption, fmt: Format | None = FormatOption,
+              as_json: bool = JsonOption) -> None:
     """The item specs: which URLs each reads, its signals, and what is unverified."""
+    out = choose_format(fmt, as_json)
     registry = _registry(platforms)
     data = []
     for spec in registry.all():
@@ -183,15 +185,10 @@ def specs_cmd(platforms: list[Path] = PlatformsOption, as_json: bool = JsonOptio
                      "transport": spec.transport, "urls": [u.pattern for u in spec.urls],
                      "signals": describe_signals(spec), "undocumented": spec.undocumented,
                      "control": spec.control, "origin": str(registry.origin(spec.name))})
-    if as_json:
-        print_json(data)
-        return
-    table = Table(title="item specs")
-    for col in ("name", "platform", "reads", "states it can tell", "undocumented / unverified"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for d in data:
         states = [k for k in d["signals"] if k.startswith("removed_") or k == "available"]
         notes = list(d["undocumented"]) + ([f"needs a {d['transport']} transport"] if d["transport"] != "http" else [])
-        table.add_row(esc(d["name"]) + (" (default)" if d["default"] else ""), esc(d["platform"]),
-                      esc("\n".join(d["urls"])), ", ".join(states), esc(", ".join(notes) or "-"))
-    console.print(table)
+        rows.append((d["name"] + (" (default)" if d["default"] else ""), d["platform"], " ".join(d["urls"]),
+                     ", ".join(states), ", ".join(notes) or "-"))
+    emit(out, SPEC_COLS, rows, title="item specs", records=data)
