@@ -1,5 +1,4 @@
 import json
-import time
 
 import pytest
 
@@ -10,10 +9,14 @@ from .conftest import FIXTURES, run_cli
 MINI = FIXTURES / "probes" / "mini.yaml"
 
 
-def test_demo_runs_end_to_end_offline_and_quickly():
-    t0 = time.monotonic()
-    res = run_cli("demo", "--json")
-    elapsed = time.monotonic() - t0
+def test_demo_runs_end_to_end_offline_and_quickly(tmp_path):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = run_cli("demo", "--json", cwd=tmp_path)  # from an empty folder: the bundled data, nothing written here
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds, not wall time: the suite shares 2 cores with other work (wall figures: BENCHMARKS.md)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     first, second = out["runs"]
@@ -27,7 +30,7 @@ def test_demo_runs_end_to_end_offline_and_quickly():
     items = {c["url"].rsplit("/", 1)[-1]: c for c in out["items"]["changes"]}
     assert {k: c["transition"] for k, c in items.items()} == {"likeqiang": "removed_censored", "diary": "removed_by_author"}
     assert all(c["window_start"] and c["window_end"] and c["signals"] for c in items.values())
-    assert elapsed < 30
+    assert cpu < 20, cpu  # about 4 s on this machine
 
 
 def test_demo_prints_tables_for_people(tmp_path):
