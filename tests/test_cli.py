@@ -34,9 +34,16 @@ def test_demo_runs_end_to_end_offline_and_quickly(tmp_path):
 
 
 def test_demo_prints_tables_for_people(tmp_path):
+    """Piped (stdout not a terminal): every table is a header line and complete tab-separated rows,
+    the story (sandbox, epochs, summary lines) goes to stderr; nothing drawn, nothing cut."""
     res = run_cli("demo", "--store", str(tmp_path / "d.db"))
     assert res.returncode == 0, res.stderr
     assert "newly_censored" in res.stdout and "李克强" in res.stdout
+    assert "removed_censored" in res.stdout and "removed_by_author" in res.stdout
+    assert not set("┏┃│…") & set(res.stdout) and "\x1b" not in res.stdout
+    headers = [line for line in res.stdout.splitlines() if line.startswith(("platform\t", "change\t"))]
+    assert [h.split("\t")[0] for h in headers] == ["platform", "platform", "change", "change"]
+    assert "epoch" in res.stderr and "demo finished" in res.stderr and "watched items" not in res.stdout
     # piped: the keyword and item changes are rows (tsv), one line each, the URL whole; the summaries on stderr
     assert "removed_censored\tsandbox\thttp://sandbox.invalid/item/likeqiang\t" in res.stdout
     assert "items: removed_by_author: 1, removed_censored: 1" in res.stderr

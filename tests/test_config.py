@@ -33,7 +33,7 @@ def test_flags_beat_environment_beat_file_beat_defaults(tmp_path, clean_env):
     cfg = load_config(cfg_file)
     # a relative path in the file is relative to the file's folder (issue 14: the same store from any folder)
     assert (cfg.store, cfg.vantage.probe_cc, cfg.vantage.label, cfg.failure_threshold) == (
-        tmp_path / "from-file.db", "CN", "file", 0.2)
+        str(tmp_path / "from-file.db"), "CN", "file", 0.2)
     assert cfg.source_file == cfg_file
     clean_env.setenv("HARNESS_VANTAGE__LABEL", "env")
     clean_env.setenv("HARNESS_STORE", "from-env.db")

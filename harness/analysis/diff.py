@@ -672,7 +672,8 @@ def resolve_run(store: Store, ref: str, probe_set: str | None = None, *, scope: 
         except ValueError:
             raise InputError(f"{ref!r} is not a valid date (YYYY-MM-DD)") from None
         cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
-        runs = [r for r in _runs_in_scope(store, scope, vantage) if r.started_at < cutoff]
+        # counted back from scope.now too: as diff's A, a date never names a run later than B
+        runs = [r for r in _runs_in_scope(store, scope, vantage) if r.started_at < cutoff and r.started_at <= scope.now]
         if not runs:
             raise NotFoundError(f"no complete run started on or before {base}{where}"
                                 f"{_unfinished_hint(store, scope, vantage)}")

@@ -49,6 +49,8 @@ def _register(argv: list[str] | None = None) -> None:
 
     args = list(argv or [])
     first = args[0] if args else ""
+    if first in ("--version", "-V"):  # answered by the root callback: no command module needed
+        return
     wanted = COMMAND_MODULES.get(first)
     if wanted and not any(k.startswith("_HARNESS_COMPLETE") for k in os.environ):
         importlib.import_module(f"{__name__}.{wanted}")

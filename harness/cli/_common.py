@@ -7,15 +7,16 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.segment import Segment
 from rich.markup import escape
 
-from ..store.base import DEFAULT_STORE_PATH
-from ..store.target import StoreTarget, normalize
+if TYPE_CHECKING:  # imported where used: every command imports this module, few open a store or a spec
+    from ..platforms.spec import PlatformSpec
+    from ..store.target import StoreTarget
 
 
 
@@ -50,6 +51,19 @@ CookiesOption = typer.Option([], "--cookies", metavar="PLATFORM=FILE",
                              help="cookies for PLATFORM from FILE (Netscape cookies.txt or JSON; repeatable) [config: cookie_files]")
 ProxyOption = typer.Option(None, "--proxy", metavar="URL",
                            help="send through this proxy: http://, socks5://[user:password@]host:port [config: proxy]")
+RetryBackoffOption = typer.Option(None, "--retry-backoff", min=0, max=3600, metavar="SECONDS",
+                                  help="first wait before retrying a failed request, doubled each retry "
+                                       "[probe set or config: retry_backoff_s; default 5]")
+ProbeCcOption = typer.Option(None, "--probe-cc", metavar="CC",
+                             help="country code of this vantage point [config: vantage.probe_cc, ZZ]")
+ProbeAsnOption = typer.Option(None, "--probe-asn", metavar="ASN",
+                              help="ASN of this vantage point [config: vantage.probe_asn, AS0]")
+VantageOption = typer.Option(None, "--vantage", metavar="LABEL", help="label of this vantage point [config: vantage.label]")
+PlatformOption = typer.Option(None, "--platform", "-p", metavar="NAME", help="only this platform")
+PlatformFilterOption = typer.Option([], "--platform", "-p", metavar="NAME", help="only this platform (repeatable)")
+ProbeSetFilterOption = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set")
+
+DEFAULT_RETRY_BACKOFF_S = 5.0
 
 
 def parse_pairs(values: list[str], option: str, what: str) -> dict[str, str]:
@@ -71,6 +85,8 @@ _PAIR = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*=(.*)", re.S)
 def for_platform(values: list[str], option: str, what: str, platform: str) -> str | None:
     """The value of a ``NAME=VALUE`` option for one platform; on a command about one platform a
     bare value (no ``NAME=``) means that platform."""
+    from ..errors import InputError
+
     bare = [v for v in values if not _PAIR.match(v) or "://" in v.split("=", 1)[0]]
     pairs = parse_pairs([v for v in values if v not in bare], option, what)
     if len(bare) > 1:
@@ -86,10 +102,30 @@ def parse_cookie_files(values: list[str]) -> dict[str, Path]:
     return {k: Path(v) for k, v in parse_pairs(values, "--cookies", "PLATFORM=FILE").items()}
 
 
+def platform_access(spec: PlatformSpec, base_url: list[str], cookies: list[str],
+                    proxy: str | None) -> tuple[PlatformSpec, str | Path | None, str | None]:
+    """``--base-url``, ``--cookies`` and ``--proxy`` of a command about one platform (``isolate``,
+    ``discover``, ``platforms check|record``), each falling back on harness.toml: the spec with its
+    base URL replaced, the cookie file, the proxy. A bare ``--base-url URL`` / ``--cookies FILE``
+    means that platform."""
+    from ..measure.sessions import check_proxy
+    from ..operations.config import load_config
+
+    cfg = load_config(None)
+    url = for_platform(base_url, "--base-url", "NAME=URL", spec.name) or cfg.base_urls.get(spec.name)
+    if url:
+        spec = spec.model_copy(update={"base_url": url.rstrip("/")})
+    cookie_file = for_platform(cookies, "--cookies", "PLATFORM=FILE", spec.name) or cfg.cookie_files.get(spec.name)
+    return spec, cookie_file or None, (check_proxy(proxy) if proxy else cfg.proxy)
+
+
 def store_path(store: str | Path | None) -> StoreTarget:
     """--store, else $HARNESS_STORE, else ``store`` in the workspace's harness.toml (relative to it),
     else ``results/harness.db`` in the workspace, else ``./results/harness.db`` (a path, or a
     ``postgresql://`` URL kept as a string)."""
+    from ..store.base import DEFAULT_STORE_PATH
+    from ..store.target import normalize
+
     if store is not None:
         return normalize(store)
     env = os.environ.get("HARNESS_STORE")

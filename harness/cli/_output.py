@@ -97,7 +97,9 @@ SHORT = 10
 def _whole(c: Col, i: int, rows: Sequence[Sequence[str]]) -> int | None:
     """The width a column keeps whole (None: it may wrap)."""
     values = max([0] + [cell_len(r[i]) for r in rows])
-    if c.key or values <= SHORT:
+    if c.key:  # its header whole too
+        return max(values, cell_len(c.name))
+    if values <= SHORT:
         return max(values, min(cell_len(c.name), SHORT))
     return None
 

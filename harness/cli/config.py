@@ -8,7 +8,7 @@ import typer
 
 from ..operations.config import load_config, masked, value_sources
 from ._app import app
-from ._common import JsonOption
+from ._common import ConfigOption, JsonOption
 from ._output import Col, FormatOption, Format, choose_format, emit
 
 config_app = typer.Typer(help="Configuration (harness.toml and HARNESS_* variables).", no_args_is_help=True)
@@ -42,8 +42,7 @@ def _show(value: object) -> str:
 
 @config_app.command("show")
 def show_cmd(
-    config: Path | None = typer.Option(None, "--config", metavar="FILE",
-                                       help="harness.toml to use (default: $HARNESS_CONFIG, else the workspace's)"),
+    config: Path | None = ConfigOption,
     fmt: Format | None = FormatOption,
     as_json: bool = JsonOption,
 ) -> None:

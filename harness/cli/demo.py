@@ -17,11 +17,11 @@ from ..operations.workspace import bundled_dir, workspace_path
 from ..sandbox import Sandbox
 from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, console, print_json
+from ._common import JsonOption, print_json
 from ..analysis.diff import Filters
-from ._output import choose_format
+from ._output import choose_format, note
 from .diff import filtered_item_diff, print_diff, print_item_diff
-from .run import run_with_progress, summary_dict, summary_table
+from .run import print_summary, run_with_progress, summary_dict
 
 def find_demo_probe_set() -> Path:
     """probes/demo.yaml of the workspace (or the working directory), else the one installed with the package."""
@@ -52,17 +52,18 @@ def demo_cmd(
                          options=RunOptions(retry_backoff_s=0.05, control_backoff_s=0.05))
         plan = prepare(req)
         quiet = as_json
+        fmt = choose_format(None)  # a table on a terminal; in a pipe, TSV rows on stdout and the story on stderr
         if not quiet:
-            console.print(f"sandbox on {sb.url}, epoch [bold]{sb.engine.epoch.name}[/]; {len(plan.tasks)} probes per run")
+            note(fmt, f"sandbox on {sb.url}, epoch {sb.engine.epoch.name}; {len(plan.tasks)} probes per run")
         first = run_with_progress(req, plan, quiet=quiet)
         if not quiet:
-            console.print(summary_table(first, f"run 1 — epoch {sb.engine.epoch.name}"))
+            print_summary(first, fmt, f"run 1 — epoch {sb.engine.epoch.name}")
         sb.set_epoch(1)
         if not quiet:
-            console.print(f"sandbox rules switched to epoch [bold]{sb.engine.epoch.name}[/]")
+            note(fmt, f"sandbox rules switched to epoch {sb.engine.epoch.name}")
         second = run_with_progress(req, plan, quiet=quiet)
         if not quiet:
-            console.print(summary_table(second, f"run 2 — epoch {sb.engine.epoch.name}"))
+            print_summary(second, fmt, f"run 2 — epoch {sb.engine.epoch.name}")
         with Store(db, readonly=True) as st:
             result = diff_runs(st, first.run_id, second.run_id)
             items = filtered_item_diff(st, first.run_id, second.run_id, Filters())
@@ -72,9 +73,8 @@ def demo_cmd(
                         "items": items.model_dump(mode="json") if items is not None else None,
                         "elapsed_s": round(elapsed, 2), "store": str(db) if store else None})
         else:
-            fmt = choose_format(None)
             print_diff(result, fmt)
             if items is not None:
                 print_item_diff(items, fmt)
             where = f"stored in {db}" if store else "temporary store removed (use --store to keep it)"
-            console.print(f"demo finished in {elapsed:.1f} s; {where}")
+            note(fmt, f"demo finished in {elapsed:.1f} s; {where}")

@@ -12,7 +12,7 @@ from ..analysis.export import export_store, import_file
 from ..errors import InputError
 from ..store.base import Store, new_store_or_nothing
 from ._app import app
-from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
+from ._common import JsonOption, PlatformFilterOption, ProbeSetFilterOption, StoreOption, console, err_console, esc, print_json, store_path
 
 
 @app.command("export")
@@ -21,8 +21,8 @@ def export_cmd(
     fmt: str = typer.Option("", "--format", "-f", help="jsonl, csv or parquet (default: from the file name, else jsonl)"),
     run: list[str] = typer.Option([], "--run", "-r", metavar="RUN", help="only this run: a run reference (id or prefix, "
                                   "latest, latest~N, a date, an age, with @VANTAGE; repeatable)"),
-    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
-    platform: list[str] = typer.Option([], "--platform", "-p", help="only this platform (repeatable)"),
+    probe_set: str | None = ProbeSetFilterOption,
+    platform: list[str] = PlatformFilterOption,
     probes_only: bool = typer.Option(False, "--probes-only", help="leave out truism and control measurements "
                                                                   "(keep search probes and watched items)"),
     bodies: bool = typer.Option(False, "--bodies", help="include the stored bodies (base64) so evidence travels"),

@@ -29,30 +29,27 @@ from ..platforms.spec import PlatformSpec
 from ..store import Store
 from ..yamlio import MAX_SMALL_INPUT, read_text
 from ._app import app
-from ..measure.sessions import check_proxy
 from ..operations.workspace import workspace_path
 from ._common import (
+    DEFAULT_RETRY_BACKOFF_S,
     BaseUrlOption,
     CookiesOption,
     JsonOption,
     ProxyOption,
+    RetryBackoffOption,
     SpecsOption,
     StoreOption,
     console,
     err_console,
     esc,
-    parse_base_urls,
-    parse_cookie_files,
+    platform_access,
     print_json,
     store_path,
 )
 
 PlatformOpt = typer.Option(..., "--platform", "-p", metavar="NAME", help="platform name (see `harness platforms list`)")
-PlatformsDirOpt = SpecsOption
-BaseUrlOpt = BaseUrlOption
 IntervalOpt = typer.Option(None, "--interval", help="seconds between requests (default: the spec's rate limit)")
 RetriesOpt = typer.Option(4, "--retries", help="retries of a failing request before giving up")
-BackoffOpt = typer.Option(5.0, "--retry-backoff", help="first retry backoff in seconds (doubles each time)")
 PriorsOpt = typer.Option([], "--priors", help="more keyword lists (files or folders) to use as priors, on top of "
                          "the keywords folder's")
 NoPriorsOpt = typer.Option(False, "--no-priors", help="guess nothing first: no keyword lists, no discovered rules")
@@ -61,25 +58,24 @@ KeywordsDirOpt = typer.Option(None, "--keywords-dir", metavar="DIR",
                                    "rules of every platform included); discovered-<platform>.yaml is written there")
 
 
-def _spec(platform: str, platforms: list[Path], base_url: list[str]) -> PlatformSpec:
+def _spec(platform: str, platforms: list[Path], base_url: list[str], cookies: list[str],
+          proxy: str | None) -> tuple[PlatformSpec, str | Path | None, str | None]:
     spec = PlatformRegistry.default(platforms).get(platform)
     check_isolatable(spec)  # a browser-transport spec: one line, before a store run is opened
-    url = parse_base_urls(base_url).get(platform)
-    return spec.model_copy(update={"base_url": url.rstrip("/")}) if url else spec
+    return platform_access(spec, base_url, cookies, proxy)
 
 
-def _options(interval: float | None, retries: int, backoff: float, spec: PlatformSpec, proxy: str | None = None,
-             cookies: list[str] | None = None) -> OracleOptions:
-    if retries < 0 or backoff < 0 or (interval is not None and interval < 0):
-        raise HarnessError("--retries, --retry-backoff and --interval must not be negative")
+def _options(interval: float | None, retries: int, backoff: float | None, spec: PlatformSpec, proxy: str | None,
+             cookie_file: str | Path | None) -> OracleOptions:
+    if retries < 0 or (interval is not None and interval < 0):
+        raise HarnessError("--retries and --interval must not be negative")
     rate = None
     if interval is not None:
         rate = RateLimit(interval_s=interval, jitter=spec.rate_limit.jitter if interval else 0, concurrency=1)
-    cfg = load_config(None)
-    cookie_file = parse_cookie_files(cookies or []).get(spec.name) or cfg.cookie_files.get(spec.name)
-    proxy = check_proxy(proxy) if proxy else cfg.proxy
-    return OracleOptions(retries=retries, retry_backoff_s=backoff, rate_limit=rate, proxy=proxy,
-                         cookies_file=Path(cookie_file) if cookie_file else None)
+    if backoff is None:
+        backoff = load_config(None).retry_backoff_s
+    return OracleOptions(retries=retries, retry_backoff_s=DEFAULT_RETRY_BACKOFF_S if backoff is None else backoff,
+                         rate_limit=rate, proxy=proxy, cookies_file=Path(cookie_file) if cookie_file else None)
 
 
 def _priors(keywords_dir: Path, extra: list[Path], no_priors: bool) -> Priors | None:
@@ -122,11 +118,11 @@ def isolate_cmd(
     platform: str = PlatformOpt,
     file: Path | None = typer.Option(None, "--file", help="read the text from a UTF-8 file"),
     budget: int | None = typer.Option(None, "--budget", help="stop after this many queries (result marked incomplete)"),
-    platforms: list[Path] = PlatformsDirOpt,
-    base_url: list[str] = BaseUrlOpt,
+    platforms: list[Path] = SpecsOption,
+    base_url: list[str] = BaseUrlOption,
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
-    retry_backoff: float = BackoffOpt,
+    retry_backoff: float | None = RetryBackoffOption,
     proxy: str | None = ProxyOption,
     cookies: list[str] = CookiesOption,
     priors: list[Path] = PriorsOpt,
@@ -149,8 +145,8 @@ def isolate_cmd(
         raise HarnessError("the text is empty")
     if budget is not None and budget < 1:
         raise HarnessError("--budget must be at least 1")
-    spec = _spec(platform, platforms, base_url)
-    options = _options(interval, retries, retry_backoff, spec, proxy, cookies)
+    spec, cookie_file, proxy = _spec(platform, platforms, base_url, cookies, proxy)
+    options = _options(interval, retries, retry_backoff, spec, proxy, cookie_file)
     keywords_dir = keywords_dir or workspace_path("keywords")
     known = _priors(keywords_dir, priors, no_priors)
     lst = DiscoveredList(discovered_path(keywords_dir, spec.name), spec.name)  # unreadable: fail before any query
@@ -198,11 +194,11 @@ def discover_cmd(
     texts: Path = typer.Option(..., "--texts", help="a file (one text per line) or a folder of .txt files"),
     budget: int = typer.Option(40, "--budget", help="queries per censored text"),
     keywords_dir: Path | None = KeywordsDirOpt,
-    platforms: list[Path] = PlatformsDirOpt,
-    base_url: list[str] = BaseUrlOpt,
+    platforms: list[Path] = SpecsOption,
+    base_url: list[str] = BaseUrlOption,
     interval: float | None = IntervalOpt,
     retries: int = RetriesOpt,
-    retry_backoff: float = BackoffOpt,
+    retry_backoff: float | None = RetryBackoffOption,
     proxy: str | None = ProxyOption,
     cookies: list[str] = CookiesOption,
     priors: list[Path] = PriorsOpt,
@@ -217,8 +213,8 @@ def discover_cmd(
     if budget < 1:
         raise HarnessError("--budget must be at least 1")
     samples = load_texts(texts)
-    spec = _spec(platform, platforms, base_url)
-    options = _options(interval, retries, retry_backoff, spec, proxy, cookies)
+    spec, cookie_file, proxy = _spec(platform, platforms, base_url, cookies, proxy)
+    options = _options(interval, retries, retry_backoff, spec, proxy, cookie_file)
     keywords_dir = keywords_dir or workspace_path("keywords")
     check_outputs(keywords_dir, spec.name)
     known = _priors(keywords_dir, priors, no_priors)

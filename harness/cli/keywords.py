@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from ..errors import KeywordListError
 from ..exitcodes import ExitCode
@@ -118,26 +117,14 @@ def import_cmd(
     console.print(f"[bold]{esc(file)}[/]: shape [cyan]{esc(r.format)}[/] ({esc(r.detail)})")
     console.print(f"rows {r.rows}: imported [green]{r.imported}[/] entries, merged {r.merged} other written forms "
                   f"into them as declared variants, skipped [yellow]{r.skipped_total}[/]")
-    if r.skipped:
-        t = Table(title="skipped")
-        t.add_column("reason")
-        t.add_column("count", justify="right")
-        t.add_column("why")
-        t.add_column("examples (line: text)")
-        for reason, tally in sorted(r.skipped.items(), key=lambda kv: -kv[1].count):
-            t.add_row(reason, str(tally.count), SKIP_EXPLANATIONS.get(reason, ""),
-                      esc("; ".join(f"{ln}: {tx}" for ln, tx in tally.examples[:3])))
-        console.print(t)
-    if r.flags:
-        t = Table(title="imported, but note")
-        t.add_column("flag")
-        t.add_column("count", justify="right")
-        t.add_column("meaning")
-        t.add_column("examples (line: text)")
-        for flag, tally in sorted(r.flags.items(), key=lambda kv: -kv[1].count):
-            t.add_row(flag, str(tally.count), FLAG_EXPLANATIONS.get(flag, ""),
-                      esc("; ".join(f"{ln}: {tx}" for ln, tx in tally.examples[:3])))
-        console.print(t)
+    for tallies, title, kind, meaning, explanations in ((r.skipped, "skipped", "reason", "why", SKIP_EXPLANATIONS),
+                                                        (r.flags, "imported, but note", "flag", "meaning",
+                                                         FLAG_EXPLANATIONS)):
+        if tallies:
+            emit(Format.table, [Col(kind, key=True), Col("count", right=True), Col(meaning), Col("examples (line: text)")],
+                 [(name, tally.count, explanations.get(name, ""),
+                   "; ".join(f"{ln}: {tx}" for ln, tx in tally.examples[:3]))
+                  for name, tally in sorted(tallies.items(), key=lambda kv: -kv[1].count)], title=title)
     if r.ignored_columns:
         console.print(f"columns not imported: {esc(', '.join(r.ignored_columns))}")
     console.print("dry run: nothing written" if dry_run else f"wrote {esc(target)}")

@@ -20,17 +20,17 @@ from ..store.domain_profile import load_profiles
 from ..store.sqlite import Store
 from ._app import app
 from ..analysis.diff import resolve_run
-from ..operations.config import load_config
 from ._common import (
     BaseUrlOption,
     CookiesOption,
     JsonOption,
+    PlatformOption,
     ProxyOption,
     SpecsOption,
     StoreOption,
     console,
     esc,
-    for_platform,
+    platform_access,
     print_json,
     store_path,
 )
@@ -154,12 +154,7 @@ def check_cmd(
     if fixtures is not None:
         _check_fixtures(spec, fixtures, as_json)
         return
-    cfg = load_config(None)
-    url = for_platform(base_url, "--base-url", "NAME=URL", name) or cfg.base_urls.get(name)
-    if url:
-        spec = spec.model_copy(update={"base_url": url.rstrip("/")})
-    cookie_file = for_platform(cookies, "--cookies", "PLATFORM=FILE", name) or cfg.cookie_files.get(name)
-    proxy = proxy or cfg.proxy
+    spec, cookie_file, proxy = platform_access(spec, base_url, cookies, proxy)
     session = PlatformSession.build(cookies_file=cookie_file, env_names=spec.request.env_names(), proxy=proxy,
                                     platform=spec.name)
     report = check_platform_sync(spec, query=query, proxy=proxy, session=session, timeout_s=timeout)
@@ -225,12 +220,7 @@ def record_cmd(
     spec = PlatformRegistry.default(platforms).get(name)
     if spec.transport == "browser":
         raise InputError(f"{name}: recording drives plain HTTP only; this spec needs the browser transport")
-    cfg = load_config(None)
-    url = for_platform(base_url, "--base-url", "NAME=URL", name) or cfg.base_urls.get(name)
-    if url:
-        spec = spec.model_copy(update={"base_url": url.rstrip("/")})
-    cookie_file = for_platform(cookies, "--cookies", "PLATFORM=FILE", name) or cfg.cookie_files.get(name)
-    proxy = proxy or cfg.proxy
+    spec, cookie_file, proxy = platform_access(spec, base_url, cookies, proxy)
     session = PlatformSession.build(cookies_file=cookie_file, env_names=spec.request.env_names(), proxy=proxy,
                                     platform=spec.name)
     recorded = record_platform(spec, out, terms=list(term), control=control, no_results_query=no_results,
@@ -252,7 +242,7 @@ def record_cmd(
 def profile_cmd(
     run: str = typer.Argument("latest", metavar="RUN", help="a run reference (id or prefix, latest, latest~N, a date, "
                               "an age, with @VANTAGE; default: latest)"),
-    platform: str | None = typer.Option(None, "--platform", "-p", metavar="NAME", help="only this platform"),
+    platform: str | None = PlatformOption,
     store: str | None = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:

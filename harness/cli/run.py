@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from ..exitcodes import ExitCode
 from ..measure.engine import RunOptions, RunSummary, Vantage
@@ -28,12 +27,15 @@ from ._common import (
     ConfigOption,
     CookiesOption,
     JsonOption,
+    ProbeAsnOption,
+    ProbeCcOption,
+    RetryBackoffOption,
+    VantageOption,
     ProxyOption,
     SpecsOption,
     StoreOption,
     console,
     err_console,
-    esc,
     parse_base_urls,
     parse_cookie_files,
     print_json,
@@ -47,17 +49,15 @@ VERDICT_ORDER = ["not_censored", "hard", "soft", "no_results", "failure"]
 ITEM_ORDER = ["available", "removed_censored", "removed_by_author", "removed_other"]
 
 
-def summary_table(summary: RunSummary, title: str | None = None) -> Table:
-    table = Table(title=title or f"run {summary.run_id} ({summary.status})")
-    table.add_column("platform")
+def print_summary(summary: RunSummary, fmt: Format = Format.table, title: str | None = None) -> None:
+    """The verdicts per platform: every column whole (at 80 columns a row becomes ``name: value``
+    lines rather than cutting ``not_censored``); in a pipe, a header line and one line per platform."""
     seen = {v for c in summary.counts.values() for v, n in c.items() if n}
     columns = [v for v in VERDICT_ORDER[:-1] if v in seen or not seen & set(ITEM_ORDER)]
     columns += [v for v in ITEM_ORDER if v in seen] + ["failure"]
-    for v in columns:
-        table.add_column(v.replace("removed_", "removed ") if v in ITEM_ORDER else v, justify="right")
-    for platform, counts in summary.counts.items():
-        table.add_row(platform, *[str(counts.get(v, 0)) for v in columns])
-    return table
+    cols = [Col("platform", key=True)] + [Col(v, key=True, right=True) for v in columns]
+    rows = [(platform, *[counts.get(v, 0) for v in columns]) for platform, counts in summary.counts.items()]
+    emit(fmt, cols, rows, title=title or f"run {summary.run_id} ({summary.status})")
 
 
 def summary_dict(summary: RunSummary) -> dict:
@@ -218,9 +218,9 @@ def run_cmd(
     store: str | None = StoreOption,
     specs: list[Path] = SpecsOption,
     base_url: list[str] = BaseUrlOption,
-    probe_cc: str | None = typer.Option(None, "--probe-cc", metavar="CC", help="country code of this vantage point [config: vantage.probe_cc, ZZ]"),
-    probe_asn: str | None = typer.Option(None, "--probe-asn", metavar="ASN", help="ASN of this vantage point [config: vantage.probe_asn, AS0]"),
-    vantage: str | None = typer.Option(None, "--vantage", metavar="LABEL", help="label of this vantage point [config: vantage.label]"),
+    probe_cc: str | None = ProbeCcOption,
+    probe_asn: str | None = ProbeAsnOption,
+    vantage: str | None = VantageOption,
     new: bool = typer.Option(False, "--new", help="start a new run even if an interrupted one can be resumed"),
     dry_run: bool = typer.Option(False, "--dry-run", help="send nothing: print the requests per platform, the terms "
                                                           "and how long the run would take at the rate limits"),
@@ -229,10 +229,7 @@ def run_cmd(
     failure_threshold: float | None = typer.Option(
         None, "--failure-threshold", min=0, max=1,
         help=f"exit {EXIT_TOO_MANY_FAILURES} when the share of failed probes is above this [config: failure_threshold, 0.5]"),
-    retry_backoff: float | None = typer.Option(
-        None, "--retry-backoff", min=0, max=3600, metavar="SECONDS",
-        help="first wait before retrying a failed request, doubled each retry "
-             "[probe set: retry_backoff_s; config: retry_backoff_s; default 5]"),
+    retry_backoff: float | None = RetryBackoffOption,
     proxy: str | None = ProxyOption,
     cookies: list[str] = CookiesOption,
     domain_profile: bool = typer.Option(False, "--domain-profile",
@@ -284,7 +281,7 @@ def run_cmd(
     elif quiet or out is not Format.table:
         typer.echo(quiet_line(summary))
     else:
-        console.print(summary_table(summary))
+        print_summary(summary)
         for line in positive_control_lines(summary):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"stored in {redact(req.store_path)}", markup=False)

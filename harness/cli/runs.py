@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -11,10 +10,9 @@ from rich.table import Table
 from ..models import Run
 from ..store.locking import effective_status
 from ..store.base import Store
-from ..store.target import redact
 from ._app import app
 from ..analysis.diff import resolve_run
-from ._common import JsonOption, StoreOption, console, esc, print_json, store_path
+from ._common import JsonOption, ProbeSetFilterOption, StoreOption, console, esc, print_json, store_path
 from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 runs_app = typer.Typer(help="Runs in the store: list them, show one.", no_args_is_help=True)
@@ -46,7 +44,7 @@ RUN_COLS = [Col("run", key=True), Col("probe set", key=True), Col("status"), Col
 
 @runs_app.command("list")
 def list_cmd(
-    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
+    probe_set: str | None = ProbeSetFilterOption,
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="newest N runs"),
     store: str | None = StoreOption,
     fmt: Format | None = FormatOption,

@@ -32,22 +32,26 @@ from ..operations.schedule import (
 from ..store.target import redact
 from ..yamlio import atomic_write_text
 from ._app import app
-from ._common import JsonOption, StoreOption, console, err_console, esc, print_json
-from ._common import ConfigOption, parse_base_urls
+from ._common import (
+    BaseUrlOption,
+    ConfigOption,
+    JsonOption,
+    ProbeAsnOption,
+    ProbeCcOption,
+    StoreOption,
+    VantageOption,
+    console,
+    err_console,
+    esc,
+    parse_base_urls,
+    print_json,
+)
 
 schedule_app = typer.Typer(help="Scheduled runs: a foreground scheduler, status, crontab/systemd installation.",
                            no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
 
 FolderArgument = typer.Argument(None, help="folder of probe sets [config: schedule.probes_dir, probes/]")
-
-
-CcOption = typer.Option(None, "--probe-cc", metavar="CC", help="country code of this vantage point, passed to every run "
-                        "[config: vantage.probe_cc]")
-AsnOption = typer.Option(None, "--probe-asn", metavar="ASN", help="ASN of this vantage point, passed to every run "
-                         "[config: vantage.probe_asn]")
-VantageOption = typer.Option(None, "--vantage", metavar="LABEL", help="label of this vantage point, passed to every run "
-                             "[config: vantage.label]")
 
 
 def carried_args(cfg: Any) -> list[str]:
@@ -85,11 +89,11 @@ def run_cmd(
     tick: float | None = typer.Option(None, "--tick", min=1, help="seconds between looks [config: schedule.tick_s, 30]"),
     parallel: int | None = typer.Option(None, "--parallel", min=1, max=16, help="probe sets run at once [config: schedule.parallel, 1]"),
     keep_evidence: str | None = typer.Option(None, "--keep-evidence", help="prune evidence older than this once a day (90d) [config: keep_evidence]"),
-    base_url: list[str] = typer.Option([], "--base-url", help="PLATFORM=URL override passed to every run"),
+    base_url: list[str] = BaseUrlOption,
     store: str | None = StoreOption,
     config: Path | None = ConfigOption,
-    probe_cc: str | None = CcOption,
-    probe_asn: str | None = AsnOption,
+    probe_cc: str | None = ProbeCcOption,
+    probe_asn: str | None = ProbeAsnOption,
     vantage: str | None = VantageOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only problems (cron mails output)"),
 ) -> None:
@@ -208,8 +212,8 @@ def install_cmd(
     enable: bool = typer.Option(False, "--enable", help="systemd with --write: daemon-reload and enable --now the timers"),
     store: str | None = StoreOption,
     config: Path | None = ConfigOption,
-    probe_cc: str | None = CcOption,
-    probe_asn: str | None = AsnOption,
+    probe_cc: str | None = ProbeCcOption,
+    probe_asn: str | None = ProbeAsnOption,
     vantage: str | None = VantageOption,
 ) -> None:
     """Print (or with --write install) what makes the probe sets run on their own.

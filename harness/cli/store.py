@@ -14,7 +14,7 @@ from ..store.sqlite import Store
 from ..store.target import redact
 from ..store.upkeep import check_store, prune_evidence, vacuum_store
 from ._app import app
-from ._common import JsonOption, StoreOption, console, err_console, esc, print_json, store_path
+from ._common import ConfigOption, JsonOption, StoreOption, console, err_console, esc, print_json, store_path
 
 store_app = typer.Typer(help="Store maintenance: integrity check, evidence retention, vacuum.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
@@ -55,7 +55,7 @@ def prune_cmd(
     keep_evidence: str | None = typer.Option(None, "--keep-evidence", help="keep bodies of measurements newer than this (90d, 12w, 36h) [config: keep_evidence]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="count what would go, delete nothing"),
     store: str | None = StoreOption,
-    config: Path | None = typer.Option(None, "--config", help="harness.toml to use"),
+    config: Path | None = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Delete page bodies only older measurements refer to; verdicts and body hashes stay."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from ..analysis.items import ItemTimeline, item_timeline
@@ -11,14 +9,14 @@ from ..analysis.timeline import run_history, term_timeline
 from ..errors import NotFoundError
 from ..store.sqlite import Store
 from ._app import app
-from ._common import JsonOption, StoreOption, print_json, store_path
+from ._common import JsonOption, PlatformFilterOption, ProbeSetFilterOption, StoreOption, print_json, store_path
 from ._output import Col, Format, FormatOption, choose_format, emit, note
 
 
 @app.command("timeline")
 def timeline_cmd(
     term: str = typer.Argument(..., help="the term as written in its keyword list, or a watched item's URL"),
-    platform: list[str] = typer.Option([], "--platform", "-p", metavar="NAME", help="only this platform (repeatable)"),
+    platform: list[str] = PlatformFilterOption,
     vantage: list[str] = typer.Option([], "--vantage", metavar="LABEL", help="only this vantage point (repeatable)"),
     store: str | None = StoreOption,
     fmt: Format | None = FormatOption,
@@ -85,7 +83,7 @@ def print_item_timeline(tl: ItemTimeline, fmt: Format = Format.table) -> None:
 
 @app.command("history")
 def history_cmd(
-    probe_set: str | None = typer.Option(None, "--probe-set", "-P", metavar="NAME", help="only runs of this probe set"),
+    probe_set: str | None = ProbeSetFilterOption,
     vantage: str | None = typer.Option(None, "--vantage", metavar="LABEL", help="only runs from this vantage point"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="at most this many runs (newest first)"),
     store: str | None = StoreOption,

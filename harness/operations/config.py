@@ -309,7 +309,8 @@ def _rebase(cfg: HarnessConfig, dotted: str, base: Path) -> None:
     value = getattr(obj, leaf)
     if value is None or "://" in str(value) or Path(value).is_absolute():
         return
-    setattr(obj, leaf, base / value)
+    rebased = base / value
+    setattr(obj, leaf, str(rebased) if isinstance(value, str) else rebased)  # keep the field's type (store is a str)
 
 
 def _flat_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
