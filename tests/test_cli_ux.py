@@ -235,7 +235,8 @@ def test_schedule_install_carries_store_config_and_vantage(tmp_path):
                                        "schedule: {cron: '0 3 * * *'}\n", encoding="utf-8")
     (tmp_path / "harness.toml").write_text('[vantage]\nprobe_asn = "AS4134"\n', encoding="utf-8")
     env = {"HARNESS_STORE": "team/store.db", "HARNESS_VANTAGE__LABEL": "bj-1"}
-    cron = harness("schedule", "install", "probes", "--crontab", "--probe-cc", "CN", cwd=tmp_path, env=env)
+    cron = harness("schedule", "install", "probes", "--crontab", "--probe-cc", "CN", "--base-url",
+                   "baidu=http://127.0.0.1:9", cwd=tmp_path, env=env)
     assert cron.returncode == 0, cron.stderr
     (line,) = [x for x in cron.stdout.splitlines() if x and not x.startswith("#")]
     argv = shlex.split(line.split(" && ", 1)[1])
@@ -243,7 +244,9 @@ def test_schedule_install_carries_store_config_and_vantage(tmp_path):
     assert opts["--store"] == str((tmp_path / "team" / "store.db").resolve())
     assert opts["--config"] == str((tmp_path / "harness.toml").resolve())
     assert (opts["--probe-cc"], opts["--vantage"]) == ("CN", "bj-1") and "--probe-asn" not in opts  # that one is in the file
-    units = harness("schedule", "install", "probes", "--systemd", "--probe-cc", "CN", cwd=tmp_path, env=env)
+    assert opts["--base-url"] == "baidu=http://127.0.0.1:9"
+    units = harness("schedule", "install", "probes", "--systemd", "--probe-cc", "CN", "--base-url",
+                    "baidu=http://127.0.0.1:9", cwd=tmp_path, env=env)
     assert units.returncode == 0, units.stderr
     (exec_line,) = [x for x in units.stdout.splitlines() if x.startswith("ExecStart=")]
     argv = shlex.split(exec_line.removeprefix("ExecStart="))
@@ -251,6 +254,9 @@ def test_schedule_install_carries_store_config_and_vantage(tmp_path):
     assert argv[argv.index("run") + 1] == str((probes / "daily.yaml").resolve())
     assert opts["--store"] == str((tmp_path / "team" / "store.db").resolve())
     assert (opts["--probe-cc"], opts["--vantage"], opts["--config"]) == ("CN", "bj-1", str((tmp_path / "harness.toml").resolve()))
+    assert opts["--base-url"] == "baidu=http://127.0.0.1:9"
+    bad = harness("schedule", "install", "probes", "--crontab", "--base-url", "nourl", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
 def test_retry_backoff_from_probe_set_config_and_command_line(tmp_path, capsys, monkeypatch):

@@ -215,11 +215,12 @@ def install_cmd(
     probe_cc: str | None = ProbeCcOption,
     probe_asn: str | None = ProbeAsnOption,
     vantage: str | None = VantageOption,
+    base_url: list[str] = BaseUrlOption,
 ) -> None:
     """Print (or with --write install) what makes the probe sets run on their own.
 
-    The line or units carry the configuration file, and the store and vantage point when they
-    came from the command line or the environment (HARNESS_STORE, HARNESS_VANTAGE__*).
+    The line or units carry the configuration file, and the store, vantage point and --base-url
+    when they came from the command line or the environment (HARNESS_STORE, HARNESS_VANTAGE__*).
     """
     if crontab == systemd:
         raise HarnessError("choose one of --crontab or --systemd")
@@ -227,7 +228,8 @@ def install_cmd(
                                                    "vantage.label": vantage})
     workdir = Path.cwd()
     cfg_file = cfg.source_file
-    carry = carried_args(cfg)
+    parse_base_urls(base_url)  # a bad NAME=URL is one line now, not in every scheduled run
+    carry = carried_args(cfg) + [x for b in base_url for x in ("--base-url", b)]
     if crontab:
         block = crontab_block(workdir, probes, config=cfg_file, extra=carry, every_minutes=every)
         if not write:
