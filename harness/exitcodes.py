@@ -32,7 +32,9 @@ class ExitInfo(NamedTuple):
 
 
 EXIT_CODES: dict[ExitCode, ExitInfo] = {
-    ExitCode.OK: ExitInfo("ok", "done; nothing to report"),
+    ExitCode.OK: ExitInfo("ok", "done; nothing to report. Also when the reader of its output went away "
+                                "(`harness export` piped into `head -1`): the command stops quietly, whatever it would have "
+                                "found"),
     ExitCode.FOUND: ExitInfo(
         "found", "the command worked and found what it looks for: changes (`diff --exit-code`), a problem in the "
                  "store (`store check`), a failing platform (`platforms check`); a scheduled run crashed"),

@@ -21,6 +21,9 @@ class FailureCode(str, Enum):
     connection_reset = "connection_reset"
     dns_error = "dns_error"
     tls_error = "tls_error"
+    tls_invalid_hostname = "tls_invalid_hostname"
+    tls_unknown_authority = "tls_unknown_authority"
+    tls_invalid_certificate = "tls_invalid_certificate"
     proxy_error = "proxy_error"
     network_error = "network_error"
     http_429 = "http_429"
@@ -63,7 +66,17 @@ FAILURES: dict[FailureCode, FailureInfo] = {
     FailureCode.connection_reset: FailureInfo(
         "the connection was reset or closed mid-answer", "connection_reset", True),
     FailureCode.dns_error: FailureInfo("the host name did not resolve", "dns_nxdomain_error", False),
-    FailureCode.tls_error: FailureInfo("the TLS handshake or certificate check failed", "ssl_failed_handshake", False),
+    FailureCode.tls_error: FailureInfo(
+        "the TLS handshake failed for another reason than the three certificate failures below (a protocol or "
+        "cipher mismatch, a handshake cut short)", "ssl_failed_handshake", False),
+    FailureCode.tls_invalid_hostname: FailureInfo(
+        "the server's certificate is not valid for the host name asked for", "ssl_invalid_hostname", False),
+    FailureCode.tls_unknown_authority: FailureInfo(
+        "the server's certificate is self-signed or signed by an authority the harness does not trust",
+        "ssl_unknown_authority", False),
+    FailureCode.tls_invalid_certificate: FailureInfo(
+        "the server's certificate is invalid: expired, not yet valid, or otherwise rejected", "ssl_invalid_certificate",
+        False),
     FailureCode.proxy_error: FailureInfo(
         "the configured HTTP or SOCKS proxy refused or failed the request", None, False),
     FailureCode.network_error: FailureInfo("any other transport error", OONI_UNKNOWN, True),

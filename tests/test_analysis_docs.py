@@ -18,7 +18,7 @@ from harness.store import Store
 from .comparator_helpers import build_three_runs, cli
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "analysis.md"
-pytest.importorskip("pyarrow")
+pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install -e '.[test]' or '.[parquet]')")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def _sql_blocks() -> list[str]:
 
 
 def _duckdb(root: Path):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (pip install -e '.[test]')")
     con = duckdb.connect()
     view = _sql_blocks()[0].replace("export/**/*.parquet", str(root / "export" / "**" / "*.parquet"))
     con.execute(view)
@@ -84,6 +84,7 @@ def test_a_dataset_never_lands_on_an_existing_folder(exported, tmp_path):
 def test_verdict_shares_per_platform_per_month(exported):
     _, _, root, probes = exported
     con = _duckdb(root)
+    assert len(_sql_blocks()) == 4, "a new SQL block in docs/analysis.md needs its test here"
     rows = con.execute(_sql_blocks()[1]).fetchall()
     expected = Counter((m.platform, m.measurement_start_time.strftime("%Y-%m"), m.verdict.value) for m in probes)
     assert {(p, mo, v): n for p, mo, v, n, _ in rows} == dict(expected)
@@ -124,14 +125,20 @@ def test_the_diff_query_agrees_with_harness_diff(exported):
     assert {"newly_censored", "became_unknown", "new_term", "dropped_term"} <= {r[-1] for r in rows}
 
 
-def test_pandas_and_polars_read_the_dataset(exported):
+def test_pandas_reads_the_dataset(exported):
+    """One light test per reader (pandas and polars are in the test extra only for these two): each
+    skips, saying why, where its library is not installed."""
     _, _, root, probes = exported
-    pd = pytest.importorskip("pandas")
-    pl = pytest.importorskip("polars")
+    pd = pytest.importorskip("pandas", reason="pandas is not installed (pip install -e '.[test]')")
     df = pd.read_parquet(root / "export")
     assert len(df[df.role == "probe"]) == len(probes)
     assert str(df["measurement_start_time"].dtype).startswith("datetime64") and df["censored"].dtype == bool
     assert set(df["platform"].astype(str)) == {"sandbox"}
+
+
+def test_polars_reads_the_dataset(exported):
+    _, _, root, probes = exported
+    pl = pytest.importorskip("polars", reason="polars is not installed (pip install -e '.[test]')")
     lf = pl.scan_parquet(root / "export", hive_partitioning=True)
     counts = dict(lf.filter(pl.col("role") == "probe").group_by("verdict").len().collect().iter_rows())
     assert counts == dict(Counter(m.verdict.value for m in probes))

@@ -14,7 +14,7 @@ from harness.errors import InputError
 from harness.store.sqlite import Store
 
 from .comparator_helpers import cli, make_world, run, sandboxes
-from .conftest import run_cli
+from .conftest import FIXTURES, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,74 @@ def test_parquet_round_trip(two_vantages, tmp_path):
         summary = import_file(st, out)
     assert summary.duplicates == 0 and summary.added == table.num_rows
     assert _dump(tmp_path / "p.db") == _dump(root / "bj.db")
+
+
+def test_a_failed_import_into_a_new_store_leaves_no_store_behind(tmp_path, capsys):
+    """A bad record (line 4), a missing file, a non-UTF-8 line: an import that fails into a store that did
+    not exist leaves neither a store file nor the folders made for it; a good one leaves a complete
+    store; a failed one into an existing store leaves it as it was."""
+    from .test_schedule_support import cli_inprocess
+
+    lines = (FIXTURES / "compat" / "export-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    rec = json.loads(lines[3])
+    rec["failure"], rec["test_keys"]["verdict"] = "not_a_code", "failure"
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines[:3] + [json.dumps(rec)] + lines[4:]) + "\n", encoding="utf-8")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(lines[0].encode() + b"\n\xff\xfe\n")
+    for source, why in ((broken, "broken.jsonl:4"), (tmp_path / "missing.jsonl", "file not found"),
+                        (binary, "binary.jsonl:2")):
+        target = tmp_path / "new" / "deeper" / "s.db"
+        res = cli_inprocess(capsys, "import", str(source), "--store", str(target))
+        assert res.returncode == 2 and why in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert not (tmp_path / "new").exists(), sorted(p.name for p in (tmp_path / "new").rglob("*"))
+    target = tmp_path / "new" / "s.db"
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli_inprocess(capsys, "import", str(good), "--store", str(target)).returncode == 0
+    with Store(target, readonly=True) as st:
+        assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == len(lines)
+    res = cli_inprocess(capsys, "import", str(broken), "--store", str(target))
+    assert res.returncode == 2 and target.exists()  # an existing store is kept, unchanged
+    with Store(target, readonly=True) as st:
+        assert st.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == len(lines)
+
+
+def test_a_nul_in_a_term_is_stored_and_found_on_both_backends(store_target, tmp_path):
+    """PostgreSQL text (and its JSON) cannot hold U+0000, SQLite's can: an imported measurement whose term
+    has a NUL is stored on both, never a failed write; SQLite exports it back exactly, PostgreSQL with
+    U+FFFD in its place and nothing else changed; a timeline and a diff of that very term find it on both."""
+    from harness.analysis.diff import diff_runs
+    from harness.analysis.timeline import term_timeline
+    from harness.store import is_postgres
+
+    lines = (FIXTURES / "compat" / "export-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    recs = [json.loads(line) for line in lines]
+    probe = next(r for r in recs if r["test_keys"].get("role", "probe") == "probe" and r["input"])
+    term = probe["input"] + "\x00" + probe["input"]
+    probe["input"] = term
+    probe["test_keys"].setdefault("signals", []).append("literal \\u0000 text, kept")  # not a NUL: untouched
+    source = tmp_path / "nul.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    with Store(store_target) as st:
+        assert import_file(st, source).added == len(recs)
+    back = tmp_path / "back.jsonl"
+    with Store(store_target, readonly=True) as st:
+        export_store(st, back, "jsonl")
+        assert len(term_timeline(st, term).tracks) == 1
+        runs = [r.run_id for r in st.list_runs()]
+        changes = diff_runs(st, runs[-1], runs[0]).changes
+    stored_term = term.replace("\x00", "\ufffd") if is_postgres(store_target) else term
+    assert any(c.term == stored_term for c in changes)
+    reference = tmp_path / "reference.db"  # what SQLite gives back, with U+FFFD for the NUL on PostgreSQL
+    with Store(reference) as st:
+        import_file(st, source)
+    with Store(reference, readonly=True) as st:
+        ref = json.dumps(list(iter_records(st)))
+    if is_postgres(store_target):
+        ref = ref.replace("\\u0000", "\\ufffd").replace("\\\\ufffd", "\\\\u0000")  # the escape, not the literal
+    want = sorted(json.dumps(r, sort_keys=True) for r in json.loads(ref))
+    exported = [json.loads(line) for line in back.read_text(encoding="utf-8").splitlines()]
+    assert sorted(json.dumps(r, sort_keys=True) for r in exported) == want
+    [mine] = [r for r in exported if r["measurement_uid"] == probe["measurement_uid"]]
+    assert mine["input"] == stored_term and "literal \\u0000 text, kept" in mine["test_keys"]["signals"]

@@ -160,3 +160,121 @@ def test_read_only_and_full_file_systems(tmp_path):
         assert results[i]["code"] == ExitCode.CANNOT_WRITE and "disk is full" in results[i]["err"], results[i]
     assert codes
     assert answer["left"] == [], "a full disk leaves no half-written file or temporary"
+
+
+def _older_schema_copy(dest: Path) -> int:
+    """The pinned store taken back one schema version (the last migration undone: no body_refs), in WAL
+    mode as runs leave it: a store that needs a migration before this harness can read it."""
+    import sqlite3
+
+    from harness.store.sqlite import SCHEMA_VERSION
+
+    shutil.copyfile(COMPAT / "store-v1.db", dest)
+    conn = sqlite3.connect(dest, isolation_level=None)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6  # else: undo another step
+        conn.execute("DROP TABLE body_refs")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION - 1}")
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+    return SCHEMA_VERSION - 1
+
+
+def test_an_older_schema_on_read_only_media_is_read_by_every_read_only_command(tmp_path):
+    """F5 with a migration pending: the store is neither written nor migrated in place (it cannot be);
+    each read-only command reads a migrated temporary copy, which is removed afterwards."""
+    if not _namespace_available():
+        pytest.skip("no private mount namespace here (unshare -rm)")
+    src, ro, out = tmp_path / "archive", tmp_path / "ro", tmp_path / "out"
+    for d in (src, ro, out):
+        d.mkdir()
+    old = _older_schema_copy(src / "s.db")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    program = textwrap.dedent(f"""
+        import contextlib, glob, io, json, os, sys, tempfile
+        from harness.cli import main
+        def run(*args):
+            out, err = io.StringIO(), io.StringIO()
+            code = 0
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    main(list(args))
+                except SystemExit as exc:
+                    code = exc.code or 0
+            return {{"args": args, "code": code, "out": out.getvalue(), "err": err.getvalue()}}
+        store = {str(ro / "s.db")!r}
+        results = [
+            run("runs", "list", "--store", store, "--json"),
+            run("diff", "--store", store, "--json"),
+            run("export", "--store", store, "-o", {str(out / "e.jsonl")!r}),
+            run("timeline", "白纸", "--store", store),
+            run("history", "--store", store),
+            run("report", "--store", store, "-o", {str(out / "r.html")!r}),
+            run("store", "check", "--store", store, "--json"),
+            run("store", "prune", "--keep-evidence", "1d", "--store", store),
+        ]
+        left = glob.glob(os.path.join(tempfile.gettempdir(), "harness-readonly-*"))
+        print(json.dumps({{"results": results, "left": left}}))
+        """)
+    script = f"mount --bind {src} {ro} && mount -o remount,bind,ro {ro} && exec {sys.executable} -c \"$0\""
+    env = _env()
+    env["TMPDIR"] = str(tmp_path)  # the migrated copies go here (and must be gone afterwards)
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, program], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    results = answer["results"]
+    for r in results:
+        assert "Traceback" not in r["err"] and "internal error" not in r["err"], r
+    for r in results[:7]:
+        assert r["code"] == ExitCode.OK, r
+    assert len(json.loads(results[0]["out"])) == len(MANIFEST_RUNS)
+    assert sum(1 for _ in (out / "e.jsonl").open(encoding="utf-8")) == json.loads(
+        (COMPAT / "MANIFEST.json").read_text(encoding="utf-8"))["export_records"]
+    assert (out / "r.html").stat().st_size > 0
+    check = json.loads(results[6]["out"])
+    assert check["ok"] and check["missing_bodies"] == 0 and check["body_mismatches"] == []
+    prune = results[7]  # a writer: one line, cannot write
+    assert prune["code"] == ExitCode.CANNOT_WRITE and len(prune["err"].strip().splitlines()) == 1, prune
+    assert answer["left"] == [], "the migrated temporary copies are removed"
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before, "the archived store is untouched"
+    import sqlite3
+
+    with sqlite3.connect(f"file:{src / 's.db'}?mode=ro", uri=True) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == old
+
+
+MANIFEST_RUNS = json.loads((COMPAT / "MANIFEST.json").read_text(encoding="utf-8"))["runs"]
+
+
+@pytest.mark.parametrize("args", [  # one per kind of writer: a stream of records, a JSON document, a table
+    ["export", "--store", "{store}", "--format", "csv"],
+    ["diff", "--store", "{store}", "--json"],
+    ["keywords", "export", str(REPO / "keywords")],
+])
+def test_a_reader_that_went_away_ends_the_command_quietly_with_exit_0(tmp_path, args):
+    """`harness export | head -1`: stdout is a pipe whose reader has already exited, so the first write
+    fails with EPIPE; the command ends at once, prints nothing, and exits 0 (the exit-code table's
+    "ok"), like Unix tools whose reader stopped reading. Typer used to turn it into exit 1."""
+    store = tmp_path / "s.db"
+    shutil.copyfile(COMPAT / "store-v1.db", store)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harness", *[a.replace("{store}", str(store)) for a in args]],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, env=_env(), timeout=60,
+                              cwd=tmp_path)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == ExitCode.OK and proc.stderr == "", proc.stderr
+
+
+def test_export_piped_into_head_exits_0_without_a_traceback(tmp_path):
+    """The same through a real shell pipe: a large export cut short by `head -1`."""
+    store = tmp_path / "s.db"
+    shutil.copyfile(COMPAT / "store-v1.db", store)
+    script = (f"{sys.executable} -m harness export --store {store} --bodies 2>{tmp_path / 'err'} | head -1 >/dev/null;"
+              " echo ${PIPESTATUS[0]}")
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.stdout.strip() == "0" and (tmp_path / "err").read_text() == ""

@@ -43,6 +43,8 @@ def test_retention_prunes_old_bodies_but_keeps_verdicts_and_hashes(store_target)
         assert dry.bodies_deleted == 1 and st.conn.execute("SELECT COUNT(*) FROM bodies").fetchone()[0] == 3
         report = prune_evidence(st, parse_duration("90d"), now=NOW)
         assert report.bodies_deleted == 1 and report.measurements_affected == 1 and report.bodies_kept == 2
+        # the dry run announced exactly what the real prune then did (on PostgreSQL too)
+        assert dry.model_dump(exclude={"dry_run"}) == report.model_dump(exclude={"dry_run"})
         assert report.compressed_bytes_freed > 0
         after = {m.input: m for m in st.measurements()}
         assert {k: m.verdict for k, m in after.items()} == {k: m.verdict for k, m in before.items()}
@@ -135,3 +137,56 @@ def test_an_old_store_is_migrated_to_the_retention_schema(store_path):
     with Store(store_path) as st:
         assert st.schema_version == len(MIGRATIONS)
         assert st.conn.execute("SELECT COUNT(*) FROM pruned_bodies").fetchone()[0] == 0
+
+
+def test_prune_counts_each_measurement_once_however_its_bodies_fall_into_chunks(store_target):
+    """600 old measurements, each with a page of its own and one soft-probe page they all share: the
+    doomed bodies span two 500-body chunks, and each measurement is still counted once, by the dry
+    run and by the real prune alike (they once added a count per chunk)."""
+    shared = b"shared soft probe page"
+    with Store(store_target) as st:
+        st.create_run(Run(run_id="r", probe_set="p", started_at=NOW - dt.timedelta(days=200), status="complete"))
+        shared_sha = st.put_body(shared)
+        items = []
+        for i in range(600):
+            m = Measurement(measurement_id=f"m{i}", run_id="r", probe_set="p", task_key=f"k{i}",
+                            measurement_start_time=NOW - dt.timedelta(days=120), platform="sandbox", input=f"t{i}",
+                            query=f"t{i}", verdict=Verdict.soft)
+            m.test_keys.soft_probe = {"stored_body_sha256": shared_sha}
+            items.append((m, f"page {i}".encode() * 20, ()))
+        st.add_measurements(items)
+        assert st.conn.execute("SELECT COUNT(*) FROM body_refs").fetchone()[0] == 1200
+        dry = prune_evidence(st, parse_duration("90d"), now=NOW, dry_run=True)
+        real = prune_evidence(st, parse_duration("90d"), now=NOW)
+    assert (dry.bodies_deleted, dry.measurements_affected, dry.bodies_kept) == (601, 600, 0)
+    assert dry.model_dump(exclude={"dry_run"}) == real.model_dump(exclude={"dry_run"})
+
+
+def test_check_hashes_every_body_again_and_names_a_tampered_one(store_target, capsys):
+    """A page body altered in place (its key, the measurement's body_sha256, left alone) and a redacted
+    copy altered the same way (stored under stored_body_sha256): check finds both, names them, exits 1."""
+    import zlib
+
+    seed(store_target, {"plain": (1, b"plain page" * 50, Verdict.hard), "other": (1, b"other page", Verdict.hard)})
+    with Store(store_target) as st:
+        m = Measurement(measurement_id="red", run_id="r", probe_set="p", task_key="red", platform="sandbox",
+                        measurement_start_time=NOW, input="red", query="red", verdict=Verdict.not_censored)
+        m.evidence.body_sha256, m.evidence.redacted = "0" * 64, 1  # the hash of what was received (not stored)
+        st.add_measurement(m, b"page with REDACTED in it")
+        stored = {x.input: x.evidence for x in st.measurements()}
+    assert stored["red"].stored_body_sha256 and stored["red"].stored_key == stored["red"].stored_body_sha256
+    clean = check_store(store_target)
+    assert clean.ok and clean.bodies_rehashed == 3 and clean.body_mismatches == []
+    with Store(store_target) as st:
+        for key, forged in ((stored["plain"].body_sha256, b"plain page, edited"),
+                            (stored["red"].stored_body_sha256, b"page with the secret back in it")):
+            st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (zlib.compress(forged), key))
+    report = check_store(store_target)
+    assert not report.ok and report.bodies_rehashed == 3
+    assert report.body_mismatches == sorted([stored["plain"].body_sha256, stored["red"].stored_body_sha256])
+    assert any("do not match their SHA-256" in p for p in report.problems)
+    res = cli_inprocess(capsys, "store", "check", "--store", str(store_target))
+    assert res.returncode == 1 and "2 mismatches" in res.stdout and stored["plain"].body_sha256[:16] in res.stderr
+    with Store(store_target) as st:  # data that does not even decompress is a mismatch too
+        st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (b"not zlib", stored["other"].body_sha256))
+    assert stored["other"].body_sha256 in check_store(store_target).body_mismatches

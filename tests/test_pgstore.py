@@ -190,6 +190,28 @@ def test_report_agrees(twins):
     assert sh_row.endswith("| none |") and "this report" in lab_row  # both measured epoch "after" last
 
 
+def test_reclassify_agrees(twins):
+    """Re-reading stored pages through a changed spec (its hard-censorship notices dropped) gives the same
+    changes from both stores (a dry run: the shared stores stay as they are)."""
+    from harness.analysis.reclassify import reclassify_run
+    from harness.platforms.registry import PlatformRegistry
+
+    db, url, (r1, r2, _r3, _sh) = twins
+    base = PlatformRegistry.default(include_cwd=False).get("sandbox")
+    blind = base.model_copy(update={"signals": base.signals.model_copy(update={"hard": []})})
+    registry = PlatformRegistry({"sandbox": blind})
+
+    def answers(st):
+        out = []
+        for run_id in (r1, r2):
+            res = reclassify_run(st, run_id, registry, dry_run=True)
+            out.append(res.model_dump(mode="json", exclude={"batch_id", "created_at"}))
+        return out
+
+    lite, pg = _same(answers, db, url)
+    assert pg == lite and sum(r["changed"] for r in lite) > 0
+
+
 def test_check_and_retention_agree(twins, tmp_path, pg_server):
     db, url, _ = twins
     lite, pg = check_store(db), check_store(url)
@@ -292,14 +314,48 @@ def _stored(store, probe_set: str, vantage: str) -> int:
         return 0
 
 
-def _kill_when_started(proc: subprocess.Popen, store, probe_set: str, vantage: str, at_least: int = 5) -> None:
-    deadline = time.monotonic() + 60
-    while _stored(store, probe_set, vantage) < at_least:
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+def _kill_when_started(proc: subprocess.Popen, store, probe_set: str, vantage: str, at_least: int = 2,
+                       group: bool = False) -> None:
+    """SIGKILL ``proc`` once it has stored ``at_least`` measurements. Robust under load: one connection
+    polls (a read-write one, in autocommit: it sees each commit; a read-only store is one snapshot), and
+    the threshold is low, so the window before the run could end is most of the run."""
+    deadline = time.monotonic() + 90
+    while True:  # the run creates the store (as its own user): never create it here
+        try:
+            Store(store, readonly=True).close()
+            break
+        except StoreError:
+            assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    with Store(store) as st:
+        while True:
+            n = st.conn.execute("SELECT COUNT(*) FROM measurements m JOIN runs r ON r.run_id = m.run_id"
+                                " WHERE r.probe_set=? AND r.vantage=?", (probe_set, vantage)).fetchone()[0]
+            if n >= at_least:
+                break
+            assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    if group:  # a shell and the harness it started (a cron line)
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def _until_interrupted(store, probe_set: str, vantage: str) -> None:
+    """The server drops a killed process's advisory lock when it notices the closed connection: a
+    moment later, not at once. Wait for it (bounded) before asserting what a later run will see."""
+    deadline = time.monotonic() + 30
+    while True:
+        with Store(store, readonly=True) as st:
+            [killed] = st.list_runs(probe_set, vantage=vantage)
+            status = effective_status(killed, st)
+        if status == "interrupted" or time.monotonic() > deadline:
+            assert status == "interrupted", status
+            return
+        time.sleep(0.05)
 
 
 def test_four_writers_two_killed_and_resumed_store_each_planned_measurement_once(sandbox, tmp_path, pg_url):
@@ -315,10 +371,8 @@ def test_four_writers_two_killed_and_resumed_store_each_planned_measurement_once
         if key not in victims:
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
-    with Store(pg_url, readonly=True) as st:
-        for n, v in victims:
-            [killed] = st.list_runs(n, vantage=v)
-            assert effective_status(killed, st) == "interrupted"
+    for n, v in victims:
+        _until_interrupted(pg_url, n, v)
     resumed = {key: _harness_run(sets[key[0]], pg_url, sandbox.url, key[1]) for key in victims}  # both at once
     for proc in resumed.values():
         out, err = proc.communicate(timeout=120)
@@ -444,3 +498,97 @@ def test_vacuum_on_postgresql_waits_for_no_run_and_isolation_evidence_lands_ther
         vacuum_store(pg_url)
     report = vacuum_store(pg_url)
     assert report.size_before > 0 and report.size_after > 0
+
+
+# --------------------------------------------------------------------------- scheduling against a team store
+
+
+def _password_role(pg_server, marker: str) -> tuple[str, str, str]:
+    """A login role whose password the server really asks for (scram over the unix socket, for this role
+    only; everyone else stays on trust), owning a fresh schema: (role, its URL without password, admin URL)."""
+    import uuid
+
+    import psycopg
+
+    role = "sched_" + uuid.uuid4().hex[:10]
+    admin = pg_server.new_schema()
+    schema = admin.rsplit("search_path%3D", 1)[1]
+    with psycopg.connect(pg_server.url("harness"), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{marker}'")
+        conn.execute(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.3)  # the postmaster re-reads pg_hba.conf asynchronously
+    return role, pg_server.url("harness", user=role, schema=schema), admin
+
+
+def test_schedule_install_on_postgresql_refuses_a_password_and_its_line_runs_and_resumes(sandbox, tmp_path, pg_server,
+                                                                                        capsys, monkeypatch):
+    """`schedule install --store postgresql://...`: a URL with a password is refused (it would land in the
+    crontab); without one, the installed line itself, run by bash as cron would, reaches the real server with
+    the password from $PGPASSWORD, is SIGKILLed mid-run, and the next tick (password from ~/.pgpass this time)
+    resumes that run: every planned measurement once. Without any password: one line, exit 4. The password
+    appears in no output, no log and no row."""
+    from harness.measure.plan import load_probe_set, plan_run
+    from harness.platforms.registry import PlatformRegistry
+
+    from .test_schedule_support import cli_inprocess
+
+    marker = "pw-SCHED-4242"
+    role, url, admin = _password_role(pg_server, marker)
+    work = tmp_path / "work"
+    work.mkdir()
+    ps = _probe_set(work, "sched", terms=24, interval=0.05)
+    ps.write_text(ps.read_text(encoding="utf-8") + 'schedule: {cron: "0 */6 * * *"}\n', encoding="utf-8")
+    os.utime(ps, (time.time() - 10 * 86400,) * 2)  # known for days: its first slot has passed
+    (work / "harness.toml").write_text(f'[base_urls]\nsandbox = "{sandbox.url}"\n', encoding="utf-8")
+    monkeypatch.chdir(work)
+    for k in [k for k in os.environ if k.startswith(("HARNESS_", "PG"))]:
+        monkeypatch.delenv(k)
+    with_password = url.replace(f"{role}@", f"{role}:{marker}@")
+    refused = cli_inprocess(capsys, "schedule", "install", "probes", "--crontab", "--store", with_password,
+                            "--config", "harness.toml")
+    assert refused.returncode == 2 and "password" in refused.stderr and marker not in refused.stdout + refused.stderr
+    installed = cli_inprocess(capsys, "schedule", "install", "probes", "--crontab", "--store", url,
+                              "--config", "harness.toml")
+    assert installed.returncode == 0, installed.stderr
+    [line] = [ln for ln in installed.stdout.splitlines() if ln and not ln.startswith("#")]
+    command = line.split(None, 5)[5]
+    assert "schedule run" in command and "--store" in command and url in command.replace("'", "")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "PG"))}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO))
+
+    def tick(**extra: str) -> subprocess.Popen:
+        return subprocess.Popen(["bash", "-c", command], env={**env, **extra}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    first = tick(PGPASSWORD=marker)
+    _kill_when_started(first, admin, "sched", "", group=True)
+    seen = list(first.communicate())
+    (home / ".pgpass").write_text(f"*:*:*:{role}:{marker}\n")
+    (home / ".pgpass").chmod(0o600)
+    second = tick()
+    seen += second.communicate(timeout=120)
+    assert second.returncode == 0, seen[-1]
+    (home / ".pgpass").unlink()
+    third = tick()
+    seen += third.communicate(timeout=60)
+    assert third.returncode == 4 and len(seen[-1].strip().splitlines()) == 1, seen[-1]
+    assert "no password" in seen[-1] or "password authentication" in seen[-1], seen[-1]
+    with Store(admin, readonly=True) as st:
+        [r] = st.list_runs("sched")  # the killed run was resumed, not replaced
+        assert r.status == "complete"
+        keys = [row[0] for row in st.conn.execute("SELECT task_key FROM measurements WHERE run_id=? AND role != 'truism'",
+                                                  (r.run_id,))]
+        stored = [str(tuple(row)) for table in ("runs", "measurements", "run_locks", "harness_meta")
+                  for row in st.conn.execute(f"SELECT * FROM {table}")]
+    plan = plan_run(load_probe_set(ps)[0], PlatformRegistry.default(), base_urls={"sandbox": sandbox.url},
+                    keyword_dirs=[work / "keywords"])
+    assert sorted(keys) == sorted(t.key for t in plan.tasks)
+    logs = [p.read_text(errors="replace") for p in work.rglob("*.jsonl")]
+    assert logs and any('"scheduled_run_start"' in text for text in logs)
+    for text in seen + logs + stored + [installed.stdout, installed.stderr, line]:
+        assert marker not in text

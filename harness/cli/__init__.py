@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.OK
     except BaseException as exc:  # noqa: BLE001 - the one place every failure becomes a line and a code
         if isinstance(exc, SystemExit):
+            if _reader_went_away(exc):  # Typer turns EPIPE on stdout into a silent sys.exit(1)
+                _silence_stdout()
+                sys.exit(ExitCode.OK)
             raise
         code, line = classify_exception(exc)
         if code == ExitCode.INTERNAL_ERROR and os.environ.get("HARNESS_DEBUG"):
@@ -151,7 +154,19 @@ def main(argv: list[str] | None = None) -> None:
     code = int(code) if isinstance(code, int) else 0
     if code == ExitCode.INTERRUPTED:  # Typer turns KeyboardInterrupt into a silent exit 130
         _say("interrupted (a run is marked interrupted and resumes next time)")
+    try:  # what is still buffered: a reader that went away now is no error either
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except (OSError, ValueError):
+        pass
     sys.exit(code)
+
+
+def _reader_went_away(exc: SystemExit) -> bool:
+    """A ``SystemExit`` raised while handling EPIPE on stdout (the reader of a pipe exited)."""
+    cause = exc.__context__
+    return (exc.code == 1 and isinstance(cause, OSError) and cause.errno == errno.EPIPE)
 
 
 def _silence_stdout() -> None:

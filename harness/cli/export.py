@@ -10,7 +10,7 @@ import typer
 from ..analysis.diff import resolve_run
 from ..analysis.export import export_store, import_file
 from ..errors import InputError
-from ..store.base import Store
+from ..store.base import Store, new_store_or_nothing
 from ._app import app
 from ._common import JsonOption, PlatformFilterOption, ProbeSetFilterOption, StoreOption, console, err_console, esc, print_json, store_path
 
@@ -56,7 +56,7 @@ def import_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """Merge an export (e.g. from another vantage point) into the store, skipping measurements already there."""
-    with Store(store_path(store)) as st:
+    with new_store_or_nothing(store_path(store)) as st:  # a failed import into a new store leaves no file
         summary = import_file(st, file)
     if as_json:
         print_json(summary.model_dump(mode="json"))

@@ -28,7 +28,8 @@ def _mib(n: int) -> str:
 @store_app.command("check")
 def check_cmd(store: str | None = StoreOption, as_json: bool = JsonOption) -> None:
     """Integrity (SQLite: PRAGMA integrity_check; PostgreSQL: the server's checksums), schema version, bodies
-    and runs; exit 1 when something is wrong."""
+    (each one decompressed and hashed again against the hash it is stored under) and runs; exit 1 when
+    something is wrong."""
     report = check_store(store_path(store))
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -36,7 +37,8 @@ def check_cmd(store: str | None = StoreOption, as_json: bool = JsonOption) -> No
         console.print(f"{esc(report.path)}: integrity {report.integrity}, schema {report.schema_version}"
                       f" (harness {report.expected_schema_version}), {_mib(report.size_bytes)}")
         console.print(f"{report.runs} runs, {report.measurements} measurements, {report.bodies} bodies"
-                      f" ({report.pruned_bodies} pruned by retention, {report.orphan_bodies} unreferenced)")
+                      f" ({report.pruned_bodies} pruned by retention, {report.orphan_bodies} unreferenced);"
+                      f" {report.bodies_rehashed} bodies hashed again, {len(report.body_mismatches)} mismatches")
         if report.running_runs:
             console.print(f"running: {', '.join(report.running_runs)}")
         if report.interrupted_runs:

@@ -344,7 +344,13 @@ def _net_failure(text: str) -> str:
         return "connection_reset"
     if "TIMED_OUT" in err:
         return "timeout"
-    if "CERT" in err or "SSL" in err:
+    if "CERT_COMMON_NAME_INVALID" in err:
+        return "tls_invalid_hostname"
+    if "CERT_AUTHORITY_INVALID" in err:
+        return "tls_unknown_authority"
+    if "CERT" in err:  # ERR_CERT_DATE_INVALID, ERR_CERT_REVOKED, ERR_CERT_INVALID ...
+        return "tls_invalid_certificate"
+    if "SSL" in err:
         return "tls_error"
     if "PROXY" in err or "TUNNEL" in err:
         return "proxy_error"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -252,6 +253,26 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return out
 
 
+# OpenSSL's X509_V_ERR_* codes, read the way OONI Probe's classifier reads Go's x509 errors
+_UNKNOWN_AUTHORITY = frozenset({2, 18, 19, 20, 21})  # no issuer certificate, self-signed (leaf or in chain), no local issuer
+_INVALID_HOSTNAME = frozenset({62, 64})  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+
+
+def _tls_failure(exc: BaseException) -> FailureCode:
+    """A failed TLS handshake, split along OONI's strings where the cause is known: the certificate's
+    name (``ssl_invalid_hostname``), its issuer (``ssl_unknown_authority``), the certificate itself
+    (``ssl_invalid_certificate``: expired, not yet valid, revoked ...), else ``ssl_failed_handshake``."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            code = cause.verify_code
+            if code in _INVALID_HOSTNAME:
+                return FailureCode.tls_invalid_hostname
+            if code in _UNKNOWN_AUTHORITY:
+                return FailureCode.tls_unknown_authority
+            return FailureCode.tls_invalid_certificate
+    return FailureCode.tls_error
+
+
 def _failure_for_exception(exc: Exception) -> FailureCode:
     text = " | ".join(str(e) for e in _causes(exc)).lower()
     if any(isinstance(e, ConnectionRefusedError) for e in _causes(exc)) and not isinstance(exc, httpx.ProxyError):
@@ -276,7 +297,7 @@ def _failure_for_exception(exc: Exception) -> FailureCode:
         if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "resolution" in text:
             return FailureCode.dns_error
         if "ssl" in text or "certificate" in text:
-            return FailureCode.tls_error
+            return _tls_failure(exc)
         return FailureCode.network_error
     if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
         return FailureCode.connection_reset

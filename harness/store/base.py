@@ -393,3 +393,38 @@ class Store:
     def run_sessions(self, run_id: str) -> int:
         row = self.conn.execute("SELECT sessions FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return int(row[0]) if row else 0
+
+
+_STORE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+@contextmanager
+def new_store_or_nothing(target: StoreTarget) -> Iterator[Store]:
+    """Open the store at ``target`` for writing (creating it if needed) for one all-or-nothing job
+    (an import): if the block fails and the store did not exist before, everything opening it created
+    (the SQLite file, its ``-wal``/``-shm`` files, the folders made for it) is removed again, so a
+    failed first write leaves no empty store behind. An existing store, or a PostgreSQL one, is only
+    closed: the job's own transaction keeps it as it was."""
+    target = normalize(target)
+    if is_postgres(target) or Path(target).exists():
+        with Store(target) as store:
+            yield store
+        return
+    path = Path(target)
+    made: list[Path] = []
+    parent = path.parent
+    while not parent.exists():  # the folders opening the store will create, deepest first
+        made.append(parent)
+        parent = parent.parent
+    try:
+        with Store(path) as store:
+            yield store
+    except BaseException:
+        for suffix in _STORE_FILE_SUFFIXES:
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else lives there now
+                break
+        raise

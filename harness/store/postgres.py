@@ -420,6 +420,31 @@ def _numeric_loader(psycopg: Any) -> Any:
     return IntOrFloat
 
 
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+"""The JSON escape of U+0000 (an odd number of backslashes before ``u0000``; ``\\\\u0000`` is a
+literal backslash followed by text)."""
+
+
+def _nul_safe_str_dumper() -> Any:
+    """PostgreSQL text cannot hold U+0000 (SQLite's can), and its JSON functions refuse the escape
+    ``\\u0000`` in a document: every text parameter has U+0000 replaced by U+FFFD (the replacement
+    character), in plain text and, in a JSON document (a measurement's or run's ``doc``),
+    as the escape. A term or page text with a NUL is stored instead of failing the whole write, and a
+    lookup by such a term is translated the same way, so it still finds it; what is read back from
+    PostgreSQL has U+FFFD where the SQLite store keeps the NUL (docs/deploy.md)."""
+    from psycopg.types.string import StrDumperUnknown
+
+    class NulSafeStrDumper(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            if "\x00" in obj:
+                obj = obj.replace("\x00", "\ufffd")
+            if "\\u0000" in obj and obj.startswith("{"):
+                obj = _JSON_NUL.sub(r"\1\\ufffd", obj)
+            return super().dump(obj)
+
+    return NulSafeStrDumper
+
+
 def connect(target: StoreTarget, *, readonly: bool = False) -> Any:
     """A psycopg connection to the target (autocommit; read-only: one REPEATABLE READ snapshot)."""
     psycopg = _psycopg()
@@ -431,6 +456,7 @@ def connect(target: StoreTarget, *, readonly: bool = False) -> Any:
         msg = scrub(" ".join(str(exc).split()) or type(exc).__name__, target)
         raise StoreError(f"{redact(target)}: cannot connect to the store: {msg}") from None
     raw.adapters.register_loader("numeric", _numeric_loader(psycopg))
+    raw.adapters.register_dumper(str, _nul_safe_str_dumper())
     if readonly:
         raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         raw.read_only = True
