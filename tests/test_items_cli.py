@@ -205,3 +205,27 @@ def test_a_probe_set_of_keywords_and_items_runs_diffs_and_exports_through_the_cl
     assert res.returncode == 0, res.exception
     table = pq.read_table(out).to_pylist()
     assert {(r["input"], r["role"], r["verdict"]) for r in table} == {(r["input"], r["role"], r["verdict"]) for r in rows}
+
+
+def test_an_item_probe_set_runs_on_its_schedule(tmp_path, capsys):
+    """Items go through the scheduler like search probe sets: `schedule run --once` starts the due item
+    probe set, every watched item is measured once, and the next tick has nothing to do."""
+    from .test_schedule_support import cli_inprocess
+
+    ps = _world(tmp_path, with_june4=False)
+    data = yaml.safe_load(ps.read_text(encoding="utf-8"))
+    data["schedule"] = {"cron": "0 3 * * *"}
+    ps.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    os.utime(ps, (946684800, 946684800))  # written in 2000: its first slot has passed, it is due
+    db = tmp_path / "sched.db"
+    with Sandbox() as sb:
+        for _ in range(2):
+            res = cli_inprocess(capsys, "schedule", "run", str(ps.parent), "--once", "--quiet", "--store", str(db),
+                                "--base-url", f"sandbox={sb.url}")
+            assert res.returncode == 0, res.stderr
+    with Store(db, readonly=True) as st:
+        [run] = st.list_runs()  # the second tick started nothing: the run of today's slot is done
+        assert run.probe_set == "items" and run.status == "complete"
+        per_item = st.conn.execute("SELECT input, COUNT(*) FROM measurements WHERE run_id=? AND role='item'"
+                                   " GROUP BY input", (run.run_id,)).fetchall()
+    assert len(per_item) == N_RESULT_ITEMS + len(NAMED) - 1 and all(n == 1 for _, n in per_item)
