@@ -97,6 +97,12 @@ def test_cli_writes_html_and_markdown(hostile_store, tmp_path):
     assert out.with_suffix(".md").read_text(encoding="utf-8").startswith("# ")
     empty = run_cli("report", "--store", str(tmp_path / "none.db"), "-o", str(tmp_path / "x.html"))
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    # -o r.md would write the HTML, then the Markdown over it: refused, nothing written
+    same = run_cli("report", "--store", str(hostile_store), "-o", str(tmp_path / "r.md"))
+    assert same.returncode == 2 and "same file" in same.stderr and not (tmp_path / "r.md").exists()
+    md = tmp_path / "r.md"
+    assert cli("report", "--store", str(hostile_store), "-o", str(md), "--markdown", str(tmp_path / "notes.md")).returncode == 0
+    assert md.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
 def test_report_renders_inert_in_headless_chromium(hostile_store, tmp_path):

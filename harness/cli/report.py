@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..analysis.report import build_report
+from ..errors import HarnessError
 from ..store.sqlite import Store
 from ..yamlio import atomic_write_text
 from ._app import app
@@ -25,9 +26,12 @@ def report_cmd(
     store: str | None = StoreOption,
 ) -> None:
     """Write a self-contained HTML report (opens offline) and a Markdown version."""
+    md_path = markdown or output.with_suffix(".md")
+    if md_path.resolve() == output.resolve():
+        raise HarnessError(f"{output}: the HTML report and its Markdown version would be the same file; "
+                           "name the HTML file .html or give --markdown FILE")
     with Store(store_path(store), readonly=True) as st:
         page, md = build_report(st, probe_set=probe_set, vantage=vantage, max_runs=runs, max_terms=terms, title=title)
-    md_path = markdown or output.with_suffix(".md")
     atomic_write_text(output, page)
     atomic_write_text(md_path, md)
     console.print(f"report written to {esc(output)} and {esc(md_path)}")
