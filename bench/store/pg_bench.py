@@ -15,6 +15,8 @@ fetch from a sandbox in its own process, classify, store) into SQLite and into P
 stores, ``diff_runs`` of them in a fresh process each (wall, CPU, peak RSS of the client; the
 server's own memory is not in it), then the same comparison as a DuckDB query over a typed
 Parquet dataset exported from the SQLite store (the query of docs/analysis.md).
+``diff --drop-caches`` empties the OS page cache before each round (root only; a server given by
+``--url`` keeps its own shared buffers: restart it for a cold one).
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ def diff(args: argparse.Namespace) -> None:
                             str(dataset), "--probes-only"], check=True, cwd=REPO)
             print(f"Parquet dataset exported in {time.perf_counter() - t0:.0f} s", flush=True)
         for r in range(args.rounds):
+            if args.drop_caches:  # a cold OS page cache before each round (root only)
+                subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], check=True)
             for name, code in (("duckdb over Parquet", DUCK.format(doc=str(REPO / "docs" / "analysis.md"),
                                                                    glob=str(dataset / "**" / "*.parquet"))),
                                ("sqlite", DIFF.format(target=str(sqlite))), ("postgresql", DIFF.format(target=url))):
@@ -205,6 +209,7 @@ def main() -> None:
     b.add_argument("--out", default=str(REPO / "bench" / "out"))
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--url", help="a PostgreSQL store to use (generated there unless it holds the two runs already)")
+    b.add_argument("--drop-caches", action="store_true", help="empty the OS page cache before each round (root)")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load {load()}")
     {"inserts": inserts, "diff": diff}[args.what](args)

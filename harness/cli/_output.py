@@ -75,9 +75,17 @@ def _tsv_cell(value: Any) -> str:
     return neutralise(_cell(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r"))
 
 
+def _tsv_line(row: Sequence[Any]) -> str:
+    cells = [_cell(v) for v in row]
+    whole = "".join(cells)
+    if whole.isprintable() and "\\" not in whole:  # nothing to escape in any cell (the common case)
+        return "\t".join(cells)
+    return "\t".join(_tsv_cell(v) for v in row)
+
+
 def tsv_text(cols: Sequence[Col], rows: Sequence[Sequence[Any]], header: bool = True) -> str:
     lines = ["\t".join(c.name for c in cols)] if header else []
-    lines.extend("\t".join(_tsv_cell(v) for v in row) for row in rows)
+    lines.extend(_tsv_line(row) for row in rows)
     return "\n".join(lines) + ("\n" if lines else "")
 
 
