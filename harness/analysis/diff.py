@@ -230,15 +230,17 @@ def run_groups(store: Store, run_id: str, filters: Filters = Filters()) -> list[
         " AND role='probe' LIMIT 1", (run_id, *g)).fetchone()]
 
 
-def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: Filters = Filters()) -> Iterator[Row]:
+def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: Filters = Filters(), *,
+               rowid: bool = True) -> Iterator[Row]:
     """Each term's state in one (run, platform, vantage), in term order, streamed from a covering index.
 
     Rows come ordered by (term, time), so a term's state is its last row that is not a
-    failure, or its last row when it only failed.
+    failure, or its last row when it only failed. ``rowid=False``: rows without their rowid
+    (one column less per row; the two-run comparison reads only its changes again).
     """
     where, args = Filters((), filters.lists, filters.categories, filters.tags).sql()
     cur = store.scan(  # plain tuples, streamed: no row object per measurement
-        f"SELECT input, {_VERDICT_CASE}, result_count, result_items, rowid"
+        f"SELECT input, {_VERDICT_CASE}, result_count, result_items{', rowid' if rowid else ''}"
         f" FROM measurements INDEXED BY measurements_by_run_key"
         f" WHERE run_id = ? AND platform = ? AND vantage = ? AND role = 'probe'{where}"
         f" ORDER BY input, measurement_start_time",
@@ -257,7 +259,7 @@ def iter_group(store: Store, run_id: str, platform: str, vantage: str, filters: 
         yield best
 
 
-_STATE_SQL = (f"SELECT input, {_VERDICT_CASE}, result_count, result_items, rowid"
+_STATE_SQL = (f"SELECT input, {_VERDICT_CASE}, result_count, result_items"
               " FROM measurements INDEXED BY measurements_by_run_key"
               " WHERE run_id = ? AND platform = ? AND vantage = ? AND role = 'probe'")
 _ORDER = " ORDER BY input, measurement_start_time"
@@ -291,36 +293,51 @@ def _one_per_term(rows: list[Row]) -> list[Row]:
     return out
 
 
-def _merged_changes(store: Store, run_a: str | None, run_b: str | None, platform: str, vantage: str,
-                    filters: Filters, threshold: float | None) -> tuple[list[tuple[Row | None, Row | None]], int]:
-    """One group's differing state rows, by a full outer merge on the term of both runs' streams.
+def _merged_candidates(store: Store, run_a: str | None, run_b: str | None, platform: str, vantage: str,
+                       filters: Filters, threshold: float | None) -> tuple[list[str], int]:
+    """The terms of one group whose state may differ, by one merge of both runs' row streams (in
+    term order), and how many terms both runs hold.
 
-    Written out for speed: this loop runs once per key (a million keys take about a second)."""
-    it_a = iter_group(store, run_a, platform, vantage, filters) if run_a is not None else iter(())
-    it_b = iter_group(store, run_b, platform, vantage, filters) if run_b is not None else iter(())
-    out: list[tuple[Row | None, Row | None]] = []
+    A superset, decided again on the terms' full rows: a term with one row in each run is a
+    candidate when its verdict differs or its counts fell; a term with several rows in a run
+    always is. Written out for speed: this loop runs once per row, on the driver's tuples."""
+    where, args = Filters((), filters.lists, filters.categories, filters.tags).sql()
+    sql = _STATE_SQL + where + _ORDER
+    it_a = iter(store.scan(sql, [run_a, platform, vantage, *args])) if run_a is not None else iter(())
+    it_b = iter(store.scan(sql, [run_b, platform, vantage, *args])) if run_b is not None else iter(())
+    out: list[str] = []
     compared = 0
     ra, rb = next(it_a, None), next(it_b, None)
     while ra is not None and rb is not None:
-        ta, tb = ra[0], rb[0]
-        if ta == tb:
+        term = ra[0]
+        if term == rb[0]:
             compared += 1
-            if ra[1] != rb[1] or (ra[1] and ra[1] < 3 and threshold is not None
-                                  and (ra[2] != rb[2] or ra[3] != rb[3]) and _fell(ra, rb, threshold)):
-                out.append((ra, rb))
-            ra, rb = next(it_a, None), next(it_b, None)
-        elif ta < tb:
-            out.append((ra, None))
-            ra = next(it_a, None)
+            na, nb = next(it_a, None), next(it_b, None)
+            if (na is not None and na[0] == term) or (nb is not None and nb[0] == term):
+                out.append(term)
+                while na is not None and na[0] == term:
+                    na = next(it_a, None)
+                while nb is not None and nb[0] == term:
+                    nb = next(it_b, None)
+            elif ra[1] != rb[1] or (ra[1] and ra[1] < 3 and threshold is not None
+                                    and (ra[2] != rb[2] or ra[3] != rb[3]) and _fell(ra, rb, threshold)):
+                out.append(term)
+            ra, rb = na, nb
+        elif term < rb[0]:
+            out.append(term)
+            while ra is not None and ra[0] == term:
+                ra = next(it_a, None)
         else:
-            out.append((None, rb))
-            rb = next(it_b, None)
-    while ra is not None:
-        out.append((ra, None))
-        ra = next(it_a, None)
-    while rb is not None:
-        out.append((None, rb))
-        rb = next(it_b, None)
+            term = rb[0]
+            out.append(term)
+            while rb is not None and rb[0] == term:
+                rb = next(it_b, None)
+    for row, rest in ((ra, it_a), (rb, it_b)):
+        while row is not None:
+            if not out or out[-1] != row[0]:
+                out.append(row[0])
+            row = next(rest, None)
+    out.sort()  # the two tails interleave
     return out, compared
 
 
@@ -383,38 +400,56 @@ def _pg_candidates(store: Store, run_a: str, run_b: str, platform: str, vantage:
 _Info = dict[int, tuple[str, "str | None", "str | None", Any, str]]
 
 
-def _pg_candidate_rows(store: Store, run_a: str, run_b: str, platform: str, vantage: str, filters: Filters,
-                       terms: list[str]) -> tuple[list[Row], list[Row], _Info]:
-    """Both runs' rows of the candidate ``terms`` in one query, with what a change shows of each row."""
+def _rows_with_info(store: Store, run_a: str | None, run_b: str | None, platform: str, vantage: str,
+                    filters: Filters, terms: list[str]) -> tuple[list[Row], list[Row], _Info]:
+    """Both runs' state rows of a few ``terms`` (one row per term, with its rowid), and what a
+    change shows of each row read (rowid → measurement id, list, category, confirmed, time)."""
     where, args = Filters((), filters.lists, filters.categories, filters.tags).sql()
-    cur = store.conn.execute(
-        f"SELECT run_id, input, {_VERDICT_CASE}, result_count, result_items, rowid, measurement_id, list_name,"
-        f" category, json_extract(doc, '$.test_keys.confirmed'), measurement_start_time FROM measurements"
-        f" WHERE run_id IN (?, ?) AND platform = ? AND vantage = ? AND role = 'probe'{where} AND input = ANY(?)"
-        f" ORDER BY input, measurement_start_time",
-        [run_a, run_b, platform, vantage, *args, terms])
-    cur.row_factory = None
+    head = (f"SELECT run_id, input, {_VERDICT_CASE}, result_count, result_items, rowid, measurement_id, list_name,"
+            f" category, json_extract(doc, '$.test_keys.confirmed'), measurement_start_time"
+            f" FROM measurements INDEXED BY measurements_by_run_key"  # not by term: a term has a row in every run
+            f" WHERE run_id IN (?, ?) AND platform = ? AND vantage = ? AND role = 'probe'{where}")
+    runs = [run_a or run_b, run_b or run_a]
+    if store.backend == "postgresql":  # one query, the terms as one array
+        queries = [(head + " AND input = ANY(?) ORDER BY input, measurement_start_time",
+                    [*runs, platform, vantage, *args, terms])]
+    else:
+        queries = [(head + f" AND input IN ({','.join('?' * len(chunk))}) ORDER BY input, measurement_start_time",
+                    [*runs, platform, vantage, *args, *chunk]) for chunk in (terms[i:i + 500]
+                                                                            for i in range(0, len(terms), 500))]
     rows_a: list[Row] = []
     rows_b: list[Row] = []
     info: _Info = {}
-    for run_id, term, code, count, items, rowid, mid, lname, cat, conf, ts in cur:
-        (rows_b if run_id == run_b else rows_a).append((term, code, count, items, rowid))
-        info[rowid] = (mid, lname, cat, conf, ts if isinstance(ts, str) else iso(ts))
+    for sql, params in queries:
+        cur = store.conn.execute(sql, params)
+        cur.row_factory = None
+        for run_id, term, code, count, items, rowid, mid, lname, cat, conf, ts in cur:
+            (rows_a if run_id == run_a else rows_b).append((term, code, count, items, rowid))
+            info[rowid] = (mid, lname, cat, conf, ts if isinstance(ts, str) else iso(ts))
     return _one_per_term(rows_a), _one_per_term(rows_b), info
 
 
 def _group_changes(store: Store, run_a: str | None, run_b: str | None, platform: str, vantage: str,
                    filters: Filters, threshold: float | None
                    ) -> tuple[list[tuple[Row | None, Row | None]], int, _Info]:
-    """One group's differing state rows, how many terms both runs hold, and rows already read
-    (rowid → what a change shows of it)."""
+    """One group's differing state rows, how many terms both runs hold, and the rows read (rowid →
+    what a change shows of it).
+
+    The comparison runs on (term, verdict, counts) only: on PostgreSQL in the server, which sends
+    the candidate terms; on SQLite as a merge of both runs' streams. Only the terms found are read
+    again in full, and compared again on those rows."""
+    terms: list[str] | None = None
+    both = 0
     if store.backend == "postgresql" and run_a is not None and run_b is not None:
         terms, both = _pg_candidates(store, run_a, run_b, platform, vantage, filters, threshold)
-        if len(terms) <= CANDIDATES:
-            rows_a, rows_b, info = (_pg_candidate_rows(store, run_a, run_b, platform, vantage, filters, terms)
-                                    if terms else ([], [], {}))
-            return _changed_pairs(rows_a, rows_b, threshold)[0], both, info
-    return (*_merged_changes(store, run_a, run_b, platform, vantage, filters, threshold), {})
+        if len(terms) > CANDIDATES:
+            terms = None
+    if terms is None:
+        terms, both = _merged_candidates(store, run_a, run_b, platform, vantage, filters, threshold)
+    if not terms:
+        return [], both, {}
+    rows_a, rows_b, info = _rows_with_info(store, run_a, run_b, platform, vantage, filters, terms)
+    return _changed_pairs(rows_a, rows_b, threshold)[0], both, info
 
 
 def _fell(ra: Row, rb: Row, threshold: float) -> bool:
