@@ -55,8 +55,10 @@ _text = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
     st.sampled_from(["长" * 500, "长" * 501, "a + b + c + d + e + f + g", "a +  + b"]),
 )
-_plain_text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1,
-                      max_size=8).filter(lambda s: s == s.strip() and s.isprintable())
+_plain_text = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")), min_size=1,
+            max_size=8),  # printable, nothing to strip
+    st.sampled_from(["Tank Man", "六 四", "习近平 + 六四", "a + b + c"]))
 _dates = st.one_of(st.dates().map(dt.date.isoformat),
                    st.sampled_from(["2024-02-30", "2024-1-1", "2024-01-01T00:00:00", "20240101", " 2024-01-01",
                                     "0000-01-01", "2024-13-01", "２０２４-01-01"]))
@@ -72,14 +74,17 @@ _entry = st.one_of(
     _text,  # a plain string entry: the model accepts it, the fast path leaves it to the model
     st.integers(), st.lists(_text, max_size=2),
 )
-_plain_entry = st.fixed_dictionaries({}, optional={
-    "term": _plain_text, "components": st.lists(_plain_text, min_size=1, max_size=6),
+_plain_optional = {
     "category": _plain_text, "tags": st.lists(_plain_text, max_size=3),
     "variants": st.lists(_plain_text, max_size=3), "date_added": st.one_of(st.none(), st.dates().map(dt.date.isoformat)),
     "notes": st.one_of(st.none(), _plain_text), "script": st.one_of(st.none(), _plain_text),
     "language": st.one_of(st.none(), _plain_text), "translation": st.one_of(st.none(), _plain_text),
     "source": st.one_of(st.none(), _plain_text),
-}).filter(lambda d: "term" in d or "components" in d)
+}
+_plain_entry = st.one_of(
+    st.fixed_dictionaries({"term": _plain_text}, optional=_plain_optional),
+    st.fixed_dictionaries({"components": st.lists(_plain_text, min_size=1, max_size=6)},
+                          optional={"term": _plain_text, **_plain_optional}))
 
 
 def _state(k: Keyword) -> Any:
