@@ -545,7 +545,8 @@ def validate_lists(files: list[Path], codebook_path: Path | None = None) -> Vali
 
     across: dict[tuple[str, ...], tuple[str, int | None, str]] = {}
     written: dict[tuple[str, ...], tuple[str, int | None, str, tuple[str, ...]]] = {}
-    for f in files:
+    for n, f in enumerate(files, 1):
+        later_lists = n < len(files)  # only they need this list's keys
         try:
             doc = read_list_document(f)
         except InputError as exc:
@@ -583,7 +584,7 @@ def validate_lists(files: list[Path], codebook_path: Path | None = None) -> Vali
             report.problems.append(Problem(path, lines[i], "warning", "duplicate_across",
                                            f"duplicate term {entries[i].term!r}: also in {other[0]}:{other[1]} "
                                            f"(list {other[2]})"))
-        for key, i in first_of_key.items():
+        for key, i in first_of_key.items() if later_lists else ():
             if key not in across:
                 across[key] = (path, lines[i], kl.name)
         # written variants: same variant key, different identity
@@ -603,7 +604,7 @@ def validate_lists(files: list[Path], codebook_path: Path | None = None) -> Vali
             report.problems.append(Problem(path, lines[i], "info", "written_variant",
                                            f"{entries[i].term!r} is another written form of {seen[2]!r} ({where}): "
                                            "one entry in two forms, probed separately"))
-        for v, j in first_of_vkey.items():
+        for v, j in first_of_vkey.items() if later_lists else ():
             if v not in written:
                 written[v] = (path, lines[j], entries[j].term, keys[j])
     return report
