@@ -238,3 +238,18 @@ def test_gc_paused_restores_the_collector_state():
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_header_list_in_the_items_indentation_is_not_taken_for_entries(tmp_path, newline):
+    # the header's block list uses the same "\n  - " the fast reader splits the entries on
+    text = newline.join(["name: h", "categories:", "  - june4", "  - leaders", "entries:",
+                         '  - {"term": "六四", "category": "june4"}', '  - {"term": "习近平", "category": "leaders"}', ""])
+    path = tmp_path / "h.yaml"
+    path.write_bytes(text.encode())
+    doc = read_list_document(path)
+    assert doc.entries_json is not None
+    loaded = load_keyword_list(path)
+    assert [e.term for e in loaded.keyword_list.entries] == ["六四", "习近平"]
+    assert loaded.keyword_list.categories == ["june4", "leaders"]
+    assert loaded.entry_lines == (6, 7)
