@@ -223,3 +223,37 @@ def test_a_nul_in_a_term_is_stored_and_found_on_both_backends(store_target, tmp_
     assert sorted(json.dumps(r, sort_keys=True) for r in exported) == want
     [mine] = [r for r in exported if r["measurement_uid"] == probe["measurement_uid"]]
     assert mine["input"] == stored_term and "literal \\u0000 text, kept" in mine["test_keys"]["signals"]
+
+
+def test_export_format_json_means_jsonl_in_any_case_and_from_the_file_name(tmp_path):
+    """`export --format` takes jsonl, csv, parquet; `json` (a listing's value) is read as jsonl."""
+    from .test_hostile import invoke
+
+    store = str(FIXTURES / "compat" / "store-v1.db")
+    jsonl = invoke("export", "--store", store, "--format", "jsonl")
+    assert jsonl.code == 0 and jsonl.out.count("\n") > 10, jsonl.err
+    for fmt in ("json", "JSONL", "Json"):
+        res = invoke("export", "--store", store, "--format", fmt)
+        assert (res.code, res.out, res.err) == (0, jsonl.out, ""), fmt
+    res = invoke("export", "--store", store, "-o", str(tmp_path / "all.json"))
+    assert res.code == 0 and res.err.strip().endswith("(jsonl)"), res.err
+    assert (tmp_path / "all.json").read_text(encoding="utf-8") == jsonl.out
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--format", "tsv"], "not 'tsv' (table/tsv are for listing commands)"),
+    (["--format", "table"], "not 'table' (table/tsv are for listing commands)"),
+    (["--format", "xml"], "not 'xml'"),
+    (["-o", "{tmp}/out.txt"], "cannot tell the export format from the file name 'out.txt'"),
+])
+def test_a_format_export_does_not_write_is_one_line_naming_the_accepted_values(tmp_path, args, words):
+    from harness.exitcodes import ExitCode
+
+    from .test_hostile import invoke
+
+    res = invoke("export", "--store", str(FIXTURES / "compat" / "store-v1.db"),
+                 *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert res.code == ExitCode.BAD_INPUT and res.out == "", res.err
+    assert len(res.err.strip().splitlines()) == 1 and words in res.err, res.err
+    assert "jsonl (or json), csv or parquet" in res.err
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -519,7 +519,18 @@ def _password_role(pg_server, marker: str) -> tuple[str, str, str]:
         hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
         hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
         conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.3)  # the postmaster re-reads pg_hba.conf asynchronously
+    # The postmaster re-reads pg_hba.conf asynchronously (later on a loaded machine): wait until the
+    # role is really asked for its password rather than sleeping a fixed time.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            psycopg.connect(pg_server.url("harness", user=role), password="", connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            if "password" in str(exc):
+                break
+            raise
+        assert time.monotonic() < deadline, "pg_hba.conf was not reloaded"
+        time.sleep(0.05)
     return role, pg_server.url("harness", user=role, schema=schema), admin
 
 

@@ -93,10 +93,15 @@ def main() -> None:
         if args.cli:
             import subprocess
 
+            import resource
+
             def cli() -> str:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 proc = subprocess.run([sys.executable, "-m", "harness", "keywords", "validate", str(path)],
                                       capture_output=True, text=True)
-                return f"exit {proc.returncode}"
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                return f"exit {proc.returncode}, this run {cpu:.2f} s cpu (user+sys of the child)"
 
             startup = timed("harness --version (interpreter + CLI start)",
                             lambda: subprocess.run([sys.executable, "-m", "harness", "--version"],

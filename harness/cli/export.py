@@ -18,7 +18,9 @@ from ._common import JsonOption, PlatformFilterOption, ProbeSetFilterOption, Sto
 @app.command("export")
 def export_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="file to write (default: stdout; needed for parquet)"),
-    fmt: str = typer.Option("", "--format", "-f", help="jsonl, csv or parquet (default: from the file name, else jsonl)"),
+    fmt: str = typer.Option("", "--format", "-f", metavar="jsonl|csv|parquet",
+                            help="jsonl (json means the same), csv or parquet (default: from the file name, else "
+                                 "jsonl); not a listing's table/tsv"),
     run: list[str] = typer.Option([], "--run", "-r", metavar="RUN", help="only this run: a run reference (id or prefix, "
                                   "latest, latest~N, a date, an age, with @VANTAGE; repeatable)"),
     probe_set: str | None = ProbeSetFilterOption,
@@ -32,12 +34,7 @@ def export_cmd(
 ) -> None:
     """Export measurements: JSON lines (OONI-style envelope), CSV, or typed Parquet (extra 'parquet'),
     one file or (--dataset) a partitioned folder; see docs/analysis.md."""
-    chosen = fmt or ("parquet" if dataset else
-                     output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl")
-    if chosen == "json":
-        chosen = "jsonl"
-    if chosen not in ("jsonl", "csv", "parquet"):
-        raise InputError(f"unknown export format {chosen!r} (jsonl, csv, parquet)")
+    chosen = export_format(fmt, output, dataset)
     with Store(store_path(store), readonly=True) as st:
         run_ids = [resolve_run(st, r, probe_set).run_id for r in run]
         n = export_store(st, output, chosen, out=sys.stdout, dataset=dataset, run_ids=run_ids, probe_set=probe_set,
@@ -47,6 +44,39 @@ def export_cmd(
                          bodies=bodies)
     if output is not None:
         err_console.print(f"{n} measurements written to {esc(output)} ({chosen})")
+
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+"""What ``export --format`` takes; ``json`` is read as ``jsonl`` (one JSON record a line)."""
+
+LISTING_FORMATS = ("table", "tsv")
+"""The listing commands' ``--format`` values that mean nothing for an export (their json and csv do)."""
+
+
+def export_format(fmt: str, output: Path | None, dataset: bool) -> str:
+    """The export format: ``--format`` (any case; ``json`` = ``jsonl``), else ``parquet`` for
+    ``--dataset``, else the output file's suffix, else ``jsonl``. Anything else is one line naming
+    the accepted values (InputError, exit 2)."""
+    accepted = "jsonl (or json), csv or parquet"
+    if fmt:
+        chosen = fmt.strip().lower()
+        chosen = "jsonl" if chosen == "json" else chosen
+        if chosen in EXPORT_FORMATS:
+            return chosen
+        if chosen in LISTING_FORMATS:
+            raise InputError(f"export --format takes {accepted}, not {fmt!r} ({'/'.join(LISTING_FORMATS)} are "
+                             f"for listing commands)")
+        raise InputError(f"export --format takes {accepted}, not {fmt!r}")
+    if dataset:
+        return "parquet"
+    if output is None or not output.suffix:
+        return "jsonl"
+    suffix = output.suffix.lstrip(".").lower()
+    suffix = "jsonl" if suffix == "json" else suffix
+    if suffix in EXPORT_FORMATS:
+        return suffix
+    raise InputError(f"cannot tell the export format from the file name {output.name!r}: "
+                     f"give --format {accepted}")
 
 
 @app.command("import")

@@ -100,16 +100,25 @@ def _query_table(title: str, qc: QueryCheck) -> Table:
     return table
 
 
+def _summary_line(label: str, qc: QueryCheck) -> str:
+    """``truism 的 → HTTP 200, not_censored; URL`` (no URL, no trailing separator)."""
+    verdict = qc.verdict + (f" ({qc.failure})" if qc.failure else "")
+    line = f"[bold]{label}[/] {esc(qc.query)!s} → HTTP {qc.status or '-'}, {esc(verdict)}"
+    return line + (f"; {esc(qc.url)}" if qc.url else "")
+
+
 def _print_check(report: CheckReport) -> None:
+    if report.truism.failure:  # nothing to compare the spec's signals with: one line says why, no table
+        console.print(health_line(report), soft_wrap=True)
+        return
     for label, qc in (("truism", report.truism), ("restricted truism (soft test)", report.soft_control)):
         if qc is None:
             continue
-        verdict = qc.verdict + (f" ({qc.failure})" if qc.failure else "")
-        console.print(f"[bold]{label}[/] {esc(qc.query)!s} → HTTP {qc.status or '-'}, {esc(verdict)}; {esc(qc.url or '')}")
+        console.print(_summary_line(label, qc), soft_wrap=True)
         console.print(_query_table(f"{report.platform}: {label}", qc))
     if report.undocumented:
         console.print(f"undocumented in this spec: {esc(', '.join(report.undocumented))}")
-    console.print(health_line(report))
+    console.print(health_line(report), soft_wrap=True)
 
 
 def health_line(report: CheckReport) -> str:
@@ -121,10 +130,10 @@ def health_line(report: CheckReport) -> str:
         return "[green]healthy[/]: the truism has results"
     if qc.failure and qc.status is None:
         return (f"[red]unreachable[/]: {esc(qc.failure)} ({esc(describe(qc.failure))}); nothing was read from "
-                f"{esc(report.base_url)}: check the network, the proxy and the base URL")
+                f"{esc(report.base_url)}: check the network, the proxy and the base URL; no signals checked")
     if qc.failure:
-        return (f"[red]unhealthy[/]: the truism's answer is a failure, {esc(qc.failure)} ({esc(describe(qc.failure))}); "
-                f"a run would back off and give the platform up")
+        return (f"[red]unhealthy[/]: the truism's answer (HTTP {qc.status}) is a failure, {esc(qc.failure)} "
+                f"({esc(describe(qc.failure))}); no signals checked; a run would back off and give the platform up")
     return (f"[red]unhealthy[/]: the truism has no results ({esc(qc.verdict)}); a run would back off and give the "
             f"platform up")
 

@@ -97,7 +97,8 @@ async def _check(spec: PlatformSpec, query: str | None, proxy: str | None, sessi
         client.browser = browser
         truism = await _check_query(client, spec, query or spec.truism, session)
         soft = None
-        if spec.soft_test is not None and query is None:
+        # a failed truism says the platform cannot be checked now: the restricted truism is not sent
+        if spec.soft_test is not None and query is None and truism.failure is None:
             from .request import fill
 
             q = fill(spec.soft_test.control, {"truism": spec.truism, "domain": spec.soft_test.domains[0]})
