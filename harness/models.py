@@ -101,7 +101,8 @@ def derive_term_and_components(fields: dict[str, Any]) -> None:
     """The checks and derivations of a :class:`Keyword` after its fields are read, in place on its
     field values: a combination's term is its components joined by :data:`COMBINATION_JOINER`, a
     ``term`` written with the joiner is split into components, a single term is its own one
-    component; every text is checked (:func:`_check_text`); at most 6 components. Raises
+    component; every text is checked (:func:`_check_text`); at most 6 components, also in each
+    declared variant (it is probed as a keyword of its own). Raises
     ``ValueError``. (One function for the model validator and for :func:`keywords_from_plain_json`.)"""
     term: str = fields["term"]
     if fields["components"]:
@@ -120,7 +121,12 @@ def derive_term_and_components(fields: dict[str, Any]) -> None:
     if len(fields["components"]) > 6:
         raise ValueError("a combination has at most 6 components")
     if fields["variants"]:
-        fields["variants"] = [_check_text(v.strip(), "a variant") for v in fields["variants"]]
+        variants = fields["variants"] = [_check_text(v.strip(), "a variant") for v in fields["variants"]]
+        for form in variants:  # a declared form is probed as a keyword of its own: the same rules
+            if COMBINATION_JOINER in form:
+                parts = [_check_text(p.strip(), "a component of a variant") for p in form.split(COMBINATION_JOINER)]
+                if len(parts) > 6:
+                    raise ValueError(f"variant {form!r}: a combination has at most 6 components")
 
 
 class Keyword(StrictModel):

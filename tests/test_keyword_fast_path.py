@@ -183,6 +183,7 @@ def _outcome(path: Path) -> tuple[Any, ...]:
 @given(st.lists(st.one_of(_plain_entry, _entry), min_size=1, max_size=6))
 @example([{"term": "六四"}, {"term": "六四"}])  # a duplicate: found after loading, same line either way
 @example([{"term": "a"}, {"term": "b", "category": 5}])
+@example([{"term": "x", "variants": ["a + b + c + d + e + f + g"]}])  # found here: was an internal error
 def test_list_files_load_and_validate_the_same_with_and_without_the_fast_path(tmp_path_factory, entries):
     text = "name: gen\nentries:\n" + "".join(f"  - {json_line(e)}\n" for e in entries)
     path = tmp_path_factory.mktemp("fp") / "gen.yaml"
