@@ -4,20 +4,22 @@ Keyword lists and probe sets are YAML files written by people; measurements are
 written to the store and exported as JSON lines in an OONI-style envelope.
 
 :func:`keywords_from_plain_json` is a fast path for the entries of large lists: it builds
-:class:`Keyword` instances identical to the model's only in the plain case, and otherwise returns
-None so that the model validates (and reports every error); it turns itself off if the model's
-fields, config or validators change without it.
+:class:`Keyword` instances identical to the model's, plain entries in plain Python and any other
+one through the model; on any invalid entry it returns None so that the model validates the
+whole list and reports every error. It turns itself off if the model's fields, config or
+validators change without it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shlex
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .failures import CODES as FAILURE_CODES
 
@@ -99,7 +101,8 @@ def derive_term_and_components(fields: dict[str, Any]) -> None:
     """The checks and derivations of a :class:`Keyword` after its fields are read, in place on its
     field values: a combination's term is its components joined by :data:`COMBINATION_JOINER`, a
     ``term`` written with the joiner is split into components, a single term is its own one
-    component; every text is checked (:func:`_check_text`); at most 6 components. Raises
+    component; every text is checked (:func:`_check_text`); at most 6 components, also in each
+    declared variant (it is probed as a keyword of its own). Raises
     ``ValueError``. (One function for the model validator and for :func:`keywords_from_plain_json`.)"""
     term: str = fields["term"]
     if fields["components"]:
@@ -118,7 +121,12 @@ def derive_term_and_components(fields: dict[str, Any]) -> None:
     if len(fields["components"]) > 6:
         raise ValueError("a combination has at most 6 components")
     if fields["variants"]:
-        fields["variants"] = [_check_text(v.strip(), "a variant") for v in fields["variants"]]
+        variants = fields["variants"] = [_check_text(v.strip(), "a variant") for v in fields["variants"]]
+        for form in variants:  # a declared form is probed as a keyword of its own: the same rules
+            if COMBINATION_JOINER in form:
+                parts = [_check_text(p.strip(), "a component of a variant") for p in form.split(COMBINATION_JOINER)]
+                if len(parts) > 6:
+                    raise ValueError(f"variant {form!r}: a combination has at most 6 components")
 
 
 class Keyword(StrictModel):
@@ -187,49 +195,66 @@ def _fast_path_matches_model() -> bool:
             and dict(Keyword.model_config) == {"extra": "forbid", "str_strip_whitespace": True})
 
 
+class _NotPlain(Exception):
+    """An entry the fast path leaves to the model."""
+
+
 def keywords_from_plain_json(objs: Any) -> list[Keyword] | None:
     """The :class:`Keyword` of each JSON object (as :func:`json.loads` returns them), exactly as
-    ``TypeAdapter(list[Keyword]).validate_json`` of the same text would build them, or None.
+    ``TypeAdapter(list[Keyword]).validate_json`` of the same text would build them, or None when
+    any entry is invalid (the caller then validates the whole text with Pydantic, whose errors
+    and messages are the ones reported).
 
-    A fast path for large lists (100,000 entries: ~4x faster than pydantic-core plus the model's
-    Python validators). It takes only the plain case: every item an object with known keys; texts
-    that are strings with no surrounding whitespace; lists of such strings; ``null`` for optional
-    fields; ``date_added`` as ``YYYY-MM-DD``; and every check of :func:`derive_term_and_components`
-    passing. For anything else (a wrong type, an unknown key, a text to strip, an empty or
-    overlong term ...) it returns None and the caller validates with Pydantic, so every error and
-    its message come from the model. ``tests/test_keyword_fast_path.py`` checks both paths give
-    the same objects (fields, fields set) on generated valid and invalid entries."""
+    A fast path for large lists (100,000 entries: 0.37 s against 0.56 s for pydantic-core plus
+    the model's Python validators). The plain case is built in plain Python: an object with known
+    keys; texts that are strings with no surrounding whitespace; lists of such strings; ``null``
+    for optional fields; ``date_added`` as ``YYYY-MM-DD``; every check of
+    :func:`derive_term_and_components` passing. Any other entry (a text to strip, a date in
+    another form, a wrong type, an unknown key ...) is validated alone by the model from its JSON;
+    if that fails, or a plain entry fails a check, the result is None.
+    ``tests/test_keyword_fast_path.py`` checks that both ways give the same objects (field values
+    and types, order, fields set) or the same errors, on generated valid and invalid entries."""
     if type(objs) is not list or not _FAST_PATH_OK:
         return None
     kinds = _PLAIN_KEYWORD_FIELDS
     out: list[Keyword] = []
     append = out.append
     for obj in objs:
-        if type(obj) is not dict:
-            return None
-        for key, value in obj.items():
-            kind = kinds.get(key)
-            if type(value) is str:
-                if kind is None or kind == _TEXT_LIST or value != value.strip():
-                    return None
-                if kind == _OPTIONAL_DATE and not _ISO_DATE.fullmatch(value):
-                    return None
-            elif type(value) is list:
-                if kind != _TEXT_LIST:
-                    return None
-                for item in value:
-                    if type(item) is not str or item != item.strip():
-                        return None
-            elif value is not None or kind is None or kind == _TEXT or kind == _TEXT_LIST:
-                return None
-        fields: dict[str, Any] = {
-            "term": "", "components": [], "category": "", "tags": [], "script": None, "language": None,
-            "translation": None, "source": None, "date_added": None, "notes": None, "variants": [],
-        }
-        fields.update(obj)
         try:
+            if type(obj) is not dict:
+                raise _NotPlain
+            for key, value in obj.items():
+                kind = kinds.get(key)
+                if type(value) is str:
+                    if kind is None or kind == _TEXT_LIST or value != value.strip():
+                        raise _NotPlain
+                    if kind == _OPTIONAL_DATE and not _ISO_DATE.fullmatch(value):
+                        raise _NotPlain
+                elif type(value) is list:
+                    if kind != _TEXT_LIST:
+                        raise _NotPlain
+                    for item in value:
+                        if type(item) is not str or item != item.strip():
+                            raise _NotPlain
+                elif value is not None or kind is None or kind == _TEXT or kind == _TEXT_LIST:
+                    raise _NotPlain
+            fields: dict[str, Any] = {
+                "term": "", "components": [], "category": "", "tags": [], "script": None, "language": None,
+                "translation": None, "source": None, "date_added": None, "notes": None, "variants": [],
+            }
+            fields.update(obj)
             if type(fields["date_added"]) is str:
-                fields["date_added"] = dt.date.fromisoformat(fields["date_added"])
+                try:
+                    fields["date_added"] = dt.date.fromisoformat(fields["date_added"])
+                except ValueError:
+                    raise _NotPlain from None
+        except _NotPlain:
+            try:  # the model decides, from the entry's own JSON
+                append(Keyword.model_validate_json(json.dumps(obj, ensure_ascii=False)))
+            except ValidationError:
+                return None
+            continue
+        try:
             derive_term_and_components(fields)
         except ValueError:
             return None

@@ -59,6 +59,7 @@ _plain_text = st.one_of(
     st.text(st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")), min_size=1,
             max_size=8),  # printable, nothing to strip
     st.sampled_from(["Tank Man", "六 四", "习近平 + 六四", "a + b + c"]))
+_plain_text = st.one_of(_plain_text, _plain_text.map(lambda s: f" {s}\u3000"))  # valid, to strip: the model alone
 _dates = st.one_of(st.dates().map(dt.date.isoformat),
                    st.sampled_from(["2024-02-30", "2024-1-1", "2024-01-01T00:00:00", "20240101", " 2024-01-01",
                                     "0000-01-01", "2024-13-01", "２０２４-01-01"]))
@@ -128,6 +129,10 @@ def test_the_fast_path_is_on_and_turns_off_when_the_model_changes(monkeypatch):
 @given(st.lists(_entry, min_size=1, max_size=4), st.booleans())
 @example([{"term": " 六四"}], False)  # whitespace to strip: the model strips it, the fast path declines
 @example([{"term": "六四\x1c"}], False)  # str.strip() strips U+001C, pydantic does not: declined
+@example([{"term": "x", "tags": ["a "]}], False)  # a tag to strip (no later check strips tags)
+@example([{"term": "x", "category": "\u3000c"}], False)
+@example([{"components": ["a\u00a0", "b"]}], False)
+@example([{"term": "x", "notes": "n\n"}], False)
 @example([{"term": "a + b", "components": ["a", "b"]}], False)
 @example([{"components": ["a", "b"], "variants": ["A + B"]}], True)
 @example([{"term": "x", "date_added": "2024-02-30"}], False)
@@ -178,6 +183,7 @@ def _outcome(path: Path) -> tuple[Any, ...]:
 @given(st.lists(st.one_of(_plain_entry, _entry), min_size=1, max_size=6))
 @example([{"term": "六四"}, {"term": "六四"}])  # a duplicate: found after loading, same line either way
 @example([{"term": "a"}, {"term": "b", "category": 5}])
+@example([{"term": "x", "variants": ["a + b + c + d + e + f + g"]}])  # found here: was an internal error
 def test_list_files_load_and_validate_the_same_with_and_without_the_fast_path(tmp_path_factory, entries):
     text = "name: gen\nentries:\n" + "".join(f"  - {json_line(e)}\n" for e in entries)
     path = tmp_path_factory.mktemp("fp") / "gen.yaml"
@@ -253,3 +259,17 @@ def test_a_header_list_in_the_items_indentation_is_not_taken_for_entries(tmp_pat
     assert [e.term for e in loaded.keyword_list.entries] == ["六四", "习近平"]
     assert loaded.keyword_list.categories == ["june4", "leaders"]
     assert loaded.entry_lines == (6, 7)
+
+
+def test_an_unusual_valid_entry_goes_through_the_model_alone_and_the_rest_stays_fast():
+    objs = [{"term": "六四"}, {"term": " 习近平 ", "tags": ["a "]}, {"components": ["新疆", "集中营"]}]
+    text = json.dumps(objs, ensure_ascii=False)
+    with mock.patch.object(Keyword, "model_validate_json", wraps=Keyword.model_validate_json) as alone:
+        fast = keywords_from_plain_json(json.loads(text))
+    assert alone.call_count == 1  # only the entry with whitespace to strip
+    assert fast is not None and fast[1].term == "习近平" and fast[1].tags == ["a"]
+    _same(fast, SLOW.validate_json(text))
+    # an invalid entry anywhere: None, and the loader reports Pydantic's errors for the whole block
+    bad = json.dumps([*objs, {"term": " ", "tags": [" "]}])
+    assert keywords_from_plain_json(json.loads(bad)) is None
+    _same(_fast(bad), _slow(bad))

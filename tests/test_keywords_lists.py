@@ -279,3 +279,17 @@ def test_stats_and_export_csv(tmp_path):
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("keyword,category_code,category_description,date_added,source,notes,script,language")
     assert any(ln.startswith("习近平 + 三连任,leaders,Leaders,") for ln in lines)
+
+
+def test_a_declared_variant_that_is_no_valid_keyword_is_one_clear_error(tmp_path):
+    # a declared form is probed as a keyword of its own: 7 components or an empty component used
+    # to pass the schema and then fail inside validate (and run) as an internal error, exit 70
+    p = write(tmp_path / "v.yaml", 'name: v\nentries:\n  - {"term": "x"}\n'
+                                   '  - {"term": "y", "variants": ["a + b + c + d + e + f + g"]}\n'
+                                   '  - term: z\n    variants: ["a + \\u3000 + b"]\n')
+    res = run_cli("keywords", "validate", str(p))
+    assert res.returncode == 2 and "internal error" not in res.stderr and "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if ": error: " in line]
+    assert errors[0].startswith(f"{p}:4: error: ") and "at most 6 components" in errors[0]
+    assert errors[1].startswith(f"{p}:5: error: ") and "a component of a variant is empty" in errors[1]
+    assert len(errors) == 2
