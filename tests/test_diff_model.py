@@ -10,6 +10,7 @@ computed the slow and obvious way: a term's state is its last answer that is not
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import random
 
 import pytest
@@ -117,6 +118,7 @@ def test_random_run_pairs_match_the_written_rules(store_target, monkeypatch, can
                 want, compared = _expected(world, threshold)
                 assert got == want, (n, threshold)
                 assert result.compared == compared
+                assert gc.isenabled()  # paused during the comparison only
                 seen_kinds |= {v[0] for v in got.values()}
         assert {"newly_censored", "newly_uncensored", "results_dropped", "new_term", "dropped_term",
                 "became_unknown", "first_observation"} <= seen_kinds

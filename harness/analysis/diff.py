@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import gc
 import io
 import itertools
 import json
@@ -599,6 +600,21 @@ _NO_CONFIRMATION = frozenset({Transition.results_dropped, Transition.first_obser
 
 def diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filters(),
               drop_threshold: float | None = DEFAULT_DROP_THRESHOLD, confirm: bool = True) -> DiffResult:
+    """Every change of state between run A and run B (same vantage point keys).
+
+    Runs with the cyclic garbage collector paused: millions of short-lived row tuples, no cycles,
+    and a collection pass over them costs about a tenth of the comparison."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _diff_runs(store, run_a, run_b, filters=filters, drop_threshold=drop_threshold, confirm=confirm)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _diff_runs(store: Store, run_a: str, run_b: str, *, filters: Filters = Filters(),
+               drop_threshold: float | None = DEFAULT_DROP_THRESHOLD, confirm: bool = True) -> DiffResult:
     """Every change of state between run A and run B (same vantage point keys)."""
     if drop_threshold is not None and not 0 < drop_threshold <= 1:
         raise InputError(f"drop threshold must be a fraction in (0, 1], not {drop_threshold}")
