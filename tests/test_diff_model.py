@@ -16,7 +16,7 @@ import random
 import pytest
 
 from harness.analysis import diff as diff_mod
-from harness.analysis.diff import CENSORED, UNKNOWN, classify_transition, diff_runs
+from harness.analysis.diff import CENSORED, UNKNOWN, Filters, classify_transition, diff_runs
 from harness.models import Measurement, Run, Verdict
 from harness.models import TestKeys as Keys  # not a test class
 from harness.store import Store
@@ -62,9 +62,14 @@ def _store_run(store: Store, run_id: str, start: dt.datetime, rows: dict, vantag
                 measurement_id=f"{run_id}-{i}-{j}", run_id=run_id, probe_set="model",
                 task_key=f"{platform}|{term}|{j}", measurement_start_time=start + dt.timedelta(seconds=i * 10 + j),
                 platform=platform, input=term, query=term, vantage=vantage, verdict=Verdict(verdict),
+                list_name=_list_of(term), tags=["odd"] if TERMS.index(term) % 3 == 0 else [],
                 failure="timeout" if verdict == "failure" else None,
                 test_keys=Keys(result_count=count, result_items=items)), None, ()))
     store.add_measurements(batch)
+
+
+def _list_of(term: str) -> str:
+    return "L1" if TERMS.index(term) % 2 else "L2"
 
 
 def _state(answers):
@@ -72,10 +77,10 @@ def _state(answers):
     return known[-1] if known else (UNKNOWN, None, None)
 
 
-def _expected(world, threshold):
+def _expected(world, threshold, keep=lambda term: True):
     out = {}
     compared = 0
-    for key in set(world["A"]) | set(world["B"]):
+    for key in {k for k in set(world["A"]) | set(world["B"]) if keep(k[1])}:
         sa = _state(world["A"][key]) if key in world["A"] else None
         sb = _state(world["B"][key]) if key in world["B"] else None
         compared += sa is not None and sb is not None
@@ -120,5 +125,14 @@ def test_random_run_pairs_match_the_written_rules(store_target, monkeypatch, can
                 assert result.compared == compared
                 assert gc.isenabled()  # paused during the comparison only
                 seen_kinds |= {v[0] for v in got.values()}
+        # the filters of `harness diff --list/--tag` apply on both backends' paths
+        for n, world in enumerate(worlds[:4]):
+            for filters, keep in ((Filters(lists=("L1",)), lambda term: _list_of(term) == "L1"),
+                                  (Filters(tags=("odd",)), lambda term: TERMS.index(term) % 3 == 0)):
+                result = diff_runs(store, f"m{n}-a", f"m{n}-b", filters=filters, confirm=False)
+                got = {(c.platform, c.term): (c.transition.value, c.before, c.after) for c in result.changes}
+                want, compared = _expected(world, 0.5, keep)
+                assert got == want, (n, filters)
+                assert result.compared == compared
         assert {"newly_censored", "newly_uncensored", "results_dropped", "new_term", "dropped_term",
                 "became_unknown", "first_observation"} <= seen_kinds
