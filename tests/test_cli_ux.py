@@ -166,6 +166,18 @@ def test_adhoc_input_runs_without_yaml_and_is_diffable(tmp_path):
         sb.stop()
 
 
+def test_a_bad_adhoc_term_is_reported_where_the_user_wrote_it_and_nothing_is_written(tmp_path):
+    terms = tmp_path / "terms.txt"
+    terms.write_text("甲一\n\n# a comment\nx\x1b[31m\n", encoding="utf-8")
+    db = tmp_path / "s.db"
+    res = harness("run", "--platform", "sandbox", "--input-file", str(terms), "--store", str(db), "--dry-run")
+    assert res.returncode == ExitCode.BAD_INPUT
+    assert res.stderr.strip() == f"error: {terms}:4: the term contains the control character U+001B"
+    res = harness("run", "--platform", "sandbox", "--input", "ok", "--input", "a\x07b", "--store", str(db))
+    assert res.returncode == ExitCode.BAD_INPUT and res.stderr.strip().startswith("error: --input 2: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["terms.txt"]  # no half-made ad-hoc probe set, no store
+
+
 def test_dry_run_estimates_time_at_the_rate_limit(tmp_path):
     ps = tmp_path / "p.yaml"
     ps.write_text("name: slow\nkeywords:\n  - list: june4\nplatforms:\n  - {name: baidu}\n"

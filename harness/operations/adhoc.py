@@ -14,19 +14,24 @@ import re
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from ..errors import InputError
+from ..models import Keyword
 from ..yamlio import atomic_write_text
 
 ADHOC_PREFIX = "adhoc-"
 
 
 def read_terms(inputs: list[str], files: list[Path]) -> list[str]:
-    """Terms from ``--input`` values and ``--input-file`` files (one a line; blank lines and ``#`` comments skipped)."""
-    terms: list[str] = []
-    for t in inputs:
+    """Terms from ``--input`` values and ``--input-file`` files (one a line; blank lines and ``#`` comments skipped).
+
+    Each term is checked as a keyword entry here, so a bad one is reported where the user wrote
+    it (``terms.txt:3: ...`` or ``--input 2: ...``), before anything is written."""
+    terms: list[tuple[str, str, int | None]] = []  # (term, where, line)
+    for i, t in enumerate(inputs, 1):
         if t.strip():
-            terms.append(t.strip())
+            terms.append((t.strip(), f"--input {i}" if len(inputs) > 1 else "--input", None))
     for f in files:
         try:
             text = f.read_text(encoding="utf-8-sig")
@@ -36,12 +41,21 @@ def read_terms(inputs: list[str], files: list[Path]) -> list[str]:
             raise InputError("not valid UTF-8", f) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", f) from None
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                terms.append(line)
+                terms.append((line, str(f), number))
     seen: set[str] = set()
-    out = [t for t in terms if not (t in seen or seen.add(t))]
+    out: list[str] = []
+    for term, where, number in terms:
+        if term in seen:
+            continue
+        seen.add(term)
+        try:
+            Keyword(term=term, source="command line")
+        except ValidationError as exc:
+            raise InputError(exc.errors()[0]["msg"].removeprefix("Value error, "), where, number) from None
+        out.append(term)
     if not out:
         raise InputError("no terms: give --input TERM or --input-file FILE (one term a line)")
     return out
