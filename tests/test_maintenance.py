@@ -190,3 +190,31 @@ def test_check_hashes_every_body_again_and_names_a_tampered_one(store_target, ca
     with Store(store_target) as st:  # data that does not even decompress is a mismatch too
         st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (b"not zlib", stored["other"].body_sha256))
     assert stored["other"].body_sha256 in check_store(store_target).body_mismatches
+
+
+def test_check_no_bodies_skips_the_rehash_but_still_finds_missing_bodies(store_target, capsys):
+    """--no-bodies: a body altered in place goes unreported (its data is not read), a body reference
+    that leads nowhere is reported in both modes; --json names the mode that ran."""
+    import zlib
+
+    seed(store_target, {"a": (1, b"page a" * 20, Verdict.hard), "b": (1, b"page b" * 20, Verdict.hard)})
+    with Store(store_target) as st:
+        sha = {m.input: m.evidence.body_sha256 for m in st.measurements()}
+        st.conn.execute("UPDATE bodies SET data=? WHERE sha256=?", (zlib.compress(b"edited"), sha["a"]))
+    args = ("store", "check", "--store", str(store_target), "--json")
+    full = cli_inprocess(capsys, *args)
+    body = json.loads(full.stdout)
+    assert full.returncode == 1 and body["mode"] == "full" and body["body_mismatches"] == [sha["a"]]
+    quick = cli_inprocess(capsys, *args, "--no-bodies")
+    body = json.loads(quick.stdout)
+    assert quick.returncode == 0 and body["ok"] and body["mode"] == "no-bodies"
+    assert body["bodies_rehashed"] == 0 and body["body_mismatches"] == []
+    text = cli_inprocess(capsys, "store", "check", "--store", str(store_target), "--no-bodies")
+    assert text.returncode == 0 and "not hashed again (--no-bodies)" in text.stdout
+    with Store(store_target) as st:
+        st.conn.execute("DELETE FROM bodies WHERE sha256=?", (sha["b"],))  # lost, not pruned
+    for extra in ((), ("--no-bodies",)):
+        res = cli_inprocess(capsys, *args, *extra)
+        body = json.loads(res.stdout)
+        assert res.returncode == 1 and body["missing_bodies"] == 1
+        assert any("missing" in p for p in body["problems"])

@@ -19,6 +19,7 @@ import hashlib
 import sqlite3
 import zlib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -82,6 +83,9 @@ class CheckReport(BaseModel):
     integrity: str
     schema_version: int
     expected_schema_version: int = SCHEMA_VERSION
+    mode: Literal["full", "no-bodies"] = Field(
+        "full", description="full: every stored body decompressed and hashed again; no-bodies: structural checks "
+        "only (integrity, foreign keys, schema, body references, runs), no body data decompressed or hashed")
     runs: int = 0
     measurements: int = 0
     bodies: int = 0
@@ -114,8 +118,13 @@ def _pg_size(store: Store) -> int:
     return int(row[0])
 
 
-def check_store(path: StoreTarget) -> CheckReport:
-    """Integrity, schema version, bodies and runs of a store; ``ok`` is False when something is wrong."""
+def check_store(path: StoreTarget, *, bodies: bool = True) -> CheckReport:
+    """Integrity, schema version, bodies and runs of a store; ``ok`` is False when something is wrong.
+
+    ``bodies=False`` (``--no-bodies``) skips decompressing and hashing every stored body again, the
+    part whose time grows with the bytes stored; the body *references* (missing, unreferenced) are
+    still counted from the keys alone."""
+    mode: Literal["full", "no-bodies"] = "full" if bodies else "no-bodies"
     target = normalize(path)
     pg = is_postgres(target)
     where = redact(target)
@@ -134,7 +143,7 @@ def check_store(path: StoreTarget) -> CheckReport:
         if integrity != "ok":
             problems.append(f"integrity check failed: {integrity}")
             version = store.schema_version
-            return CheckReport(path=where, ok=False, integrity=integrity, schema_version=version,
+            return CheckReport(path=where, ok=False, integrity=integrity, schema_version=version, mode=mode,
                                size_bytes=size, problems=problems)
         if not pg:  # PostgreSQL enforces foreign keys itself
             fk = c.execute("PRAGMA foreign_key_check").fetchall()
@@ -155,7 +164,7 @@ def check_store(path: StoreTarget) -> CheckReport:
         )
         if missing:
             problems.append(f"{missing} bodies referenced by measurements are missing (not pruned by retention)")
-        rehashed, mismatches = _rehash_bodies(store)
+        rehashed, mismatches = _rehash_bodies(store) if bodies else (0, [])
         if mismatches:
             problems.append(f"{len(mismatches)} stored bodies do not match their SHA-256 (altered after they were "
                             f"stored): {', '.join(m[:16] for m in mismatches[:5])}")
@@ -164,7 +173,7 @@ def check_store(path: StoreTarget) -> CheckReport:
         interrupted = [r.run_id for r in runs if status[r.run_id] == "interrupted"]
         running = [r.run_id for r in runs if status[r.run_id] == "running"]
         report = CheckReport(
-            path=where, ok=not problems, integrity=integrity, schema_version=version, runs=len(runs),
+            path=where, ok=not problems, integrity=integrity, schema_version=version, mode=mode, runs=len(runs),
             measurements=count("SELECT COUNT(*) FROM measurements"), bodies=count("SELECT COUNT(*) FROM bodies"),
             pruned_bodies=count("SELECT COUNT(*) FROM pruned_bodies"), orphan_bodies=orphan, missing_bodies=missing,
             bodies_rehashed=rehashed, body_mismatches=mismatches,
