@@ -16,7 +16,7 @@ Every redirect the page goes through (server redirects of the page and of the ca
 request, and navigations its script starts) is reported in order, so the spec's ``location``
 signals read them as for HTTP: a page sent to a CAPTCHA or login host is ``captcha`` or
 ``session_required``, not ``redirect_offsite``; waiting for the capture ends as soon as the
-page leaves the spec's origin.
+page leaves the spec's origin, or the captured request is redirected to another host.
 
 What is kept is what the HTTP transport keeps (status, URL, a header subset, the body),
 with every configured secret and every cookie value the page set scrubbed from the URL and
@@ -229,6 +229,8 @@ class Browser:
                     redirects.append((resp.status, target))
                     if navigation:
                         left(target)
+                    elif _origin(target) != _origin(resp.url) and not pattern.search(target) and not captured.done():
+                        captured.set_result(None)  # the API call was sent to another host (a CAPTCHA or login page)
                 elif matched and not captured.done():
                     captured.set_result(resp)
 
