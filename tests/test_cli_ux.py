@@ -82,6 +82,87 @@ def test_every_listing_takes_format_and_json_stays_an_alias(three):
     assert "newly_censored" in full.stdout and "…" not in full.stdout
 
 
+VERDICTS = ("not_censored", "no_results", "hard", "soft", "unknown")
+CONFIRMED = ("yes", "no", "unconfirmed", "(retest)", "(next_run)")
+
+
+def _row_cells(table: str, term: str) -> list[str]:
+    """The cells of the first drawn line of the row whose term is ``term`` (its key columns are on that line)."""
+    [line] = [x for x in table.splitlines() if x.startswith("│") and f" {term} " in x]
+    return [c.strip() for c in line.strip("│").split("│")]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_diff_table_shows_every_verdict_whole_at_80_and_120_columns(three, width):
+    """Issue 16: at 80 columns the before/after verdicts were split (`not_cens` / `ored`) while the key
+    columns stayed whole. Every verdict (and, where shown, every confirmation) is now whole on the line
+    of its row's term and change; what does not fit is left out with a note, never cut."""
+    from rich.cells import cell_len
+
+    root, db, ids = three
+    env = {"COLUMNS": str(width)}
+    piped = tsv(harness("diff", "--store", str(db), ids[0], ids[1], env=env).stdout)  # complete, unchanged
+    assert piped[0] == ["change", "platform", "term", "vantage", "before", "after", "confirmed"]
+    expected = piped[1:]
+    assert {r[0] for r in expected} >= {"newly_censored", "newly_uncensored", "hard_to_soft", "soft_to_hard",
+                                        "became_unknown", "results_dropped", "new_term", "dropped_term"}
+    for extra in ((), ("--all",)):
+        res = harness("diff", "--store", str(db), ids[0], ids[1], "--format", "table", *extra, env=env)
+        assert res.returncode == 0, res.stderr
+        drawn = [x for x in res.stdout.splitlines() if x[:1] in "┏┃┡│└"]
+        assert drawn and all(cell_len(x) <= width for x in drawn)
+        header = [c.strip() for c in drawn[1].strip("┃").split("┃")]
+        words = {w for x in drawn if x.startswith("│") for c in x.strip("│").split("│") for w in c.split()}
+        # no piece of a verdict or a confirmation anywhere (`not_cens`, `ored`, `unconfir`, `(next_ru`)
+        pieces = {w for w in words if len(w) > 2 and w not in VERDICTS + CONFIRMED
+                  and any(w != v and (v.startswith(w) or v.endswith(w)) for v in VERDICTS + CONFIRMED)}
+        assert not pieces, res.stdout
+        for change, _platform, term, _vantage, before, after, confirmed in expected:
+            cells = dict(zip(header, _row_cells(res.stdout, term)))
+            assert cells["change"] == change and cells["term"] == term  # key columns whole
+            assert cells["before"] == before and cells["after"].split()[0] == after.split()[0]
+            if "confirmed" in cells:
+                assert cells["confirmed"].split()[0] == confirmed.split()[0]
+        if width == 80:  # the confirmations do not fit beside the verdicts: left out, and the note says so
+            assert "confirmed" not in header and "vantage" in header
+            assert "(confirmed left out at 80 columns: --format tsv or --json shows every column)" in res.stdout
+        else:
+            assert header == piped[0] and "left out" not in res.stdout
+    limited = harness("diff", "--store", str(db), ids[0], ids[1], "--format", "table", "--limit", "3", env=env)
+    assert sum(x.startswith("│") and x[2:3] != " " for x in limited.stdout.splitlines()) == 3
+    assert f"… {len(expected) - 3} more changes (--all" in limited.stdout
+
+
+def test_words_columns_wrap_between_words_and_optional_columns_go_first(capsys, monkeypatch):
+    """The table rule behind the diff: a `words` column is never narrower than its longest word; when the
+    table does not fit, optional columns are left out (named in a note) before anything is cut; when even
+    that does not fit, each row is printed as `name: value` lines with every column."""
+    from harness.cli import _output
+    from harness.cli._output import Col, print_table
+
+    cols = [Col("term", key=True), Col("A", words=True), Col("B", words=True),
+            Col("comment", optional=True)]
+    rows = [("甲一", "not_censored (still hard, 3 d old)", "no_results", "a long comment that may wrap anywhere"),
+            ("乙二", "unknown", "not_censored (−100% results)", "short")]
+
+    def drawn(width: int) -> str:
+        monkeypatch.setattr(_output.console, "width", width)
+        print_table(cols, rows)
+        return capsys.readouterr().out
+
+    for width, left_out in ((60, False), (45, True)):
+        out = drawn(width)
+        words = {w for x in out.splitlines() if x.startswith("│") for c in x.split("│") for w in c.split()}
+        assert {"not_censored", "no_results", "unknown", "甲一", "乙二"} <= words, out
+        if left_out:
+            assert "(comment left out at 45 columns: --format tsv or --json shows every column)" in out, out
+            assert "anywhere" not in out
+        else:
+            assert "comment" in out and "anywhere" in out and "left out" not in out, out
+    records = drawn(30)
+    assert "A: not_censored (still hard, 3 d old)" in records and "comment: short" in records and "│" not in records
+
+
 def test_one_run_grammar_everywhere_and_clear_failures(three, capsys):
     from .test_schedule_support import cli_inprocess as cli  # through harness.cli.main, stdout captured (not a tty)
 

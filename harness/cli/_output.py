@@ -2,8 +2,10 @@
 
 ``--format table`` (the default on a terminal) draws a Rich table whose key columns (a term, a
 change, a run id, a ``file:line``) are never cut: they keep their full width and the other
-columns wrap; when even that does not fit the terminal, each row is printed as ``name: value``
-lines. Large tables (more than :data:`FAST_ROWS` rows) are drawn as aligned plain text, which is
+columns wrap; a ``words`` column (a verdict or a state, perhaps with a note after it) wraps only
+between words, so ``not_censored`` is never split. When that does not fit the terminal, the
+``optional`` columns are left out (last first) with a one-line note naming them; when even that
+does not fit, each row is printed as ``name: value`` lines (every column). Large tables (more than :data:`FAST_ROWS` rows) are drawn as aligned plain text, which is
 many times faster than a Rich table. ``tsv`` (the default when stdout is not a terminal: pipes,
 cron mail) is a header line and one line per row, tab-separated, complete, without styling;
 ``csv`` is RFC 4180; ``json`` is a list of objects (``--json`` is kept as its alias).
@@ -61,6 +63,11 @@ class Col:
     key: bool = False
     """A key column (term, change, run id, file:line): never cut."""
     right: bool = False
+    words: bool = False
+    """Values from a small closed vocabulary (a verdict, a state), perhaps followed by a note: the
+    column may wrap between words, never inside one."""
+    optional: bool = False
+    """Left out of a terminal table (with a note) when the table would not fit with it."""
 
 
 def _cell(value: Any) -> str:
@@ -112,27 +119,46 @@ def _whole(c: Col, i: int, rows: Sequence[Sequence[str]]) -> int | None:
     return None
 
 
+def _least(c: Col, i: int, rows: Sequence[Sequence[str]]) -> int:
+    """The narrowest a wrapping column may be: its longest word (header included) for a ``words``
+    column, 6 otherwise."""
+    if not c.words:
+        return 6
+    return max(cell_len(w) for v in [c.name, *(r[i] for r in rows)] for w in [*v.split(), ""])
+
+
 def _fits(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> bool:
     need = 1
     for i, c in enumerate(cols):
         whole = _whole(c, i, rows)
-        need += (whole if whole is not None else 6) + 3
+        need += (whole if whole is not None else _least(c, i, rows)) + 3
     return need <= width
 
 
 def _widths(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> list[int]:
-    """Column widths for a table ``width`` cells wide: whole columns keep theirs, the others
-    share what is left (each at least 6, at most its natural width), narrowest first."""
+    """Column widths for a table ``width`` cells wide: whole columns keep theirs, the others get
+    their least width and share what is left (at most their natural width), narrowest need first."""
     natural = [max([cell_len(c.name)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-    fixed = [_whole(c, i, rows) for i, c in enumerate(cols)]
-    left = width - 1 - 3 * len(cols) - sum(w for w in fixed if w is not None)
-    out = list(fixed)
-    free = sorted((i for i, w in enumerate(fixed) if w is None), key=natural.__getitem__)
-    for n, i in enumerate(free):
-        share = max(6, left // (len(free) - n))
-        out[i] = min(natural[i], share)
-        left -= out[i]
+    out = [_whole(c, i, rows) for i, c in enumerate(cols)]
+    free = [i for i, w in enumerate(out) if w is None]
+    least = {i: min(natural[i], _least(cols[i], i, rows)) for i in free}
+    left = width - 1 - 3 * len(cols) - sum(w for w in out if w is not None) - sum(least.values())
+    for n, i in enumerate(sorted(free, key=lambda i: natural[i] - least[i])):
+        out[i] = least[i] + min(natural[i] - least[i], max(0, left) // (len(free) - n))
+        left -= out[i] - least[i]
     return [w if w is not None else 6 for w in out]
+
+
+def _fitting(cols: Sequence[Col], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """The columns to draw at ``width`` (indexes): all, or all but optional ones left out last
+    first; None when even that does not fit."""
+    keep = list(range(len(cols)))
+    for i in [None, *reversed([i for i, c in enumerate(cols) if c.optional])]:
+        if i is not None:
+            keep.remove(i)
+        if _fits([cols[k] for k in keep], [[r[k] for k in keep] for r in rows], width):
+            return keep
+    return None
 
 
 def _plain_aligned(cols: Sequence[Col], rows: Sequence[Sequence[str]]) -> str:
@@ -156,7 +182,8 @@ def print_table(cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, title: st
         cols = [cols[i] for i in keep]
         text_rows = [[r[i] for i in keep] for r in text_rows]
     width = console.width
-    if not _fits(cols, text_rows, width):
+    shown = _fitting(cols, text_rows, width)
+    if shown is None:
         # written as one text (values already neutralised): one Rich print per field would take
         # seconds for 20,000 rows
         lines = [neutralise(title)] if title else []
@@ -166,6 +193,17 @@ def print_table(cols: Sequence[Col], rows: Sequence[Sequence[Any]], *, title: st
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         return
+    left_out = [c.name for i, c in enumerate(cols) if i not in shown]
+    if left_out:
+        cols = [cols[i] for i in shown]
+        text_rows = [[r[i] for i in shown] for r in text_rows]
+    _draw(cols, text_rows, width, title)
+    if left_out:
+        console.print(esc(f"({', '.join(left_out)} left out at {width} columns: --format tsv or --json shows "
+                          "every column)"), soft_wrap=True, highlight=False)
+
+
+def _draw(cols: Sequence[Col], text_rows: Sequence[Sequence[str]], width: int, title: str | None) -> None:
     if len(text_rows) > FAST_ROWS:
         if title:
             console.print(esc(title), soft_wrap=True)

@@ -56,8 +56,12 @@ def _after(c) -> str:
     return after
 
 
-DIFF_COLS = [Col("change", key=True), Col("platform", key=True), Col("term", key=True), Col("vantage"),
-             Col("before"), Col("after"), Col("confirmed")]
+# before/after/confirmed are verdicts (or states) with a note: never split inside a word. At 80
+# columns they do not all fit beside the key columns, so confirmed, then vantage, are left out
+# (with a note) before any verdict is cut.
+DIFF_COLS = [Col("change", key=True), Col("platform", key=True), Col("term", key=True),
+             Col("vantage", optional=True), Col("before", words=True), Col("after", words=True),
+             Col("confirmed", words=True, optional=True)]
 
 
 def diff_rows(result: DiffResult) -> list[tuple]:
@@ -86,7 +90,8 @@ def print_diff(result: DiffResult, fmt: Format = Format.table, limit: int | None
         note(fmt, f"… {len(rows) - len(shown)} more changes (--all to list them, or --format tsv|csv|json)")
 
 
-CROSS_COLS = [Col("difference", key=True), Col("term", key=True), Col("platform or vantage", key=True), Col("A"), Col("B")]
+CROSS_COLS = [Col("difference", key=True), Col("term", key=True), Col("platform or vantage", key=True),
+              Col("A", words=True), Col("B", words=True)]
 
 
 def print_cross(result: CrossDiff, fmt: Format = Format.table, limit: int | None = DEFAULT_LIMIT) -> None:
