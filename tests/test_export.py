@@ -128,8 +128,17 @@ def test_csv_export(two_vantages, tmp_path):
     root, bj, _ = two_vantages
     res = cli("export", "--store", str(root / "bj.db"), "--format", "csv", "--probes-only")
     assert res.returncode == 0, res.stderr
+    header = next(csv.reader(res.stdout.splitlines()))
+    # scripts index the columns by position: the columns of before stay first, in their order
+    assert header[:24] == [
+        "measurement_uid", "report_id", "measurement_start_time", "probe_set", "platform", "vantage", "probe_cc",
+        "probe_asn", "input", "variant", "query", "list_name", "category", "tags", "role", "verdict", "failure",
+        "ooni_failure", "result_count", "result_items", "signals", "confirmed", "status_code", "body_sha256"]
+    assert header[24:] == ["test_name", "item_spec"]
     rows = list(csv.DictReader(res.stdout.splitlines()))
     assert {r["role"] for r in rows} == {"probe"}
+    # a keyword run: search_censorship, no item spec
+    assert {(r["test_name"], r["item_spec"]) for r in rows} == {("search_censorship", "")}
     by_term = {r["input"]: r for r in rows}
     assert by_term["乙二"]["verdict"] == "hard" and "legal_notice" in by_term["乙二"]["signals"]
     assert by_term["甲一"]["tags"] == "watch" and by_term["甲一"]["report_id"] == bj

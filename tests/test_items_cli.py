@@ -199,6 +199,14 @@ def test_a_probe_set_of_keywords_and_items_runs_diffs_and_exports_through_the_cl
     assert items[_item("likeqiang")]["category"] == "leaders" and items[_item("likeqiang")]["list_name"] == "w"
     assert items[_item("likeqiang")]["body_sha256"] and items[_item("weather")]["verdict"] == "available"
     assert any(r["role"] == "probe" and r["input"] == "李克强" and r["verdict"] == "hard" for r in rows)
+    # each item row (and the watch list's control) names the item spec that read it; the keyword rows of the same run
+    # (probes, truisms, controls) have none
+    watched = [r for r in rows if r["input"].startswith(_item(""))]
+    assert {r["role"] for r in watched} == {"item", "truism"}  # the watch list's control item is a truism
+    assert {(r["test_name"], r["item_spec"]) for r in watched} == {("content_removal", "sandbox_item")}
+    searched = [r for r in rows if not r["input"].startswith(_item(""))]
+    assert any(r["role"] == "probe" for r in searched)
+    assert {(r["test_name"], r["item_spec"]) for r in searched} == {("search_censorship", "")}
 
     out = tmp_path / "mix.parquet"
     res = cli("export", "--store", str(db), "--run", second["run_id"], "--output", str(out))

@@ -51,7 +51,8 @@ _MOVED_TO_TEST_KEYS = ("platform", "verdict", "failure", "role", "query", "compo
 CSV_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "probe_set", "platform", "vantage",
                "probe_cc", "probe_asn", "input", "variant", "query", "list_name", "category", "tags", "role", "verdict",
                "failure", "ooni_failure", "result_count", "result_items", "signals", "confirmed", "status_code",
-               "body_sha256"]
+               "body_sha256", "test_name", "item_spec"]
+"""The CSV header. Scripts index these columns by position: new columns go at the END, never between."""
 DATA_FORMAT_VERSION = "0.2.0"
 _LOCAL_RUN_FIELDS = ("pid", "hostname")
 """Run fields that identify the measuring machine: never exported (the README's advice to vantage operators)."""
@@ -194,6 +195,7 @@ def _csv_row(rec: dict[str, Any]) -> dict[str, Any]:
         "ooni_failure": tk.get("failure") if "harness_failure" in tk else None, "result_count": tk.get("result_count"),
         "result_items": tk.get("result_items"), "signals": ";".join(tk.get("signals") or []),
         "confirmed": tk.get("confirmed"), "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),
+        "test_name": rec.get("test_name"), "item_spec": tk.get("item_spec"),
     }
     return {k: ("" if v is None else ("true" if v is True else "false" if v is False else v)) for k, v in row.items()}
 
