@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -131,6 +132,30 @@ def test_diff_table_shows_every_verdict_whole_at_80_and_120_columns(three, width
     limited = harness("diff", "--store", str(db), ids[0], ids[1], "--format", "table", "--limit", "3", env=env)
     assert sum(x.startswith("│") and x[2:3] != " " for x in limited.stdout.splitlines()) == 3
     assert f"… {len(expected) - 3} more changes (--all" in limited.stdout
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_history_and_timeline_never_split_a_date_or_a_header_word(three, width):
+    """`history` split `measurements` into `measuremen`/`ts` and `timeline` split its dates
+    (`2026-12`/`-01`); each word is now whole in a table, or the rows are `name: value` records."""
+    from rich.cells import cell_len
+
+    root, db, ids = three
+    env = {"COLUMNS": str(width)}
+    for args, headers in ((("history",), {"measurements", "censored", "results", "failures"}),
+                          (("timeline", "甲一"), {"platform", "verdict", "seen", "runs", "failed"})):
+        res = harness(*args, "--store", str(db), "--format", "table", env=env)
+        assert res.returncode == 0, res.stderr
+        drawn = [x for x in res.stdout.splitlines() if x and x[0] in "┏┃┡│└"]
+        if not drawn:  # too narrow for a table: every field whole on a line of its own
+            assert "started (UTC): " in res.stdout or "first seen: " in res.stdout, res.stdout
+            continue
+        assert all(cell_len(x) <= width for x in drawn)
+        words = {w for x in drawn if x[:1] in "┃│" for c in x.strip("┃│").split(x[0]) for w in c.split()}
+        assert headers <= words, res.stdout
+        dates = [w for w in words if re.match(r"\d{4}-", w)]  # not run ids (20261201T…Z-…)
+        assert dates and all(len(w) == 10 and w[4] == w[7] == "-" for w in dates), res.stdout  # 2026-12-01 whole
+        assert not [w for w in words if w.startswith("-") or w.endswith("-")], res.stdout
 
 
 def test_words_columns_wrap_between_words_and_optional_columns_go_first(capsys, monkeypatch):

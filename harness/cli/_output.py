@@ -114,8 +114,9 @@ def _whole(c: Col, i: int, rows: Sequence[Sequence[str]]) -> int | None:
     values = max([0] + [cell_len(r[i]) for r in rows])
     if c.key:  # its header whole too
         return max(values, cell_len(c.name))
-    if values <= SHORT:
-        return max(values, min(cell_len(c.name), SHORT))
+    if values <= SHORT:  # a words column's header wraps between words, never inside one
+        head = max(cell_len(w) for w in c.name.split()) if c.words else min(cell_len(c.name), SHORT)
+        return max(values, head)
     return None
 
 

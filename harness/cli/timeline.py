@@ -42,8 +42,10 @@ def timeline_cmd(
     if out is Format.json:
         print_json(tl.model_dump(mode="json"))
         return
-    cols = [Col("platform", key=True), Col("vantage"), Col("verdict", key=True), Col("first seen"), Col("last seen"),
-            Col("runs", right=True), Col("failed runs", right=True), Col("confirmed")]
+    # dates wrap between date and time, never inside either (words columns)
+    cols = [Col("platform", key=True), Col("vantage"), Col("verdict", key=True), Col("first seen", words=True),
+            Col("last seen", words=True), Col("runs", right=True), Col("failed runs", right=True, words=True),
+            Col("confirmed", words=True)]
     rows = [(track.platform, track.vantage, p.verdict, p.first_seen.strftime("%Y-%m-%d %H:%M"),
              p.last_seen.strftime("%Y-%m-%d %H:%M"), p.runs, p.unknown_runs,
              "" if p.confirmed is None else ("yes" if p.confirmed else "no"))
@@ -58,8 +60,9 @@ def _ts(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
 
 
-ITEM_TIMELINE_COLS = [Col("platform", key=True), Col("vantage"), Col("state", key=True), Col("first seen (UTC)"),
-                      Col("last seen (UTC)"), Col("runs", right=True), Col("failed runs", right=True), Col("signals")]
+ITEM_TIMELINE_COLS = [Col("platform", key=True), Col("vantage"), Col("state", key=True),
+                      Col("first seen (UTC)", words=True), Col("last seen (UTC)", words=True), Col("runs", right=True),
+                      Col("failed runs", right=True, words=True), Col("signals")]
 
 
 def print_item_timeline(tl: ItemTimeline, fmt: Format = Format.table) -> None:
@@ -95,10 +98,10 @@ def history_cmd(
         rows = run_history(st, probe_set=probe_set, vantage=vantage, limit=limit)
     out = choose_format(fmt, as_json)
     items = any(k.startswith(("available", "removed_", "item_")) for r in rows for k in r.counts)
-    cols = [Col("run", key=True), Col("probe set", key=True), Col("vantage"), Col("started (UTC)"), Col("status"),
-            Col("measurements", right=True), Col("hard", right=True), Col("soft", right=True),
-            Col("not censored", right=True), Col("no results", right=True), Col("failures", right=True),
-            *((Col("items removed", right=True), Col("items available", right=True)) if items else ())]
+    cols = [Col("run", key=True), Col("probe set", key=True), Col("vantage"), Col("started (UTC)", words=True),
+            Col("status", words=True), *(Col(name, right=True, words=True) for name in (  # headers wrap between words
+                "measurements", "hard", "soft", "not censored", "no results", "failures",
+                *(("items removed", "items available") if items else ())))]
 
     def extra(c: dict[str, int]) -> tuple[int, ...]:
         return (sum(v for k, v in c.items() if k.startswith("removed_")), c.get("available", 0)) if items else ()
