@@ -213,6 +213,11 @@ def test_a_probe_set_of_keywords_and_items_runs_diffs_and_exports_through_the_cl
     assert res.returncode == 0, res.exception
     table = pq.read_table(out).to_pylist()
     assert {(r["input"], r["role"], r["verdict"]) for r in table} == {(r["input"], r["role"], r["verdict"]) for r in rows}
+    assert list(pq.read_schema(out).names[-2:]) == ["test_name", "item_spec"]  # new columns go at the end
+    assert {(r["test_name"], r["item_spec"]) for r in table if r["input"].startswith(_item(""))} == {
+        ("content_removal", "sandbox_item")}
+    assert {(r["test_name"], r["item_spec"]) for r in table if not r["input"].startswith(_item(""))} == {
+        ("search_censorship", None)}
 
 
 def test_an_item_probe_set_runs_on_its_schedule(tmp_path, capsys):

@@ -231,7 +231,7 @@ def _pyarrow():
 PARQUET_COLUMNS = ["measurement_uid", "report_id", "measurement_start_time", "date", "probe_set", "platform", "vantage",
                    "probe_cc", "probe_asn", "input", "variant", "query", "list_name", "category", "tags", "role",
                    "verdict", "censored", "failure", "ooni_failure", "result_count", "result_items", "signals",
-                   "confirmed", "status_code", "body_sha256", "record"]
+                   "confirmed", "status_code", "body_sha256", "record", "test_name", "item_spec"]
 PARTITION_COLUMNS = ["date", "platform"]
 
 
@@ -265,6 +265,7 @@ def _parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
         "signals": list(tk.get("signals") or []), "confirmed": None if confirmed is None else bool(confirmed),
         "status_code": ev.get("status_code"), "body_sha256": ev.get("body_sha256"),
         "record": json.dumps(rec, ensure_ascii=False, separators=(",", ":")),
+        "test_name": rec.get("test_name"), "item_spec": tk.get("item_spec"),
     }
 
 
